@@ -1,0 +1,33 @@
+"""Exception classes. Each names the thing the user got wrong, in one line."""
+
+
+class FeaturehouseError(Exception):
+    """Base class: a problem the user can fix. The CLI prints it as one line and exits 2."""
+
+
+class ProjectError(FeaturehouseError):
+    """The dbt project cannot be found, parsed or connected to."""
+
+
+class InvalidFeatureMetadata(FeaturehouseError):
+    """A model's `meta.featurehouse` block is wrong."""
+
+    def __init__(self, model: str, field: str, problem: str):
+        self.model, self.field, self.problem = model, field, problem
+        super().__init__(f"model '{model}': meta.featurehouse.{field}: {problem}")
+
+
+class UnknownFeature(FeaturehouseError):
+    """A feature, view or version that the registry does not hold."""
+
+
+class UnknownEntity(FeaturehouseError):
+    """An entity type that is not declared in the project's vars."""
+
+
+class InvalidSpine(FeaturehouseError):
+    """The spine (the rows to build features for) lacks a column or has the wrong type."""
+
+
+class InvalidDuration(FeaturehouseError):
+    """A duration string such as '7d' that cannot be read."""

@@ -1,0 +1,137 @@
+"""Spines: the rows a training set is built for (entity keys, an as-of timestamp, labels).
+
+A spine arrives as a DataFrame, an Arrow table, a Parquet/CSV path, a warehouse relation or SQL;
+each becomes a table in the warehouse with a row id, so order and duplicates survive the join.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlglot import exp
+
+from featurehouse.errors import InvalidSpine
+from featurehouse.offline.point_in_time import ROW_ID
+from featurehouse.offline.warehouse import Warehouse
+
+_SQL_START = re.compile(r"^\s*(select|with|from|values|\()", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class LoadedSpine:
+    """A spine in the warehouse: the table to read it from and its columns with their types."""
+
+    table: str
+    columns: dict[str, str]  # name -> type family: 'timestamp', 'string', 'integer', 'float', 'other'
+    rows: int | None
+
+
+def load_spine(warehouse: Warehouse, spine: Any, timestamp: str) -> LoadedSpine:
+    name = f"__fh_spine_input_{uuid.uuid4().hex[:12]}"
+    if isinstance(spine, (str, Path)) and _is_file(spine):
+        table = _read_file(Path(spine))
+    elif isinstance(spine, str):
+        return _load_sql(warehouse, name, spine, timestamp)
+    elif isinstance(spine, pa.Table):
+        table = spine
+    elif hasattr(spine, "to_arrow") and not hasattr(spine, "columns"):
+        table = spine.to_arrow()
+    else:
+        try:
+            import pandas as pd
+        except ImportError:  # pragma: no cover
+            pd = None
+        if pd is None or not isinstance(spine, pd.DataFrame):
+            raise InvalidSpine(f"spine must be a DataFrame, Arrow table, Parquet/CSV path, relation or SQL; got {type(spine).__name__}")
+        table = pa.Table.from_pandas(spine, preserve_index=False)
+    table = _normalise(table, timestamp)
+    table = table.append_column(ROW_ID, pa.array(range(table.num_rows), pa.int64()))
+    warehouse.load_table(name, table)
+    return LoadedSpine(name, {f.name: family(f.type) for f in table.schema if f.name != ROW_ID}, table.num_rows)
+
+
+def _is_file(spine: str | Path) -> bool:
+    text = str(spine)
+    return isinstance(spine, Path) or text.lower().endswith((".parquet", ".pq", ".csv")) and not _SQL_START.match(text)
+
+
+def _read_file(path: Path) -> pa.Table:
+    if not path.is_file():
+        raise InvalidSpine(f"spine file {path} does not exist")
+    if path.suffix.lower() == ".csv":
+        import pyarrow.csv as pacsv
+
+        return pacsv.read_csv(path)
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path)
+
+
+def _normalise(table: pa.Table, timestamp: str) -> pa.Table:
+    """As-of timestamps become naive UTC with microseconds; dates become midnight."""
+    if ROW_ID in table.column_names:
+        raise InvalidSpine(f"spine column '{ROW_ID}' is reserved by featurehouse; rename it")
+    if timestamp not in table.column_names:
+        raise InvalidSpine(f"spine has no timestamp column '{timestamp}' (columns: {', '.join(table.column_names)})")
+    columns = []
+    for f, col in zip(table.schema, table.columns):
+        t = f.type
+        if pa.types.is_timestamp(t):
+            if t.tz is not None:
+                col = col.cast(pa.timestamp(t.unit))  # Arrow keeps instants in UTC: this drops the zone only
+            if t.unit == "ns":
+                col = pc.cast(col, pa.timestamp("us"), safe=False)
+        elif f.name == timestamp and pa.types.is_date(t):
+            col = pc.cast(col, pa.timestamp("us"))
+        columns.append(col)
+    table = pa.table(columns, names=table.column_names)
+    ts_type = table.schema.field(timestamp).type
+    if not pa.types.is_timestamp(ts_type):
+        raise InvalidSpine(f"spine column '{timestamp}' has type {ts_type}, expected a timestamp")
+    return table
+
+
+def _load_sql(warehouse: Warehouse, name: str, spine: str, timestamp: str) -> LoadedSpine:
+    """A relation name or a SELECT, materialised in the warehouse with a row id."""
+    if _SQL_START.match(spine):
+        import sqlglot
+
+        try:
+            source = sqlglot.parse_one(spine, read=warehouse.dialect).subquery("__fh_src")
+        except sqlglot.errors.ParseError as e:
+            raise InvalidSpine(f"spine SQL does not parse: {str(e).splitlines()[0]}") from None
+    else:
+        source = exp.to_table(spine, dialect=warehouse.dialect)
+    ident = exp.to_identifier(name, quoted=True)
+    select = exp.select(exp.Star(), exp.Window(this=exp.RowNumber()).as_(ROW_ID)).from_(source)
+    try:
+        warehouse.execute(f"CREATE TEMP TABLE {ident.sql(warehouse.dialect)} AS {select.sql(warehouse.dialect)}")
+    except Exception as e:  # the engine's own message names the missing relation or column
+        raise InvalidSpine(f"spine {spine!r} cannot be read: {str(e).strip().splitlines()[0]}") from None
+    columns = warehouse.column_families(f"SELECT * FROM {ident.sql(warehouse.dialect)} LIMIT 0")
+    columns.pop(ROW_ID, None)
+    if timestamp not in columns:
+        raise InvalidSpine(f"spine has no timestamp column '{timestamp}' (columns: {', '.join(columns)})")
+    if columns[timestamp] != "timestamp":
+        raise InvalidSpine(f"spine column '{timestamp}' is not a timestamp")
+    return LoadedSpine(name, columns, None)
+
+
+def family(t: pa.DataType) -> str:
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        return "timestamp"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "string"
+    if pa.types.is_integer(t):
+        return "integer"
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "float"
+    if pa.types.is_null(t):
+        return "null"
+    return "other"

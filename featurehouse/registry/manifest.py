@@ -1,0 +1,177 @@
+"""Build the registry from dbt's manifest: the one place feature views are declared.
+
+A feature view is a dbt model with a `meta.featurehouse` block; entity types are declared once in
+the project's vars (`vars: {featurehouse: {entities: {user: [user_id]}}}`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from featurehouse.durations import parse_duration
+from featurehouse.errors import InvalidDuration, InvalidFeatureMetadata
+from featurehouse.registry.model import SENSITIVITIES, Entity, Feature, FeatureView, Registry, Relation
+
+META_KEY = "featurehouse"
+KNOWN_FIELDS = {
+    "entity", "event_time", "created_at", "owner", "version", "freshness_slo", "ttl",
+    "serving_delay", "as_known_at", "sensitivity", "online", "tags", "description", "name",
+}
+TIMESTAMP_TYPES = ("timestamp", "datetime")
+
+# Describes a built relation: {column: data_type}, or None when it does not exist yet.
+Describe = Callable[[Relation], "dict[str, str] | None"]
+
+
+def parse_entities(declared: Mapping[str, Any] | None) -> dict[str, Entity]:
+    """Entity types from the project's vars, e.g. {user: [user_id], card_merchant: [card_id, merchant_id]}."""
+    entities: dict[str, Entity] = {}
+    for name, keys in (declared or {}).items():
+        if isinstance(keys, str):
+            keys = [keys]
+        if isinstance(keys, Mapping):  # {keys: [...]} is accepted too
+            keys = keys.get("keys") or keys.get("key_columns") or []
+        if not keys or not all(isinstance(k, str) and k for k in keys):
+            raise InvalidFeatureMetadata("dbt_project.yml", f"vars.featurehouse.entities.{name}",
+                                         "needs a list of key columns, e.g. [user_id]")
+        entities[str(name)] = Entity(str(name), tuple(keys))
+    return entities
+
+
+def is_timestamp_type(data_type: str | None) -> bool:
+    return bool(data_type) and data_type.strip().lower().startswith(TIMESTAMP_TYPES)
+
+
+def registry_from_manifest(
+    manifest: Mapping[str, Any], entities: Mapping[str, Entity], describe: Describe | None = None
+) -> Registry:
+    """Every model with `meta.featurehouse` becomes a FeatureView; bad metadata raises naming model and field."""
+    registry = Registry(entities=dict(entities))
+    seen: dict[tuple[str, int], str] = {}
+    for node in manifest.get("nodes", {}).values():
+        if node.get("resource_type") != "model":
+            continue
+        meta = (node.get("config") or {}).get("meta") or node.get("meta") or {}
+        block = meta.get(META_KEY)
+        if block is None:
+            continue
+        view = view_from_node(node, block, registry.entities, describe)
+        key = (view.name, view.version)
+        if key in seen:
+            raise InvalidFeatureMetadata(
+                view.model, "version",
+                f"duplicate feature view '{view.versioned_name}' (also declared by model '{seen[key]}'); bump the version",
+            )
+        seen[key] = view.model
+        registry.add(view)
+    return registry
+
+
+def view_from_node(
+    node: Mapping[str, Any], block: Any, entities: Mapping[str, Entity], describe: Describe | None = None
+) -> FeatureView:
+    model = node["name"] + (f".v{node['version']}" if node.get("version") is not None else "")
+    if not isinstance(block, Mapping):
+        raise InvalidFeatureMetadata(model, "", "must be a mapping of settings")
+
+    def fail(fld: str, problem: str) -> InvalidFeatureMetadata:
+        return InvalidFeatureMetadata(model, fld, problem)
+
+    unknown = sorted(set(block) - KNOWN_FIELDS)
+    if unknown:
+        raise fail(unknown[0], f"unknown setting (known: {', '.join(sorted(KNOWN_FIELDS))})")
+
+    entity_name = block.get("entity")
+    if not entity_name:
+        raise fail("entity", "is required (an entity type declared in vars.featurehouse.entities)")
+    if entity_name not in entities:
+        declared = ", ".join(sorted(entities)) or "none declared"
+        raise fail("entity", f"unknown entity '{entity_name}' (declared: {declared})")
+    entity = entities[entity_name]
+
+    def duration(fld: str):
+        try:
+            return parse_duration(block.get(fld))
+        except InvalidDuration as e:
+            raise fail(fld, str(e)) from None
+
+    version = block.get("version", node.get("version") if node.get("version") is not None else 1)
+    try:
+        if isinstance(version, bool) or int(str(version)) < 1:
+            raise ValueError
+        version = int(str(version))
+    except ValueError:
+        raise fail("version", f"must be a positive integer, got {version!r}") from None
+
+    sensitivity = block.get("sensitivity", "internal")
+    if sensitivity not in SENSITIVITIES:
+        raise fail("sensitivity", f"must be one of {', '.join(SENSITIVITIES)}, got {sensitivity!r}")
+    for flag in ("online", "as_known_at"):
+        if flag in block and not isinstance(block[flag], bool):
+            raise fail(flag, f"must be true or false, got {block[flag]!r}")
+    tags = block.get("tags", [])
+    if isinstance(tags, str):
+        tags = [tags]
+
+    relation = Relation(node.get("database"), node.get("schema"), node.get("alias") or node["name"])
+    columns = _columns(node, relation, describe)
+
+    event_time = block.get("event_time")
+    if not event_time:
+        raise fail("event_time", "is required (the column holding each row's event time)")
+    created_at = block.get("created_at")
+    for fld, col in (("event_time", event_time), ("created_at", created_at)):
+        if col is None:
+            continue
+        if columns and col not in columns:
+            raise fail(fld, f"column '{col}' is not a column of the model (columns: {', '.join(columns)})")
+        if columns and columns[col] and not is_timestamp_type(columns[col]):
+            raise fail(fld, f"column '{col}' has type '{columns[col]}', expected a timestamp")
+    missing = [k for k in entity.keys if columns and k not in columns]
+    if missing:
+        raise fail("entity", f"key column(s) {', '.join(missing)} of entity '{entity.name}' are not columns of the model")
+
+    skip = set(entity.keys) | {event_time, created_at}
+    name = block.get("name") or node["name"]
+    declared = node.get("columns") or {}
+    features = tuple(
+        Feature(name, col, dtype, version, (declared.get(col) or {}).get("description", ""))
+        for col, dtype in columns.items()
+        if col not in skip and dtype
+    )
+    if not features:
+        raise fail("columns", "no feature columns: declare the model's columns with a data_type in YAML, or build it first")
+
+    return FeatureView(
+        name=name,
+        version=version,
+        entity=entity,
+        relation=relation,
+        event_time=event_time,
+        created_at=created_at,
+        features=features,
+        owner=block.get("owner"),
+        freshness_slo=duration("freshness_slo"),
+        ttl=duration("ttl"),
+        serving_delay=duration("serving_delay"),
+        as_known_at=bool(block.get("as_known_at", False)),
+        sensitivity=sensitivity,
+        online=bool(block.get("online", True)),
+        tags=tuple(str(t) for t in tags),
+        description=block.get("description") or node.get("description") or "",
+        model=model,
+        unique_id=node.get("unique_id", ""),
+        checksum=(node.get("checksum") or {}).get("checksum", ""),
+        depends_on=tuple((node.get("depends_on") or {}).get("nodes", [])),
+        original_file_path=node.get("original_file_path", ""),
+    )
+
+
+def _columns(node: Mapping[str, Any], relation: Relation, describe: Describe | None) -> dict[str, str | None]:
+    """Columns with types: declared data_type first, then the built relation's type for the rest."""
+    declared = {name: (c.get("data_type") or None) for name, c in (node.get("columns") or {}).items()}
+    built = describe(relation) if describe else None
+    if not built:
+        return declared
+    merged = {name: declared.get(name) or dtype for name, dtype in built.items()}
+    return merged

@@ -1,0 +1,175 @@
+"""The registry's typed records: entities, features and feature views.
+
+They are built from dbt's manifest (see `manifest.py`) or, for tests and benchmarks, by hand.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+SENSITIVITIES = ("public", "internal", "confidential", "pii")
+
+
+@dataclass(frozen=True)
+class Entity:
+    """An entity type and the columns that make up its key, e.g. card_merchant: (card_id, merchant_id)."""
+
+    name: str
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Relation:
+    """Where a view's rows live in the warehouse."""
+
+    database: str | None
+    schema: str | None
+    identifier: str
+
+    def parts(self) -> list[str]:
+        return [p for p in (self.database, self.schema, self.identifier) if p]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One column of a feature view: `view.column`, at the view's version."""
+
+    view: str
+    column: str
+    data_type: str | None
+    version: int
+    description: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.view}.{self.column}"
+
+    @property
+    def versioned_name(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    """A dbt model declared as a feature view by its `meta.featurehouse` block."""
+
+    name: str
+    version: int
+    entity: Entity
+    relation: Relation
+    event_time: str
+    features: tuple[Feature, ...]
+    created_at: str | None = None
+    owner: str | None = None
+    freshness_slo: timedelta | None = None
+    ttl: timedelta | None = None
+    serving_delay: timedelta | None = None
+    as_known_at: bool = False
+    sensitivity: str = "internal"
+    online: bool = True
+    tags: tuple[str, ...] = ()
+    description: str = ""
+    model: str = ""
+    unique_id: str = ""
+    checksum: str = ""
+    depends_on: tuple[str, ...] = ()
+    original_file_path: str = ""
+
+    @property
+    def versioned_name(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def feature_columns(self) -> tuple[str, ...]:
+        return tuple(f.column for f in self.features)
+
+    def feature(self, column: str) -> Feature:
+        for f in self.features:
+            if f.column == column:
+                return f
+        raise KeyError(column)
+
+
+_REF = re.compile(r"^(?P<view>[^.@\s]+)\.(?P<column>[^@\s]+?)(?:@(?P<version>\d+))?$")
+
+
+@dataclass(frozen=True)
+class FeatureRef:
+    """A requested feature: `view.column` or `view.column@N` (N pins a version)."""
+
+    view: str
+    column: str
+    version: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "FeatureRef":
+        from featurehouse.errors import UnknownFeature
+
+        m = _REF.match(text.strip()) if isinstance(text, str) else None
+        if not m:
+            raise UnknownFeature(f"bad feature name {text!r}: expected view.column or view.column@version")
+        v = m.group("version")
+        return cls(m.group("view"), m.group("column"), int(v) if v else None)
+
+    def __str__(self) -> str:
+        return f"{self.view}.{self.column}" + (f"@{self.version}" if self.version is not None else "")
+
+
+@dataclass
+class Registry:
+    """All entities and feature views of a project, by name and version."""
+
+    entities: dict[str, Entity] = field(default_factory=dict)
+    views: dict[tuple[str, int], FeatureView] = field(default_factory=dict)
+
+    def add(self, view: FeatureView) -> None:
+        self.views[(view.name, view.version)] = view
+
+    def view_names(self) -> list[str]:
+        return sorted({name for name, _ in self.views})
+
+    def versions(self, name: str) -> list[int]:
+        return sorted(v for n, v in self.views if n == name)
+
+    def view(self, name: str, version: int | None = None) -> FeatureView:
+        """A view at a version; without one, its latest declared version."""
+        from featurehouse.errors import UnknownFeature
+
+        versions = self.versions(name)
+        if not versions:
+            hint = _closest(name, self.view_names())
+            raise UnknownFeature(f"unknown feature view '{name}'" + (f" (did you mean '{hint}'?)" if hint else ""))
+        if version is None:
+            version = versions[-1]
+        if version not in versions:
+            raise UnknownFeature(
+                f"feature view '{name}' has no version {version} (versions: {', '.join(map(str, versions))})"
+            )
+        return self.views[(name, version)]
+
+    def resolve(self, ref: FeatureRef | str) -> tuple[FeatureView, Feature]:
+        """The view and feature a name refers to, or UnknownFeature naming it."""
+        from featurehouse.errors import UnknownFeature
+
+        ref = FeatureRef.parse(ref) if isinstance(ref, str) else ref
+        view = self.view(ref.view, ref.version)
+        try:
+            return view, view.feature(ref.column)
+        except KeyError:
+            hint = _closest(ref.column, list(view.feature_columns))
+            raise UnknownFeature(
+                f"unknown feature '{ref}': view '{view.versioned_name}' has no feature column '{ref.column}'"
+                + (f" (did you mean '{view.name}.{hint}'?)" if hint else "")
+            ) from None
+
+    def features(self) -> list[Feature]:
+        return [f for key in sorted(self.views) for f in self.views[key].features]
+
+
+def _closest(word: str, candidates: list[str]) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(word, candidates, n=1)
+    return found[0] if found else None

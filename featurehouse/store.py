@@ -1,0 +1,101 @@
+"""FeatureStore: the Python entry point over a dbt project."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from typing import Any, Sequence
+
+from featurehouse.offline.training_set import Progress, TrainingSet, build_training_set
+from featurehouse.offline.warehouse import Warehouse, warehouse_for_target
+from featurehouse.project import DbtProject
+from featurehouse.registry.manifest import parse_entities, registry_from_manifest
+from featurehouse.registry.model import Registry
+
+
+class FeatureStore:
+    """Features of one dbt project: its registry (from the manifest) and its offline store."""
+
+    def __init__(self, project_dir: str | os.PathLike = ".", target: str | None = None,
+                 profiles_dir: str | os.PathLike | None = None):
+        self.project: DbtProject | None = DbtProject(project_dir, profiles_dir, target)
+        self._warehouse: Warehouse | None = None
+        self._registry: Registry | None = None
+
+    @classmethod
+    def from_registry(cls, registry: Registry, warehouse: Warehouse) -> "FeatureStore":
+        """A store over a registry built by hand (tests, benchmarks): no dbt project involved."""
+        store = cls.__new__(cls)
+        store.project, store._warehouse, store._registry = None, warehouse, registry
+        return store
+
+    # -- offline store ------------------------------------------------------------------------
+
+    @property
+    def warehouse(self) -> Warehouse:
+        if self._warehouse is None:
+            assert self.project is not None
+            target = self.project.target()
+            self._warehouse = warehouse_for_target(target.type, target.settings, self.project.dir)
+        return self._warehouse
+
+    def close(self) -> None:
+        """Release the warehouse connection (DuckDB allows one writer process at a time)."""
+        if self._warehouse is not None and self.project is not None:
+            self._warehouse.close()
+            self._warehouse = None
+
+    # -- registry -----------------------------------------------------------------------------
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = self.load_registry()
+        return self._registry
+
+    def load_registry(self, refresh: bool = False) -> Registry:
+        """Parse the dbt project (when it changed) and read feature views from the manifest."""
+        assert self.project is not None, "a hand-built store has no dbt project"
+        manifest = self.project.manifest(refresh=refresh)
+        entities = parse_entities(self.project.featurehouse_vars.get("entities"))
+        self._registry = registry_from_manifest(manifest, entities, describe=self._describe)
+        return self._registry
+
+    def _describe(self, relation):
+        try:
+            return self.warehouse.describe(relation)
+        except Exception:  # not built yet, or warehouse unreachable: declared types are used
+            return None
+
+    def build(self, select: Sequence[str] = (), quiet: bool = False) -> Any:
+        """`dbt build`, then reload the registry from the fresh manifest."""
+        assert self.project is not None
+        self.close()
+        self.project.ensure_packages()
+        args = ["build"] + (["--select", *select] if select else [])
+        result = self.project.run_dbt(args, quiet=quiet)
+        self.load_registry()
+        return result
+
+    # -- training sets ------------------------------------------------------------------------
+
+    def build_training_set(self, spine: Any, features: Sequence[str], timestamp: str,
+                           entity: str | None = None, as_known_at: bool = False, keep_order: bool = True,
+                           include_event_times: bool = False, progress: Progress | None = None) -> TrainingSet:
+        return build_training_set(
+            self.warehouse, self.registry, spine, features, timestamp, entity=entity,
+            as_known_at=as_known_at, keep_order=keep_order, include_event_times=include_event_times,
+            progress=progress,
+        )
+
+    def training_set(self, spine: Any, features: Sequence[str], timestamp: str, entity: str | None = None,
+                     as_known_at: bool = False, keep_order: bool = True, include_event_times: bool = False):
+        """A pandas DataFrame: the spine's rows and columns, then one column per feature (`view__column`)."""
+        return self.build_training_set(spine, features, timestamp, entity, as_known_at, keep_order,
+                                       include_event_times).to_pandas()
+
+    def training_set_arrow(self, spine: Any, features: Sequence[str], timestamp: str, entity: str | None = None,
+                           as_known_at: bool = False, keep_order: bool = True, include_event_times: bool = False):
+        """The same as `training_set`, as a pyarrow Table."""
+        return self.build_training_set(spine, features, timestamp, entity, as_known_at, keep_order,
+                                       include_event_times).table

@@ -1,0 +1,2 @@
+{{ featurehouse.point_in_time_join(spine=ref('spine'), timestamp='as_of',
+                                   features=['stats.cnt', 'stats.label_txt', 'profile.score']) }}
