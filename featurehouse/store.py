@@ -10,7 +10,7 @@ from featurehouse.offline.training_set import Progress, TrainingSet, build_train
 from featurehouse.offline.warehouse import Warehouse, warehouse_for_target
 from featurehouse.project import DbtProject
 from featurehouse.registry.manifest import parse_entities, registry_from_manifest
-from featurehouse.registry.model import Registry
+from featurehouse.registry.model import Registry, Relation
 
 
 class FeatureStore:
@@ -19,6 +19,7 @@ class FeatureStore:
     def __init__(self, project_dir: str | os.PathLike = ".", target: str | None = None,
                  profiles_dir: str | os.PathLike | None = None):
         self.project: DbtProject | None = DbtProject(project_dir, profiles_dir, target)
+        self._relations: dict[str, Relation] = {}
         self._warehouse: Warehouse | None = None
         self._registry: Registry | None = None
 
@@ -26,7 +27,7 @@ class FeatureStore:
     def from_registry(cls, registry: Registry, warehouse: Warehouse) -> "FeatureStore":
         """A store over a registry built by hand (tests, benchmarks): no dbt project involved."""
         store = cls.__new__(cls)
-        store.project, store._warehouse, store._registry = None, warehouse, registry
+        store.project, store._warehouse, store._registry, store._relations = None, warehouse, registry, {}
         return store
 
     # -- offline store ------------------------------------------------------------------------
@@ -57,9 +58,30 @@ class FeatureStore:
         """Parse the dbt project (when it changed) and read feature views from the manifest."""
         assert self.project is not None, "a hand-built store has no dbt project"
         manifest = self.project.manifest(refresh=refresh)
+        self._relations = {
+            node["name"]: Relation(node.get("database"), node.get("schema"), node.get("alias") or node["name"])
+            for node in list(manifest.get("nodes", {}).values()) + list(manifest.get("sources", {}).values())
+            if node.get("resource_type") in ("model", "seed", "snapshot", "source")
+        }
         entities = parse_entities(self.project.featurehouse_vars.get("entities"))
         self._registry = registry_from_manifest(manifest, entities, describe=self._describe)
         return self._registry
+
+    def relation_of(self, name: str) -> Relation | None:
+        """The warehouse relation of a dbt model, seed, snapshot or source table by its name."""
+        if self.project is None:
+            return None
+        if self._registry is None:
+            self.load_registry()
+        return self._relations.get(name)
+
+    def _spine(self, spine: Any) -> Any:
+        """A spine given as a dbt model's name reads that model's relation."""
+        if isinstance(spine, str) and spine.isidentifier():
+            relation = self.relation_of(spine)
+            if relation is not None:
+                return self.warehouse.relation_sql(relation)
+        return spine
 
     def _describe(self, relation):
         try:
@@ -83,7 +105,7 @@ class FeatureStore:
                            entity: str | None = None, as_known_at: bool = False, keep_order: bool = True,
                            include_event_times: bool = False, progress: Progress | None = None) -> TrainingSet:
         return build_training_set(
-            self.warehouse, self.registry, spine, features, timestamp, entity=entity,
+            self.warehouse, self.registry, self._spine(spine), features, timestamp, entity=entity,
             as_known_at=as_known_at, keep_order=keep_order, include_event_times=include_event_times,
             progress=progress,
         )

@@ -93,7 +93,7 @@ def _normalise(table: pa.Table, timestamp: str) -> pa.Table:
     table = pa.table(columns, names=table.column_names)
     ts_type = table.schema.field(timestamp).type
     if not pa.types.is_timestamp(ts_type):
-        raise InvalidSpine(f"spine column '{timestamp}' has type {ts_type}, expected a timestamp")
+        raise InvalidSpine(f"spine column '{timestamp}' has type {family(ts_type)} ({ts_type}), expected a timestamp")
     return table
 
 

@@ -27,6 +27,7 @@ class TrainingSet:
     plan: str
     engine: str
     features: list[str]  # versioned names, e.g. user_txn_stats.txn_count_1h@1
+    columns: list[str]  # the output column of each feature, e.g. user_txn_stats__txn_count_1h
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -124,6 +125,7 @@ def build_training_set(
         plan=chosen,
         engine=warehouse.dialect,
         features=[f.versioned_name for r in requests for f in r.features],
+        columns=[name for r in requests for name in r.output_names],
         seconds=time.perf_counter() - started,
         timings=timings,
     )

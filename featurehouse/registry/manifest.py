@@ -10,12 +10,12 @@ from typing import Any, Callable, Mapping
 
 from featurehouse.durations import parse_duration
 from featurehouse.errors import InvalidDuration, InvalidFeatureMetadata
-from featurehouse.registry.model import SENSITIVITIES, Entity, Feature, FeatureView, Registry, Relation
+from featurehouse.registry.model import SENSITIVITIES, Entity, Feature, FeatureRef, FeatureView, ModelSpec, Registry, Relation
 
 META_KEY = "featurehouse"
 KNOWN_FIELDS = {
     "entity", "event_time", "created_at", "owner", "version", "freshness_slo", "ttl",
-    "serving_delay", "as_known_at", "sensitivity", "online", "tags", "description", "name",
+    "serving_delay", "as_known_at", "sensitivity", "online", "tags", "description",
 }
 TIMESTAMP_TYPES = ("timestamp", "datetime")
 
@@ -64,7 +64,38 @@ def registry_from_manifest(
             )
         seen[key] = view.model
         registry.add(view)
+    for exposure in manifest.get("exposures", {}).values():
+        spec = model_from_exposure(exposure, registry)
+        if spec is not None:
+            registry.models[spec.name] = spec
     return registry
+
+
+def model_from_exposure(exposure: Mapping[str, Any], registry: Registry) -> ModelSpec | None:
+    """An exposure with `meta.featurehouse.features` is an ML model; every feature it lists must exist."""
+    meta = (exposure.get("config") or {}).get("meta") or exposure.get("meta") or {}
+    block = meta.get(META_KEY)
+    if not isinstance(block, Mapping):
+        return None
+    name = exposure["name"]
+    features = block.get("features") or []
+    if not isinstance(features, list) or not features:
+        raise InvalidFeatureMetadata(f"exposure {name}", "features", "must be a non-empty list of view.column names")
+    for text in features:
+        try:
+            registry.resolve(FeatureRef.parse(text))
+        except Exception as e:  # noqa: BLE001 - re-raised naming the exposure
+            raise InvalidFeatureMetadata(f"exposure {name}", "features", str(e)) from None
+    owner = exposure.get("owner") or {}
+    return ModelSpec(
+        name=name,
+        features=tuple(features),
+        spine=block.get("spine"),
+        timestamp=block.get("entity_timestamp") or block.get("timestamp"),
+        owner=owner.get("email") or owner.get("name"),
+        description=exposure.get("description") or "",
+        unique_id=exposure.get("unique_id", ""),
+    )
 
 
 def view_from_node(
@@ -132,7 +163,7 @@ def view_from_node(
         raise fail("entity", f"key column(s) {', '.join(missing)} of entity '{entity.name}' are not columns of the model")
 
     skip = set(entity.keys) | {event_time, created_at}
-    name = block.get("name") or node["name"]
+    name = node["name"]
     declared = node.get("columns") or {}
     features = tuple(
         Feature(name, col, dtype, version, (declared.get(col) or {}).get("description", ""))

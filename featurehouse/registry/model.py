@@ -117,12 +117,26 @@ class FeatureRef:
         return f"{self.view}.{self.column}" + (f"@{self.version}" if self.version is not None else "")
 
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """An ML model as a dbt exposure declares it: the features it consumes and where its labels are."""
+
+    name: str
+    features: tuple[str, ...]
+    spine: str | None = None  # a dbt model holding the labels / rows to score
+    timestamp: str | None = None  # the spine's as-of column
+    owner: str | None = None
+    description: str = ""
+    unique_id: str = ""
+
+
 @dataclass
 class Registry:
-    """All entities and feature views of a project, by name and version."""
+    """All entities and feature views of a project, by name and version, and the models that use them."""
 
     entities: dict[str, Entity] = field(default_factory=dict)
     views: dict[tuple[str, int], FeatureView] = field(default_factory=dict)
+    models: dict[str, ModelSpec] = field(default_factory=dict)
 
     def add(self, view: FeatureView) -> None:
         self.views[(view.name, view.version)] = view
@@ -166,6 +180,14 @@ class Registry:
 
     def features(self) -> list[Feature]:
         return [f for key in sorted(self.views) for f in self.views[key].features]
+
+    def model(self, name: str) -> ModelSpec:
+        from featurehouse.errors import UnknownFeature
+
+        if name not in self.models:
+            known = ", ".join(sorted(self.models)) or "none declared"
+            raise UnknownFeature(f"unknown model '{name}' (models with a featurehouse exposure: {known})")
+        return self.models[name]
 
 
 def _closest(word: str, candidates: list[str]) -> str | None:

@@ -1,0 +1,44 @@
+"""The `featurehouse` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from featurehouse.cli import commands_demo, commands_features, commands_training
+from featurehouse.cli.context import CliContext, FeaturehouseGroup
+
+
+@click.group(cls=FeaturehouseGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
+              envvar="FEATUREHOUSE_PROJECT_DIR", help="The dbt project holding your feature views.")
+@click.option("--profiles-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where profiles.yml is (default: the project dir if it has one, else ~/.dbt).")
+@click.option("--target", default=None, envvar="FEATUREHOUSE_TARGET", help="The dbt profile target to use.")
+@click.version_option(package_name="featurehouse")
+@click.pass_context
+def cli(ctx: click.Context, project_dir: Path, profiles_dir: Path | None, target: str | None) -> None:
+    """featurehouse: a SQL-first feature store on dbt.
+
+    Feature views are dbt models with a `meta.featurehouse` block; training sets are point-in-time
+    joins generated as SQL and run in your warehouse. Start with `featurehouse demo`.
+    """
+    ctx.obj = CliContext(project_dir, profiles_dir, target)
+
+
+cli.add_command(commands_features.init)
+cli.add_command(commands_features.build)
+cli.add_command(commands_features.features)
+cli.add_command(commands_training.training_set)
+cli.add_command(commands_demo.demo)
+
+
+def main() -> None:
+    cli(prog_name="featurehouse")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+from datetime import timedelta
+
+import pytest
+
+from featurehouse.durations import format_duration, parse_duration
+from featurehouse.errors import InvalidDuration
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("90s", timedelta(seconds=90)), ("15m", timedelta(minutes=15)), ("1h", timedelta(hours=1)),
+    ("7d", timedelta(days=7)), ("2w", timedelta(weeks=2)), ("1h30m", timedelta(minutes=90)),
+    ("250ms", timedelta(milliseconds=250)), (30, timedelta(seconds=30)), (None, None),
+])
+def test_durations_are_read(text, expected):
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "7", "7 days", "d", "1h 3", "-1s", True])
+def test_bad_durations_are_rejected(text):
+    with pytest.raises(InvalidDuration):
+        parse_duration(text)
+
+
+def test_format_round_trips():
+    for text in ("7d", "1h30m", "90s", "250ms"):
+        assert parse_duration(format_duration(parse_duration(text))) == parse_duration(text)
