@@ -17,7 +17,7 @@ class CliContext:
     project_dir: Path
     profiles_dir: Path | None
     target: str | None
-    console: Console = field(default_factory=lambda: Console(highlight=False))
+    console: Console = field(default_factory=lambda: _console())
     _store: object | None = None
 
     def store(self):
@@ -26,6 +26,11 @@ class CliContext:
         if self._store is None:
             self._store = FeatureStore(self.project_dir, self.target, self.profiles_dir)
         return self._store
+
+
+def _console() -> Console:
+    """Rich output; when piped (not a terminal), wide enough that tables are not cut."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 class FeaturehouseGroup(click.Group):

@@ -364,8 +364,8 @@ def _items(rng, n_items):
 
 def _interactions(rng, n_events, u, it):
     n_users, n_items = len(u["signup"]), len(it["listed"])
-    # ~1.3 events per view (clicks ~23% of views, purchases ~25% of clicks); ~3.2 views a session
-    n_views = int(round(n_events / 1.3))
+    # ~1.19 events per view (clicks ~15% of views, purchases ~25% of clicks); ~3.2 views a session
+    n_views = int(round(n_events / 1.19))
     views_per_session = 1 + rng.poisson(2.2, max(int(n_views / 3.2 * 1.05), 1))
     views_per_session = views_per_session[np.cumsum(views_per_session) <= n_views]
     n_sessions, n_views = len(views_per_session), int(views_per_session.sum())
@@ -399,7 +399,7 @@ def _interactions(rng, n_events, u, it):
 
     # clicks and purchases
     match = it["cat"][item] == fav_cat[user]
-    p_click = _sigmoid(_logit(0.13) + 0.7 * it["quality"][item] + 0.8 * match + u["click_bias"][user])
+    p_click = _sigmoid(_logit(0.08) + 0.5 * it["quality"][item] + 0.8 * match + u["click_bias"][user])
     clicked = rng.random(n_views) < p_click
     c_idx = np.flatnonzero(clicked)
     c_t = t[c_idx] + (rng.exponential(20 * _S, c_idx.size) + _S).astype(np.int64)

@@ -73,5 +73,5 @@ select
     txn_count_30d,
     chargeback_count_30d,
     cast(chargeback_count_30d as double precision) / nullif(txn_count_30d, 0) as chargeback_rate_30d,
-    {{ money('amount_sum_30d / nullif(txn_count_30d, 0)') }} as amount_avg_30d
+    amount_sum_30d / nullif(txn_count_30d, 0) as amount_avg_30d
 from windowed

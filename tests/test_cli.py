@@ -1,0 +1,128 @@
+"""The CLI as a user meets it: tables, files, and one clear line (exit 2) for every user error."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from featurehouse.cli.main import cli
+from featurehouse.offline.warehouse import DuckDBWarehouse
+from tests import fixture_data
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURE = Path(__file__).resolve().parent / "dbt_fixture"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """The fixture dbt project on DuckDB, raw data loaded, built with `featurehouse build`."""
+    path = tmp_path_factory.mktemp("cli") / "fixture"
+    shutil.copytree(FIXTURE, path, ignore=shutil.ignore_patterns("target", "dbt_packages", "logs", "*.duckdb"))
+    (path / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FH_FIXTURE_DUCKDB", str(path / "fixture.duckdb"))
+    with DuckDBWarehouse(path / "fixture.duckdb") as wh:
+        for name, table in fixture_data.tables(fixture_data.make()).items():
+            wh.replace_table("fh_raw", name, table)
+    result = invoke(path, "build")
+    assert result.exit_code == 0, result.output
+    yield path
+    mp.undo()
+
+
+def invoke(project: Path, *args: str):
+    return CliRunner().invoke(cli, ["--project-dir", str(project), *args], catch_exceptions=False)
+
+
+def assert_user_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_build_prints_the_registry(project):
+    result = invoke(project, "build", "--select", "stats")
+    assert result.exit_code == 0, result.output
+    assert "feature registry: 2 views" in result.output and "stats@1" in result.output
+
+
+def test_features_list_is_a_table_of_every_feature(project):
+    result = invoke(project, "features", "list")
+    assert result.exit_code == 0
+    for text in ("stats.cnt@1", "stats.label_txt@1", "profile.score@1", "5s", "thing"):
+        assert text in result.output
+
+
+def test_features_list_json(project):
+    rows = json.loads(invoke(project, "features", "list", "--json").output)
+    assert {r["name"] for r in rows} == {"stats.cnt", "stats.label_txt", "profile.score"}
+
+
+def test_features_show_gives_metadata_and_upstream(project):
+    result = invoke(project, "features", "show", "stats")
+    assert result.exit_code == 0
+    for text in ("owner", "tests", "serving_delay", "1s", "source.fh_fixture.raw.stats", "model.fh_fixture.stats"):
+        assert text in result.output
+
+
+def test_training_set_writes_parquet_with_spine_columns_first(project, tmp_path):
+    spine = pa.table({"card_id": [0, 1], "merchant": ["ü", "x y"],
+                      "as_of": pa.array([fixture_data.INSTANTS[6]] * 2, pa.timestamp("us")), "y": [1, 0]})
+    pq.write_table(spine, tmp_path / "spine.parquet")
+    out = tmp_path / "train.parquet"
+    result = invoke(project, "training-set", "--spine", str(tmp_path / "spine.parquet"), "--entity", "thing",
+                    "--timestamp", "as_of", "--features", "stats.cnt,profile.score", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "2 rows x 2 features" in result.output
+    assert pq.read_table(out).column_names == ["card_id", "merchant", "as_of", "y", "stats__cnt", "profile__score"]
+
+
+def test_training_set_as_model_writes_a_dbt_model_that_builds(project):
+    result = invoke(project, "training-set", "--spine", "spine", "--timestamp", "as_of",
+                    "--features", "stats.cnt,profile.score", "--as-model", "cli_training")
+    assert result.exit_code == 0, result.output
+    written = project / "models" / "training" / "cli_training.sql"
+    assert "featurehouse.point_in_time_join" in written.read_text()
+    assert invoke(project, "build", "--select", "cli_training").exit_code == 0
+
+
+def test_unknown_feature_is_one_line(project, tmp_path):
+    result = invoke(project, "training-set", "--spine", "spine", "--timestamp", "as_of", "--features", "stats.cnt_7d")
+    assert_user_error(result, "stats.cnt_7d", "no feature column 'cnt_7d'")
+
+
+def test_missing_spine_column_is_one_line(project):
+    result = invoke(project, "training-set", "--spine", "select 1 as card_id, now()::timestamp as as_of",
+                    "--timestamp", "as_of", "--features", "stats.cnt")
+    assert_user_error(result, "spine has no column 'merchant'", "key of entity 'thing'")
+
+
+def test_no_project_is_one_line(tmp_path):
+    assert_user_error(invoke(tmp_path, "features", "list"), "no dbt_project.yml")
+
+
+def test_bad_metadata_in_a_model_is_one_line_naming_model_and_field(project, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(project, broken, ignore=shutil.ignore_patterns("target", "*.duckdb", "logs", "dbt_packages"))
+    sql = broken / "models" / "stats.sql"
+    sql.write_text(sql.read_text().replace("'ttl': '5s'", "'ttl': 'five seconds'"))
+    assert_user_error(invoke(broken, "features", "list"), "model 'stats': meta.featurehouse.ttl: bad duration 'five seconds'")
+
+
+def test_init_adds_vars_and_package(tmp_path):
+    (tmp_path / "dbt_project.yml").write_text("name: shop\nversion: '1.0'\nprofile: shop\n")
+    result = CliRunner().invoke(cli, ["--project-dir", str(tmp_path), "init"])
+    assert result.exit_code == 0, result.output
+    import yaml
+
+    assert yaml.safe_load((tmp_path / "dbt_project.yml").read_text())["vars"]["featurehouse"]["entities"] == {"user": ["user_id"]}
+    assert str(REPO) in (tmp_path / "packages.yml").read_text()
+    assert "already" in CliRunner().invoke(cli, ["--project-dir", str(tmp_path), "init"]).output
