@@ -42,7 +42,7 @@
   {%- set requests = [] -%}
   {%- set index = {} -%}
   {%- for text in features -%}
-    {%- set m = modules.re.match('^([^.@\\s]+)\\.([^@\\s]+?)(?:@(\\d+))?$', text | trim) -%}
+    {%- set m = modules.re.match('^([^.@\\s]+)\\.([^@]+?)(?:@(\\d+))?$', text | trim) -%}
     {%- if not m -%}
       {{ exceptions.raise_compiler_error("bad feature name '" ~ text ~ "': expected view.column or view.column@version") }}
     {%- endif -%}

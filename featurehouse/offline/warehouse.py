@@ -215,6 +215,8 @@ def warehouse_for_target(target_type: str, settings: dict[str, Any], project_dir
         path = str(settings.get("path", ":memory:"))
         if path != ":memory:" and not os.path.isabs(path) and not path.startswith("md:"):
             path = str(project_dir / path)  # dbt runs with the project dir as cwd (see DbtProject.run_dbt)
+        if path != ":memory:" and not path.startswith("md:"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         return DuckDBWarehouse(path)
     if target_type in ("postgres", "postgresql"):
         return PostgresWarehouse(

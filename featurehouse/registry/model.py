@@ -92,7 +92,7 @@ class FeatureView:
         raise KeyError(column)
 
 
-_REF = re.compile(r"^(?P<view>[^.@\s]+)\.(?P<column>[^@\s]+?)(?:@(?P<version>\d+))?$")
+_REF = re.compile(r"^(?P<view>[^.@\s]+)\.(?P<column>[^@]+?)(?:@(?P<version>\d+))?$")
 
 
 @dataclass(frozen=True)
