@@ -10,11 +10,20 @@ provider local): Entity ``user`` (join key user_id), FeatureViews ``big_view``
 ``get_historical_features(entity_df=<spine.parquet as pandas>, features=[6 refs]).to_df()``
 ``--repeat`` times and prints ONE JSON line on stdout:
 
-    {"store", "times_s", "median_s", "peak_rss_mb", "rows", "feast_version", "non_null"}
+    {"store", "times_s", "median_s", "peak_rss_mb", "rows", "spine_rows", "feast_version", "non_null"}
 
 peak_rss_mb is ru_maxrss of this process (includes reading the spine).  All
 Feast output (logs, warnings, prints) goes to stderr.  ``--out`` writes the
 last result (spine columns + 6 features) to Parquet for cross-checking.
+
+Measured with Feast 0.67.0 on the default data (1M spine, 5M big rows, 2 cores):
+  duckdb: ~7 s per call, ~1.0 GB peak RSS, result identical to reference_sql.
+  file:   ~670 s per call, ~17.9 GB peak RSS (left-merges every spine row with
+          every row of its user before the TTL filter), and WRONG: it returns
+          only ~455k of 1M rows (spine rows whose user has view rows but none
+          inside the TTL window are dropped by _filter_ttl) and ~4k rows carry
+          a superseded correction (created_at tie-break lost in the dask sort).
+          Use --repeat 1 for it; "rows" != "spine_rows" flags the row loss.
 """
 
 from __future__ import annotations
@@ -108,6 +117,7 @@ def run(data: Path, store: str, repeat: int, out: str | None) -> dict:
         "median_s": statistics.median(times),
         "peak_rss_mb": round(peak, 1),
         "rows": int(len(df)),
+        "spine_rows": int(len(entity_df)),
         "feast_version": feast.__version__,
         "non_null": non_null,
     }

@@ -39,7 +39,6 @@ import os
 import resource
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -194,7 +193,7 @@ def check(data_dir=None, con=None, oracle_sample: int = 500, verbose: bool = Tru
     import bench_data
 
     if data_dir is None:
-        data_dir = Path(tempfile.gettempdir()) / "featurehouse-bench-check"
+        data_dir = bench_data.DEFAULT_DIR.parent / "check-data"
     d = bench_data.generate(data_dir, spine_rows=20_000, big_rows=100_000, small_rows=6_000, entities=2_000, seed=11)
     con = con or duckdb.connect()
     spine, big, small = (con.read_parquet(d[k]) for k in ("spine", "big_view", "small_view"))
@@ -226,6 +225,7 @@ def check(data_dir=None, con=None, oracle_sample: int = 500, verbose: bool = Tru
 def bench(data_dir, repeat: int = 3) -> dict:
     data_dir = Path(data_dir)
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     rels = [con.read_parquet(str(data_dir / f"{k}.parquet")) for k in ("spine", "big_view", "small_view")]
     out = {}
     for name, fn in (("asof", handwritten_asof), ("window", handwritten_window)):

@@ -132,3 +132,23 @@ def test_as_known_at_needs_created_at(store):
 
     with pytest.raises(FeaturehouseError, match="'profile@1' has no created_at column"):
         store.training_set(spine_df(), ["profile.country"], timestamp="label_time", as_known_at=True)
+
+
+def test_timezone_aware_parquet_spines_are_read_in_utc_and_keep_order(store, tmp_path):
+    import pyarrow.parquet as pq
+
+    spine = spine_df()
+    spine["label_time"] = spine["label_time"].dt.tz_localize("UTC").dt.tz_convert("Asia/Tokyo")
+    pq.write_table(pa.Table.from_pandas(spine, preserve_index=False), tmp_path / "tz.parquet")
+    table = store.training_set_arrow(tmp_path / "tz.parquet", FEATURES, timestamp="label_time")
+    assert table.column("user_id").to_pylist() == [2, 1, 1, 3, 1]
+    assert table.column("label_time").to_pylist()[0] == T0
+    assert table.column("txn_stats__txn_count").to_pylist() == [9, 4, None, None, 4]
+
+
+def test_parquet_spine_with_a_non_timestamp_as_of_is_rejected(store, tmp_path):
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"user_id": [1], "label_time": ["yesterday"]}), tmp_path / "bad.parquet")
+    with pytest.raises(InvalidSpine, match="spine column 'label_time' has type .*, expected a timestamp"):
+        store.training_set(tmp_path / "bad.parquet", FEATURES, timestamp="label_time")

@@ -35,7 +35,10 @@ class LoadedSpine:
 def load_spine(warehouse: Warehouse, spine: Any, timestamp: str) -> LoadedSpine:
     name = f"__fh_spine_input_{uuid.uuid4().hex[:12]}"
     if isinstance(spine, (str, Path)) and _is_file(spine):
-        table = _read_file(Path(spine))
+        path = Path(spine)
+        if warehouse.dialect == "duckdb" and path.suffix.lower() in (".parquet", ".pq") and path.is_file():
+            return _load_parquet_in_duckdb(warehouse, name, path, timestamp)
+        table = _read_file(path)
     elif isinstance(spine, str):
         return _load_sql(warehouse, name, spine, timestamp)
     elif isinstance(spine, pa.Table):
@@ -95,6 +98,32 @@ def _normalise(table: pa.Table, timestamp: str) -> pa.Table:
     if not pa.types.is_timestamp(ts_type):
         raise InvalidSpine(f"spine column '{timestamp}' has type {family(ts_type)} ({ts_type}), expected a timestamp")
     return table
+
+
+def _load_parquet_in_duckdb(warehouse: Warehouse, name: str, path: Path, timestamp: str) -> LoadedSpine:
+    """DuckDB reads the file itself: no copy through Python; the file's row number keeps the order."""
+    source = f"read_parquet({exp.Literal.string(str(path)).sql('duckdb')}, file_row_number = true)"
+    described = warehouse.fetch_arrow(f"DESCRIBE SELECT * FROM {source}").to_pylist()
+    types = {r["column_name"]: r["column_type"].upper() for r in described if r["column_name"] != "file_row_number"}
+    if ROW_ID in types:
+        raise InvalidSpine(f"spine column '{ROW_ID}' is reserved by featurehouse; rename it")
+    if timestamp not in types:
+        raise InvalidSpine(f"spine has no timestamp column '{timestamp}' (columns: {', '.join(types)})")
+    select = []
+    for col, dtype in types.items():
+        ident = exp.column(col, quoted=True)
+        # UTC microseconds, as for every other spine (the session time zone is UTC)
+        if dtype.startswith("TIMESTAMP") and dtype != "TIMESTAMP" or (col == timestamp and dtype == "DATE"):
+            ident = exp.cast(ident, "TIMESTAMP").as_(col, quoted=True)
+        select.append(ident)
+    query = exp.select(*select, exp.column("file_row_number").as_(ROW_ID)).from_(source)
+    table = exp.to_identifier(name, quoted=True).sql("duckdb")
+    warehouse.execute(f"CREATE TEMP TABLE {table} AS {query.sql('duckdb')}")
+    columns = warehouse.column_families(f"SELECT * FROM {table} LIMIT 0")
+    columns.pop(ROW_ID, None)
+    if columns[timestamp] != "timestamp":
+        raise InvalidSpine(f"spine column '{timestamp}' has type {types[timestamp]}, expected a timestamp")
+    return LoadedSpine(name, columns, None)
 
 
 def _load_sql(warehouse: Warehouse, name: str, spine: str, timestamp: str) -> LoadedSpine:
