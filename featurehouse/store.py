@@ -13,6 +13,11 @@ from featurehouse.registry.manifest import parse_entities, registry_from_manifes
 from featurehouse.registry.model import Registry, Relation
 
 
+def _name_version(text: str) -> tuple[str, int | None]:
+    name, _, version = text.partition("@")
+    return name, int(version) if version.isdigit() else None
+
+
 class FeatureStore:
     """Features of one dbt project: its registry (from the manifest) and its offline store."""
 
@@ -21,6 +26,7 @@ class FeatureStore:
         self.project: DbtProject | None = DbtProject(project_dir, profiles_dir, target)
         self._relations: dict[str, Relation] = {}
         self._warehouse: Warehouse | None = None
+        self._online = None
         self._registry: Registry | None = None
 
     @classmethod
@@ -28,6 +34,7 @@ class FeatureStore:
         """A store over a registry built by hand (tests, benchmarks): no dbt project involved."""
         store = cls.__new__(cls)
         store.project, store._warehouse, store._registry, store._relations = None, warehouse, registry, {}
+        store._online = None
         return store
 
     # -- offline store ------------------------------------------------------------------------
@@ -41,10 +48,42 @@ class FeatureStore:
         return self._warehouse
 
     def close(self) -> None:
-        """Release the warehouse connection (DuckDB allows one writer process at a time)."""
+        """Release the warehouse connection (DuckDB allows one writer process at a time) and the online store."""
         if self._warehouse is not None and self.project is not None:
             self._warehouse.close()
             self._warehouse = None
+        if self._online is not None:
+            self._online.close()
+            self._online = None
+
+    # -- online store -------------------------------------------------------------------------
+
+    @property
+    def online(self):
+        """The online store: FEATUREHOUSE_REDIS_URL, else an embedded Redis under <project>/.featurehouse/."""
+        if self._online is None:
+            from featurehouse.online.store import open_online_store
+
+            self._online = open_online_store(self.project.dir if self.project else None)
+        return self._online
+
+    def use_online_store(self, online) -> None:
+        """Use this online store (e.g. a RedisOnlineStore on a test server) instead of the default."""
+        self._online = online
+
+    def online_views(self, select: Sequence[str] = ()) -> list:
+        """The latest version of every view marked online (all views when `select` names them)."""
+        names = list(select) or [n for n in self.registry.view_names() if self.registry.view(n).online]
+        return [self.registry.view(*_name_version(n)) for n in names]
+
+    def sync(self, select: Sequence[str] = (), full_refresh: bool = False, progress=None) -> list:
+        """Push the latest value per entity of each online view to the online store; one SyncRun per view."""
+        from featurehouse.sync.batch import sync_view
+        from featurehouse.sync.runs import SyncRunLog
+
+        log = SyncRunLog(self.warehouse)
+        return [sync_view(self.warehouse, self.online, log, view, full_refresh=full_refresh, progress=progress)
+                for view in self.online_views(select)]
 
     # -- registry -----------------------------------------------------------------------------
 

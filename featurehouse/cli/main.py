@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import click
 
-from featurehouse.cli import commands_demo, commands_features, commands_training
+from featurehouse.cli import commands_demo, commands_features, commands_online, commands_training
 from featurehouse.cli.context import CliContext, FeaturehouseGroup
 
 
@@ -33,6 +31,7 @@ cli.add_command(commands_features.init)
 cli.add_command(commands_features.build)
 cli.add_command(commands_features.features)
 cli.add_command(commands_training.training_set)
+cli.add_command(commands_online.sync)
 cli.add_command(commands_demo.demo)
 
 

@@ -53,8 +53,8 @@ class PointInTimeQuery:
         if plan == "asof" and any(r.as_known_at for r in self.requests):
             raise ValueError("the asof plan cannot read a view 'as known at'; use the window plan")
         s = "s"
-        spine_cte = exp.select(*[_col(c) for c in self.spine_columns], _col(ROW_ID)).from_(self.spine)
-        query = exp.select(*[_col(c, s) for c in self.spine_columns]).from_(_table(SPINE).as_(s, quoted=True))
+        spine_cte = exp.select(*[column(c) for c in self.spine_columns], column(ROW_ID)).from_(self.spine)
+        query = exp.select(*[column(c, s) for c in self.spine_columns]).from_(_table(SPINE).as_(s, quoted=True))
         ctes = [(SPINE, spine_cte)]
         for i, req in enumerate(self.requests):
             alias, cte_name = f"v{i}", f"__fh_v{i}"
@@ -63,31 +63,31 @@ class PointInTimeQuery:
                 query = query.join(
                     _table(cte_name).as_(alias, quoted=True),
                     on=exp.and_(*_key_match(req, s, alias),
-                                exp.LTE(this=_col(EVENT_TIME, alias), expression=self._as_of(req, s))),
+                                exp.LTE(this=column(EVENT_TIME, alias), expression=self._as_of(req, s))),
                     join_type="ASOF LEFT",
                 )
-                in_ttl = self._ttl_condition(req, _col(EVENT_TIME, alias), s)
+                in_ttl = self._ttl_condition(req, column(EVENT_TIME, alias), s)
             else:
                 ctes.append((cte_name, self._ranked_matches(req, s, dialect)))
                 query = query.join(
                     _table(cte_name).as_(alias, quoted=True),
-                    on=exp.and_(exp.EQ(this=_col(ROW_ID, alias), expression=_col(ROW_ID, s)),
-                                exp.EQ(this=_col(RANK, alias), expression=exp.Literal.number(1))),
+                    on=exp.and_(exp.EQ(this=column(ROW_ID, alias), expression=column(ROW_ID, s)),
+                                exp.EQ(this=column(RANK, alias), expression=exp.Literal.number(1))),
                     join_type="LEFT",
                 )
                 in_ttl = None  # the window plan filters by TTL inside the join
             for j, (feature, out) in enumerate(zip(req.features, req.output_names)):
-                value = _col(f"__fh_f{j}", alias)
+                value = column(f"__fh_f{j}", alias)
                 if in_ttl is not None:
                     value = exp.Case(ifs=[exp.If(this=in_ttl.copy(), true=value)])
                 query = query.select(value.as_(out, quoted=True))
             if self.include_event_times:
-                value = _col(EVENT_TIME, alias)
+                value = column(EVENT_TIME, alias)
                 if in_ttl is not None:
                     value = exp.Case(ifs=[exp.If(this=in_ttl.copy(), true=value)])
                 query = query.select(value.as_(f"{req.view.name}__event_time", quoted=True))
         if self.keep_order:
-            query = query.order_by(_col(ROW_ID, s))
+            query = query.order_by(column(ROW_ID, s))
         for name, body in ctes:
             query = query.with_(exp.to_identifier(name, quoted=True), as_=body)
         return query
@@ -99,7 +99,7 @@ class PointInTimeQuery:
 
     def _as_of(self, req: ViewRequest, s: str) -> exp.Expression:
         """The latest event time a spine row may see from this view: as_of - serving_delay."""
-        ts = _col(self.timestamp, s)
+        ts = column(self.timestamp, s)
         if req.view.serving_delay:
             return exp.Sub(this=ts, expression=_interval(req.view.serving_delay))
         return ts
@@ -107,58 +107,58 @@ class PointInTimeQuery:
     def _ttl_condition(self, req: ViewRequest, event_time: exp.Expression, s: str) -> exp.Expression | None:
         if req.view.ttl is None:
             return None
-        lower = exp.Sub(this=_col(self.timestamp, s), expression=_interval(req.view.ttl))
+        lower = exp.Sub(this=column(self.timestamp, s), expression=_interval(req.view.ttl))
         return exp.GTE(this=event_time, expression=lower)
 
     def _ranked_matches(self, req: ViewRequest, s: str, dialect: str) -> exp.Select:
         """Every view row a spine row may see, ranked newest first (the portable plan)."""
         v, f = req.view, "f"
-        conditions = [*_key_match(req, s, f), exp.LTE(this=_col(v.event_time, f), expression=self._as_of(req, s))]
-        ttl = self._ttl_condition(req, _col(v.event_time, f), s)
+        conditions = [*_key_match(req, s, f), exp.LTE(this=column(v.event_time, f), expression=self._as_of(req, s))]
+        ttl = self._ttl_condition(req, column(v.event_time, f), s)
         if ttl is not None:
             conditions.append(ttl)
         if req.as_known_at:
-            conditions.append(exp.LTE(this=_col(v.created_at, f), expression=_col(self.timestamp, s)))
-        order = [exp.Ordered(this=_col(v.event_time, f), desc=True, nulls_first=False)] + _tie_break(req, f, dialect)
+            conditions.append(exp.LTE(this=column(v.created_at, f), expression=column(self.timestamp, s)))
+        order = [exp.Ordered(this=column(v.event_time, f), desc=True, nulls_first=False)] + tie_break(req, f, dialect)
         rank = exp.Window(
             this=exp.RowNumber(),
-            partition_by=[_col(ROW_ID, s)],
+            partition_by=[column(ROW_ID, s)],
             order=exp.Order(expressions=order),
         )
         return (
-            exp.select(_col(ROW_ID, s), _col(v.event_time, f).as_(EVENT_TIME, quoted=True))
-            .select(*[_col(ft.column, f).as_(f"__fh_f{j}", quoted=True) for j, ft in enumerate(req.features)])
+            exp.select(column(ROW_ID, s), column(v.event_time, f).as_(EVENT_TIME, quoted=True))
+            .select(*[column(ft.column, f).as_(f"__fh_f{j}", quoted=True) for j, ft in enumerate(req.features)])
             .select(rank.as_(RANK, quoted=True))
             .from_(_table(SPINE).as_(s, quoted=True))
-            .join(_relation(v).as_(f, quoted=True), on=exp.and_(*conditions), join_type="INNER")
+            .join(relation_table(v).as_(f, quoted=True), on=exp.and_(*conditions), join_type="INNER")
         )
 
 
 def _latest_per_event_time(req: ViewRequest, dialect: str) -> exp.Select:
     """The view reduced to one row per (key, event_time): the tie-break of docs/semantics.md."""
     v = req.view
-    order = _tie_break(req, None, dialect)
+    order = tie_break(req, None, dialect)
     rank = exp.Window(
         this=exp.RowNumber(),
-        partition_by=[_col(k) for k in v.entity.keys] + [_col(v.event_time)],
+        partition_by=[column(k) for k in v.entity.keys] + [column(v.event_time)],
         order=exp.Order(expressions=order),
     )
     select = (
-        exp.select(*[_col(k) for k in v.entity.keys], _col(v.event_time).as_(EVENT_TIME, quoted=True))
-        .select(*[_col(ft.column).as_(f"__fh_f{j}", quoted=True) for j, ft in enumerate(req.features)])
-        .from_(_relation(v))
-        .where(exp.Not(this=exp.Is(this=_col(v.event_time), expression=exp.Null())))
+        exp.select(*[column(k) for k in v.entity.keys], column(v.event_time).as_(EVENT_TIME, quoted=True))
+        .select(*[column(ft.column).as_(f"__fh_f{j}", quoted=True) for j, ft in enumerate(req.features)])
+        .from_(relation_table(v))
+        .where(exp.Not(this=exp.Is(this=column(v.event_time), expression=exp.Null())))
     )
     if order:
         select = select.qualify(exp.EQ(this=rank, expression=exp.Literal.number(1)))
     return select
 
 
-def _tie_break(req: ViewRequest, table: str | None, dialect: str) -> list[exp.Ordered]:
+def tie_break(req: ViewRequest, table: str | None, dialect: str) -> list[exp.Ordered]:
     """Equal event times: greatest created_at, then greatest values of the view's feature columns in order."""
     v = req.view
     cols = ([v.created_at] if v.created_at else []) + list(v.feature_columns)
-    return [exp.Ordered(this=_sortable(_col(c, table), v, c, dialect), desc=True, nulls_first=False) for c in cols]
+    return [exp.Ordered(this=_sortable(column(c, table), v, c, dialect), desc=True, nulls_first=False) for c in cols]
 
 
 def _sortable(column: exp.Expression, view: FeatureView, name: str, dialect: str) -> exp.Expression:
@@ -172,10 +172,10 @@ def _sortable(column: exp.Expression, view: FeatureView, name: str, dialect: str
 
 
 def _key_match(req: ViewRequest, s: str, other: str) -> list[exp.Expression]:
-    return [exp.EQ(this=_col(k, s), expression=_col(k, other)) for k in req.view.entity.keys]
+    return [exp.EQ(this=column(k, s), expression=column(k, other)) for k in req.view.entity.keys]
 
 
-def _relation(view: FeatureView) -> exp.Table:
+def relation_table(view: FeatureView) -> exp.Table:
     r = view.relation
     return exp.table_(r.identifier, db=r.schema, catalog=r.database, quoted=True)
 
@@ -184,7 +184,7 @@ def _table(name: str) -> exp.Table:
     return exp.table_(name, quoted=True)
 
 
-def _col(name: str, table: str | None = None) -> exp.Column:
+def column(name: str, table: str | None = None) -> exp.Column:
     return exp.column(name, table=table, quoted=True)
 
 

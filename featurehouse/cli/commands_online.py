@@ -1,0 +1,42 @@
+"""`featurehouse sync`: the warehouse's latest values into the online store."""
+
+from __future__ import annotations
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from featurehouse.cli.context import CliContext
+
+
+@click.command()
+@click.option("--select", "-s", multiple=True, help="Only these views (repeatable; `view` or `view@N`).")
+@click.option("--full-refresh", is_flag=True, help="Ignore the watermark: read the latest row of every entity again.")
+@click.pass_obj
+def sync(obj: CliContext, select: tuple[str, ...], full_refresh: bool) -> None:
+    """Push the latest value per entity of every online view to the online store.
+
+    Incremental: only rows ingested (created_at) since the last successful run are read, and the
+    warehouse deduplicates them to one row per entity. Writes are guarded inside Redis, so an older
+    event never replaces a newer value and a re-run changes nothing. Every run is recorded in the
+    warehouse table featurehouse.featurehouse_sync_runs. The online store is FEATUREHOUSE_REDIS_URL,
+    or an embedded Redis under <project>/.featurehouse/redis.
+    """
+    store = obj.store()
+    views = store.online_views(select)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=obj.console, transient=True) as bar:
+        tasks = {v.versioned_name: bar.add_task(v.versioned_name, total=None) for v in views}
+
+        def progress(name: str, done: int, total: int) -> None:
+            bar.update(tasks[name], completed=done, total=total)
+
+        runs = store.sync(select, full_refresh=full_refresh, progress=progress)
+    table = Table(title=f"sync: {len(runs)} views", title_justify="left")
+    for col in ("view", "mode", "rows read", "written", "skipped (older)", "watermark", "seconds", "status"):
+        table.add_column(col, justify="right" if col in ("rows read", "written", "skipped (older)", "seconds") else "left")
+    for run in runs:
+        seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else 0
+        table.add_row(f"{run.view}@{run.version}", run.mode, f"{run.rows_read:,}", f"{run.rows_written:,}",
+                      f"{run.rows_skipped_older:,}", str(run.watermark_to or "-"), f"{seconds:.2f}", run.status)
+    obj.console.print(table)

@@ -1,0 +1,70 @@
+"""Feature values to bytes and back, exactly, with their types.
+
+One view's values for one entity are one msgpack array in the view's feature order. msgpack keeps
+int, float (NaN and +/-inf too), bool, str, None and lists as they are; timestamps travel as msgpack
+timestamps and come back as naive UTC datetimes (the warehouse's convention); dates and decimals as
+small extension types.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Sequence
+
+import msgpack
+
+_EXT_DATE = 1
+_EXT_DECIMAL = 2
+EPOCH = datetime(1970, 1, 1)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return msgpack.Timestamp.from_datetime(aware)
+    if isinstance(value, date):
+        return msgpack.ExtType(_EXT_DATE, value.isoformat().encode())
+    if isinstance(value, Decimal):
+        return msgpack.ExtType(_EXT_DECIMAL, str(value).encode())
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return value.tolist()
+    raise TypeError(f"cannot store a value of type {type(value).__name__} online")
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == _EXT_DATE:
+        return date.fromisoformat(data.decode())
+    if code == _EXT_DECIMAL:
+        return Decimal(data.decode())
+    return msgpack.ExtType(code, data)
+
+
+def encode_values(values: Sequence[Any]) -> bytes:
+    return msgpack.packb(list(values), default=_default, use_bin_type=True, datetime=False)
+
+
+def decode_values(payload: bytes) -> list[Any]:
+    values = msgpack.unpackb(payload, raw=False, timestamp=3, ext_hook=_ext_hook, strict_map_key=False)
+    return [_naive_utc(v) for v in values]
+
+
+def _naive_utc(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+    if isinstance(value, list):
+        return [_naive_utc(v) for v in value]
+    return value
+
+
+def to_micros(value: datetime | None) -> int | None:
+    """Microseconds since the epoch of a naive-UTC (or aware) timestamp."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return (value - EPOCH) // timedelta(microseconds=1)
+
+
+def from_micros(value: int | None) -> datetime | None:
+    return None if value is None else EPOCH + timedelta(microseconds=value)

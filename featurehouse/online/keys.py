@@ -1,0 +1,38 @@
+"""The Redis key layout (docs/online-store.md).
+
+One hash per entity holds every view's values for it, so one HMGET fetches a whole vector across
+views. The entity part of the key is a Redis Cluster hash tag, so an entity's hash lives in one slot:
+
+    fh:{<entity_type>:<key>}          e.g. fh:{user:42}, fh:{card_merchant:7|m%7C1}
+      <view>@<version>                msgpack array of the view's feature values
+      _t:<view>@<version>             "<event_time_us>:<created_at_us>" - what the write guard compares
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+PREFIX = "fh"
+_ESCAPES = {"%": "%25", "|": "%7C", "{": "%7B", "}": "%7D"}
+
+
+def encode_key_part(value: Any) -> str:
+    """Ints and strings alike become text, so "42" from a URL and 42 from the warehouse meet."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"entity key value {value!r} is not usable as a key")
+    text = str(value)
+    for raw, escaped in _ESCAPES.items():
+        text = text.replace(raw, escaped)
+    return text
+
+
+def entity_key(entity_type: str, key: Sequence[Any]) -> str:
+    return f"{PREFIX}:{{{entity_type}:{'|'.join(encode_key_part(v) for v in key)}}}"
+
+
+def value_field(view: str, version: int) -> str:
+    return f"{view}@{version}"
+
+
+def time_field(view: str, version: int) -> str:
+    return f"_t:{view}@{version}"

@@ -1,0 +1,179 @@
+"""The online store: the latest value of every online feature, per entity, in Redis."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import redis
+
+from featurehouse.errors import FeaturehouseError
+from featurehouse.online.codec import decode_values, encode_values, from_micros, to_micros
+from featurehouse.online.embedded import EmbeddedRedis
+from featurehouse.online.keys import entity_key, time_field, value_field
+from featurehouse.registry.model import FeatureView
+
+# The event-time guard: a write never replaces a value with an older one. Equal event times: the
+# greater created_at wins (NULL counts lowest, as -1); an equal pair is a repeat and is skipped, so
+# re-running a sync changes nothing. Runs atomically inside Redis, so batch sync, stream and backfill
+# writers can race and the newest truth still wins.
+GUARD = """
+local cur = redis.call('HGET', KEYS[1], ARGV[2])
+local et, ca = tonumber(ARGV[3]), tonumber(ARGV[4])
+if cur then
+  local sep = string.find(cur, ':', 1, true)
+  local cet, cca = tonumber(string.sub(cur, 1, sep - 1)), tonumber(string.sub(cur, sep + 1))
+  if et < cet or (et == cet and ca <= cca) then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[5], ARGV[2], ARGV[3] .. ':' .. ARGV[4])
+return 1
+"""
+
+
+class OnlineStoreError(FeaturehouseError):
+    """The online store is unreachable or refused a command."""
+
+
+@dataclass(frozen=True)
+class OnlineRow:
+    """One entity's values of one view, to write."""
+
+    key: tuple
+    event_time: datetime
+    created_at: datetime | None
+    values: tuple
+
+
+@dataclass(frozen=True)
+class ViewRecord:
+    """One view's values for one entity, as stored."""
+
+    view: str
+    version: int
+    event_time: datetime
+    created_at: datetime | None
+    values: dict[str, Any]
+
+
+@dataclass
+class WriteResult:
+    written: int = 0
+    skipped_older: int = 0
+
+    def add(self, other: "WriteResult") -> None:
+        self.written += other.written
+        self.skipped_older += other.skipped_older
+
+
+class RedisOnlineStore:
+    """Redis (or Valkey) as the online store; see featurehouse/online/keys.py for the layout."""
+
+    def __init__(self, client: redis.Redis, embedded: EmbeddedRedis | None = None):
+        self.client = client
+        self.embedded = embedded
+        self._guard = client.register_script(GUARD)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> "RedisOnlineStore":
+        """redis://, rediss:// (TLS), unix:// URLs, with user:password@ for AUTH/ACL."""
+        return cls(redis.Redis.from_url(url, **kwargs))
+
+    @classmethod
+    def embedded_in(cls, directory: str | os.PathLike) -> "RedisOnlineStore":
+        server = EmbeddedRedis(directory).start()
+        return cls(redis.Redis(unix_socket_path=str(server.socket)), embedded=server)
+
+    def close(self) -> None:
+        self.client.close()
+        if self.embedded is not None:
+            self.embedded.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except redis.RedisError as e:
+            raise OnlineStoreError(f"online store unreachable: {e}") from None
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def write(self, view: FeatureView, rows: Iterable[OnlineRow], version: int | None = None,
+              batch_size: int = 2000) -> WriteResult:
+        """Guarded writes, pipelined in batches; returns how many were written and skipped as older."""
+        version = view.version if version is None else version
+        vfield, tfield = value_field(view.name, version), time_field(view.name, version)
+        result = WriteResult()
+        pipe = self.client.pipeline(transaction=False)
+        pending = 0
+        for row in rows:
+            created = to_micros(row.created_at)
+            self._guard(keys=[entity_key(view.entity.name, row.key)],
+                        args=[vfield, tfield, to_micros(row.event_time), -1 if created is None else created,
+                              encode_values(row.values)],
+                        client=pipe)
+            pending += 1
+            if pending >= batch_size:
+                result.add(self._flush(pipe))
+                pending = 0
+        if pending:
+            result.add(self._flush(pipe))
+        return result
+
+    def _flush(self, pipe) -> WriteResult:
+        try:
+            outcomes = pipe.execute()
+        except redis.RedisError as e:
+            raise OnlineStoreError(f"online store write failed: {e}") from None
+        written = sum(1 for o in outcomes if o == 1)
+        return WriteResult(written, len(outcomes) - written)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def read(self, entity_type: str, keys: Sequence[tuple], views: Sequence[tuple[FeatureView, int]]
+             ) -> list[dict[str, ViewRecord | None]]:
+        """For each key: {view@version: ViewRecord or None}, in one round trip for all keys and views."""
+        fields = []
+        for view, version in views:
+            fields += [value_field(view.name, version), time_field(view.name, version)]
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hmget(entity_key(entity_type, key), fields)
+        try:
+            replies = pipe.execute()
+        except redis.RedisError as e:
+            raise OnlineStoreError(f"online store read failed: {e}") from None
+        out = []
+        for reply in replies:
+            records: dict[str, ViewRecord | None] = {}
+            for i, (view, version) in enumerate(views):
+                payload, times = reply[2 * i], reply[2 * i + 1]
+                name = f"{view.name}@{version}"
+                if payload is None or times is None:
+                    records[name] = None
+                    continue
+                et, ca = (int(x) for x in times.split(b":"))
+                values = decode_values(payload)
+                records[name] = ViewRecord(view.name, version, from_micros(et), None if ca < 0 else from_micros(ca),
+                                           dict(zip(view.feature_columns, values)))
+            out.append(records)
+        return out
+
+    def delete_entity(self, entity_type: str, key: tuple) -> bool:
+        return bool(self.client.delete(entity_key(entity_type, key)))
+
+
+def open_online_store(project_dir: str | os.PathLike | None = None, url: str | None = None) -> RedisOnlineStore:
+    """FEATUREHOUSE_REDIS_URL (or `url`) when set; else an embedded server under <project>/.featurehouse/redis."""
+    url = url or os.environ.get("FEATUREHOUSE_REDIS_URL")
+    if url:
+        return RedisOnlineStore.from_url(url)
+    base = Path(project_dir or ".").resolve() / ".featurehouse" / "redis"
+    return RedisOnlineStore.embedded_in(base)

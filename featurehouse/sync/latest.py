@@ -1,0 +1,61 @@
+"""SQL for the latest row per entity of a view: what the online store should hold.
+
+The ranking is the point-in-time join's (featurehouse/offline/point_in_time.py), so the online value
+of every entity is exactly the one a training set would join at the end of time: parity by design.
+Deduplication happens inside the warehouse; only one row per entity travels to the online store.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlglot import exp
+
+from featurehouse.offline.point_in_time import ViewRequest, column, relation_table, tie_break
+from featurehouse.registry.model import FeatureView
+
+RANK = "__fh_rank"
+
+
+def latest_values_sql(view: FeatureView, dialect: str, created_after: datetime | None = None,
+                      created_until: datetime | None = None) -> str:
+    """One row per entity key: keys, event_time, created_at (or NULL), then the feature columns.
+
+    With a watermark, only rows whose created_at is in (created_after, created_until] compete: rows
+    ingested since the last sync (rows with a NULL created_at reach the store in full syncs only). Older rows already reached the store, and the write guard keeps a
+    late-arriving older event from replacing a newer value.
+    """
+    req = ViewRequest(view, view.features, tuple(f.column for f in view.features))
+    keys = [column(k) for k in view.entity.keys]
+    order = [exp.Ordered(this=column(view.event_time), desc=True, nulls_first=False)] + tie_break(req, None, dialect)
+    rank = exp.Window(this=exp.RowNumber(), partition_by=keys, order=exp.Order(expressions=order))
+    created = column(view.created_at) if view.created_at else exp.cast(exp.Null(), "TIMESTAMP")
+    conditions = [exp.Not(this=exp.Is(this=column(view.event_time), expression=exp.Null()))]
+    conditions += [exp.Not(this=exp.Is(this=k.copy(), expression=exp.Null())) for k in keys]
+    if view.created_at and created_after is not None:
+        conditions.append(exp.GT(this=column(view.created_at), expression=_timestamp(created_after)))
+    if view.created_at and created_after is not None and created_until is not None:
+        conditions.append(exp.LTE(this=column(view.created_at), expression=_timestamp(created_until)))
+    ranked = (
+        exp.select(*keys, column(view.event_time).as_("__fh_event_time", quoted=True),
+                   created.as_("__fh_created_at", quoted=True))
+        .select(*[column(f.column) for f in view.features])
+        .select(rank.as_(RANK, quoted=True))
+        .from_(relation_table(view))
+        .where(exp.and_(*conditions))
+    )
+    outer = (
+        exp.select(*[column(k) for k in view.entity.keys], column("__fh_event_time"), column("__fh_created_at"))
+        .select(*[column(f.column) for f in view.features])
+        .from_(ranked.subquery("__fh_ranked"))
+        .where(exp.EQ(this=column(RANK), expression=exp.Literal.number(1)))
+    )
+    return outer.sql(dialect, pretty=True)
+
+
+def max_created_at_sql(view: FeatureView, dialect: str) -> str:
+    return exp.select(exp.Max(this=column(view.created_at))).from_(relation_table(view)).sql(dialect)
+
+
+def _timestamp(value: datetime) -> exp.Expression:
+    return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), "TIMESTAMP")

@@ -1,0 +1,196 @@
+"""Batch sync: the online store equals the warehouse's latest rows, incrementally, through failures and kills."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timedelta
+
+import pyarrow as pa
+import pytest
+
+from featurehouse import FeatureStore
+from featurehouse.offline.warehouse import DuckDBWarehouse
+from featurehouse.online.embedded import EmbeddedRedis
+from featurehouse.online.store import RedisOnlineStore
+from featurehouse.registry.model import Entity, Feature, FeatureView, Registry, Relation
+from tests.oracle import OracleView, latest_row
+
+T0 = datetime(2026, 5, 1)
+PAIR = Entity("card_merchant", ("card_id", "merchant"))
+SCHEMA = pa.schema([("card_id", pa.int64()), ("merchant", pa.string()), ("event_time", pa.timestamp("us")),
+                    ("created_at", pa.timestamp("us")), ("amount", pa.float64()), ("label", pa.string())])
+FAR_FUTURE = datetime(2100, 1, 1)
+
+
+def history(seed: int, n: int = 600, created_from: datetime = T0, keys: int = 40) -> list[dict]:
+    rnd = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        et = T0 + timedelta(minutes=rnd.randint(0, 300))
+        rows.append({"card_id": rnd.randint(0, keys // 4), "merchant": rnd.choice(["ü", "a|b", "x"]),
+                     "event_time": et,
+                     "created_at": None if rnd.random() < 0.05 else max(et, created_from) + timedelta(minutes=rnd.randint(0, 5)),
+                     "amount": None if rnd.random() < 0.1 else rnd.choice([1.5, 2.0, -3.25]),
+                     "label": rnd.choice(["a", "b", None, "日本"])})
+    return rows
+
+
+def make_registry() -> tuple[Registry, FeatureView]:
+    view = FeatureView("card_stats", 1, PAIR, Relation(None, None, "card_stats"), "event_time",
+                       (Feature("card_stats", "amount", "double", 1), Feature("card_stats", "label", "varchar", 1)),
+                       created_at="created_at")
+    registry = Registry(entities={"card_merchant": PAIR})
+    registry.add(view)
+    return registry, view
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    with EmbeddedRedis(tmp_path_factory.mktemp("sync-redis"), persist=False) as server:
+        yield server
+
+
+@pytest.fixture
+def online(redis_server):
+    store = RedisOnlineStore.from_url(redis_server.url)
+    store.client.flushdb()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def feature_store(warehouse, online):
+    registry, _ = make_registry()
+    store = FeatureStore.from_registry(registry, warehouse)
+    store.use_online_store(online)
+    warehouse.execute("DROP TABLE IF EXISTS featurehouse.featurehouse_sync_runs")
+    return store
+
+
+def load(warehouse, rows):
+    warehouse.load_table("card_stats", pa.Table.from_pylist(rows, schema=SCHEMA))
+
+
+def assert_online_equals_latest(store, rows):
+    """Parity: for every entity, the online values and event time are the warehouse's latest row."""
+    _, view = make_registry()
+    oracle = OracleView(PAIR.keys, "event_time", "created_at", ("amount", "label"), rows)
+    keys = sorted({(r["card_id"], r["merchant"]) for r in rows})
+    got = store.online.read("card_merchant", keys, [(view, 1)])
+    for key, records in zip(keys, got):
+        best = latest_row(oracle, key, FAR_FUTURE)
+        record = records["card_stats@1"]
+        assert record is not None, key
+        assert (record.event_time, record.values) == (best["event_time"], {"amount": best["amount"], "label": best["label"]}), key
+
+
+def test_sync_makes_the_online_store_equal_the_warehouse_latest(feature_store, warehouse):
+    rows = history(1)
+    load(warehouse, rows)
+    [run] = feature_store.sync()
+    assert run.status == "success" and run.mode == "full"
+    assert run.rows_read == len({(r["card_id"], r["merchant"]) for r in rows})
+    assert_online_equals_latest(feature_store, rows)
+
+
+def test_incremental_sync_reads_only_new_rows_and_late_events_never_win(feature_store, warehouse):
+    first = history(1)
+    load(warehouse, first)
+    feature_store.sync()
+    watermark = max(r["created_at"] for r in first if r["created_at"])
+    later = watermark + timedelta(hours=1)
+    # new ingestions: fresh events for some keys, late-arriving old events for others
+    new = [dict(r, created_at=later, amount=99.0, event_time=r["event_time"] + timedelta(days=1)) for r in first[:5]]
+    late = [dict(r, created_at=later, amount=-1.0, event_time=T0 - timedelta(days=30)) for r in first[5:10]]
+    rows = first + new + late
+    load(warehouse, rows)
+    [run] = feature_store.sync()
+    assert run.mode == "incremental"
+    assert run.rows_read == len({(r["card_id"], r["merchant"]) for r in new + late})
+    assert run.rows_skipped_older >= 1  # a late old event met a newer stored value
+    assert_online_equals_latest(feature_store, rows)
+
+
+def test_a_failed_sync_is_recorded_and_the_next_run_converges(feature_store, warehouse, online):
+    rows = history(2, n=3000, keys=400)
+    load(warehouse, rows)
+
+    class FailingAfterTwoBatches:
+        def __init__(self, inner):
+            self.inner, self.calls = inner, 0
+
+        def write(self, *args, **kwargs):
+            self.calls += 1
+            if self.calls > 2:
+                raise ConnectionError("network cut")
+            return self.inner.write(*args, **kwargs)
+
+    feature_store.use_online_store(FailingAfterTwoBatches(online))
+    from featurehouse.sync.batch import sync_view
+    from featurehouse.sync.runs import SyncRunLog
+
+    log = SyncRunLog(warehouse)
+    view = feature_store.registry.view("card_stats")
+    with pytest.raises(ConnectionError):
+        sync_view(warehouse, feature_store.online, log, view, batch_size=50)
+    assert log.history("card_stats")[0]["status"] == "failed"
+    assert "network cut" in log.history("card_stats")[0]["error"]
+    feature_store.use_online_store(online)
+    [run] = feature_store.sync()
+    assert run.mode == "full" and run.status == "success"  # no successful watermark yet: read it all again
+    assert_online_equals_latest(feature_store, rows)
+
+
+def test_rerunning_a_sync_changes_nothing(feature_store, warehouse):
+    rows = history(3)
+    load(warehouse, rows)
+    feature_store.sync()
+    [again] = feature_store.sync(full_refresh=True)
+    assert again.rows_written == 0 and again.rows_skipped_older == again.rows_read
+    assert_online_equals_latest(feature_store, rows)
+
+
+def test_a_killed_sync_process_is_picked_up_by_the_next_run(tmp_path, redis_server):
+    """SIGKILL-like death (os._exit) after two batches: the run stays 'running', the next run redoes it."""
+    db = tmp_path / "wh.duckdb"
+    rows = history(4, n=3000, keys=400)
+    with DuckDBWarehouse(db) as wh:
+        wh.replace_table("main", "card_stats", pa.Table.from_pylist(rows, schema=SCHEMA))
+    script = textwrap.dedent(f"""
+        import os, sys
+        sys.path.insert(0, {os.getcwd()!r})
+        from tests.test_sync import make_registry
+        from featurehouse.offline.warehouse import DuckDBWarehouse
+        from featurehouse.online.store import RedisOnlineStore
+        from featurehouse.sync.batch import sync_view
+        from featurehouse.sync.runs import SyncRunLog
+        registry, view = make_registry()
+        wh = DuckDBWarehouse({str(db)!r})
+        online = RedisOnlineStore.from_url({redis_server.url!r})
+        online.client.flushdb()
+        batches = 0
+        def progress(name, done, total):
+            global batches
+            batches += 1
+            if batches == 2:
+                os._exit(9)
+        sync_view(wh, online, SyncRunLog(wh), view, batch_size=100, progress=progress)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 9, proc.stderr
+    registry, _ = make_registry()
+    with DuckDBWarehouse(db) as wh:
+        store = FeatureStore.from_registry(registry, wh)
+        online = RedisOnlineStore.from_url(redis_server.url)
+        store.use_online_store(online)
+        from featurehouse.sync.runs import SyncRunLog
+
+        assert SyncRunLog(wh).history("card_stats")[0]["status"] == "running"
+        [run] = store.sync()
+        assert run.mode == "full" and run.status == "success"
+        assert_online_equals_latest(store, rows)
+        online.close()
