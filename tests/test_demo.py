@@ -114,3 +114,29 @@ def test_postgres_and_duckdb_give_the_same_training_sets(duckdb_demo, postgres_u
         pg = pq.read_table(project / ".featurehouse" / "training" / f"{model}.parquet").to_pylist()
         duck = pq.read_table(duck_project / ".featurehouse" / "training" / f"{model}.parquet").to_pylist()
         assert_same_rows(pg, duck, key)
+
+
+def test_demo_syncs_and_the_online_vector_matches_the_warehouse(duckdb_demo):
+    _, result = duckdb_demo
+    assert "sync of 6 views" in result.output
+    assert "online vector vs warehouse latest" in result.output
+    assert "NO" not in result.output.split("online vector vs warehouse latest")[1]
+
+
+def test_demo_online_store_has_parity_with_the_warehouse_for_every_entity(duckdb_demo):
+    """Exact parity after sync: every entity's online values and event time equal the warehouse's latest row."""
+    from featurehouse.sync.latest import latest_values_sql
+
+    project, _ = duckdb_demo
+    store = FeatureStore(project)
+    try:
+        for view in store.online_views():
+            latest = store.warehouse.fetch_arrow(latest_values_sql(view, "duckdb")).to_pylist()
+            keys = [tuple(r[k] for k in view.entity.keys) for r in latest]
+            online = store.online.read(view.entity.name, keys, [(view, view.version)])
+            for row, records in zip(latest, online):
+                record = records[view.versioned_name]
+                assert record is not None and record.event_time == row["__fh_event_time"], (view.name, row)
+                assert record.values == {f.column: row[f.column] for f in view.features}, (view.name, row)
+    finally:
+        store.close()

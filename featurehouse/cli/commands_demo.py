@@ -74,5 +74,40 @@ def demo(obj: CliContext, demo_dir: Path | None, scale: float, seed: int) -> Non
         table.add_row(name, spec.spine or "-", f"{result.rows:,}", str(len(result.features)),
                       f"{1 - nulls / max(cells, 1):.0%}", f"{result.seconds:.2f}", str(out.relative_to(project_dir)))
     console.print(table)
+
+    with console.status("sync: warehouse -> online store (embedded Redis)"):
+        t = time.perf_counter()
+        runs = store.sync(full_refresh=True)
+    console.print(f"[green]✓[/green] sync of {len(runs)} views: {sum(r.rows_read for r in runs):,} latest rows read, "
+                  f"{sum(r.rows_written for r in runs):,} written, {sum(r.rows_skipped_older for r in runs):,} already "
+                  f"current in the online store ({time.perf_counter() - t:.1f}s)")
+    console.print(online_vs_offline(store, "user", "fraud_labels"))
     console.print(f"done in {time.perf_counter() - started:.1f}s. Next: `featurehouse --project-dir {project_dir} "
                   f"features list`")
+
+
+def online_vs_offline(store, entity_type: str, spine: str) -> Table:
+    """One entity's online vector beside the warehouse's latest row of each view: they must agree."""
+    from featurehouse.sync.latest import latest_row_sql
+
+    views = [v for v in store.online_views() if v.entity.name == entity_type]
+    key_cols = store.registry.entities[entity_type].keys
+    relation = store.warehouse.relation_sql(store.relation_of(spine))
+    key = tuple(store.warehouse.fetch_arrow(f"SELECT {', '.join(key_cols)} FROM {relation} LIMIT 1").to_pylist()[0].values())
+    online = store.online.read(entity_type, [key], [(v, v.version) for v in views])[0]
+    table = Table(title=f"{entity_type} {', '.join(map(str, key))}: online vector vs warehouse latest",
+                  title_justify="left")
+    for col in ("feature", "online value", "warehouse value", "event time", "match"):
+        table.add_column(col)
+    for view in views:
+        record = online[view.versioned_name]
+        rows = store.warehouse.fetch_arrow(latest_row_sql(view, key, store.warehouse.dialect)).to_pylist()
+        offline = rows[0] if rows else None
+        for feature in view.features:
+            on = record.values.get(feature.column) if record else None
+            off = offline[feature.column] if offline else None
+            same = (record is None and offline is None) or (
+                record is not None and offline is not None and on == off and record.event_time == offline["__fh_event_time"])
+            table.add_row(feature.name, repr(on), repr(off), str(record.event_time if record else "-"),
+                          "[green]yes[/green]" if same else "[red]NO[/red]")
+    return table

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import sqlglot
 from sqlglot import exp
 
 from featurehouse.offline.point_in_time import ViewRequest, column, relation_table, tie_break
@@ -51,6 +52,18 @@ def latest_values_sql(view: FeatureView, dialect: str, created_after: datetime |
         .where(exp.EQ(this=column(RANK), expression=exp.Literal.number(1)))
     )
     return outer.sql(dialect, pretty=True)
+
+
+def latest_row_sql(view: FeatureView, key: tuple, dialect: str) -> str:
+    """The latest row of one entity (for showing and checking a single vector)."""
+    latest = sqlglot.parse_one(latest_values_sql(view, dialect), read=dialect)
+    match = exp.and_(*[exp.EQ(this=column(k), expression=_literal(v)) for k, v in zip(view.entity.keys, key)])
+    return exp.select("*").from_(latest.subquery("__fh_latest")).where(match).sql(dialect)
+
+
+def _literal(value) -> exp.Expression:
+    return exp.Literal.number(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else exp.Literal.string(str(value))
 
 
 def max_created_at_sql(view: FeatureView, dialect: str) -> str:
