@@ -72,7 +72,7 @@ class FeatureStore:
         self._online = online
 
     def online_views(self, select: Sequence[str] = ()) -> list:
-        """The latest version of every view marked online (all views when `select` names them)."""
+        """The active version of every view marked online; `select` names views (`view` or `view@N`) instead."""
         names = list(select) or [n for n in self.registry.view_names() if self.registry.view(n).online]
         return [self.registry.view(*_name_version(n)) for n in names]
 
@@ -84,6 +84,52 @@ class FeatureStore:
         log = SyncRunLog(self.warehouse)
         return [sync_view(self.warehouse, self.online, log, view, full_refresh=full_refresh, progress=progress)
                 for view in self.online_views(select)]
+
+    # -- versions -----------------------------------------------------------------------------
+
+    def backfill(self, name: str, version: int, start=None, end=None, progress=None):
+        """Build version N of a view into its own relation and replay it into its own online namespace.
+
+        The active version is never touched: backfilling it is refused, and so is a version whose
+        relation is the active version's (building it would overwrite what serving and training read).
+        """
+        from featurehouse.errors import FeaturehouseError
+        from featurehouse.sync.batch import sync_view
+        from featurehouse.sync.runs import SyncRunLog
+
+        target = self.registry.view(name, version)
+        active = self.registry.view(name)
+        if target.version == active.version:
+            raise FeaturehouseError(f"'{target.versioned_name}' is the active version: a backfill never mutates it; "
+                                    f"declare version {max(self.registry.versions(name)) + 1} and backfill that")
+        if target.relation == active.relation:
+            raise FeaturehouseError(f"'{target.versioned_name}' has the same relation as active '{active.versioned_name}' "
+                                    f"({'.'.join(target.relation.parts())}); give the new version its own model")
+        if self.project is not None and target.original_file_path:
+            self.close_warehouse()
+            self.project.run_dbt(["build", "--select", f"path:{target.original_file_path}"])
+        return sync_view(self.warehouse, self.online, SyncRunLog(self.warehouse), target, full_refresh=True,
+                         event_time_from=start, event_time_until=end, mode="backfill", progress=progress)
+
+    def promote(self, name: str, version: int) -> int | None:
+        """Make view@version the one training (unpinned) and serving use; returns the version it replaced."""
+        from featurehouse.offline.versions import VersionLog
+
+        view = self.registry.view(name, version)
+        log = VersionLog(self.warehouse)
+        if name not in log.active():  # first promote: record what was active implicitly, so rollback has a row
+            implicit = self.registry.view(name)
+            if implicit.version != view.version:
+                log.promote(implicit)
+        previous = log.promote(view)
+        self.online.set_active_version(name, version)
+        self.registry.active[name] = version
+        return previous
+
+    def close_warehouse(self) -> None:
+        if self._warehouse is not None and self.project is not None:
+            self._warehouse.close()
+            self._warehouse = None
 
     # -- registry -----------------------------------------------------------------------------
 
@@ -104,7 +150,16 @@ class FeatureStore:
         }
         entities = parse_entities(self.project.featurehouse_vars.get("entities"))
         self._registry = registry_from_manifest(manifest, entities, describe=self._describe)
+        self._registry.active = self._read_active_versions()
         return self._registry
+
+    def _read_active_versions(self) -> dict[str, int]:
+        from featurehouse.offline.versions import read_active
+
+        try:
+            return read_active(self.warehouse)
+        except Exception:  # noqa: BLE001 - warehouse not reachable yet: nothing promoted that we can see
+            return {}
 
     def relation_of(self, name: str) -> Relation | None:
         """The warehouse relation of a dbt model, seed, snapshot or source table by its name."""

@@ -19,17 +19,30 @@
   {%- if not found -%}
     {{ exceptions.raise_compiler_error("unknown feature view '" ~ view_name ~ "'") }}
   {%- endif -%}
-  {%- set ns = namespace(best=none) -%}
-  {%- for node in found -%}
-    {%- set v = featurehouse.feature_view_version(node) -%}
-    {%- if (version is none and (ns.best is none or v > featurehouse.feature_view_version(ns.best))) or (version is not none and v == version) -%}
-      {%- set ns.best = node -%}
-    {%- endif -%}
-  {%- endfor -%}
-  {%- if ns.best is none -%}
+  {%- set versions = found | map('attribute', 'unique_id') | list -%}
+  {%- set by_version = {} -%}
+  {%- for node in found -%}{%- do by_version.update({featurehouse.feature_view_version(node): node}) -%}{%- endfor -%}
+  {%- if version is none -%}
+    {%- set version = featurehouse.active_view_version(view_name, by_version.keys() | list) -%}
+  {%- endif -%}
+  {%- if version not in by_version -%}
     {{ exceptions.raise_compiler_error("feature view '" ~ view_name ~ "' has no version " ~ version) }}
   {%- endif -%}
-  {{ return(ns.best) }}
+  {{ return(by_version[version]) }}
+{% endmacro %}
+
+
+{#- The promoted version (featurehouse promote) if any, else the first declared one: as in Python. -#}
+{% macro active_view_version(view_name, versions) %}
+  {%- set log = adapter.get_relation(database=target.database, schema='featurehouse', identifier='featurehouse_view_versions') -%}
+  {%- if log is not none -%}
+    {%- set result = run_query("select version from " ~ log ~ " where " ~ adapter.quote('view') ~ " = '"
+                                ~ view_name.replace("'", "''") ~ "' and active_until is null") -%}
+    {%- if result.rows | length > 0 and (result.rows[0][0] | int) in versions -%}
+      {{ return(result.rows[0][0] | int) }}
+    {%- endif -%}
+  {%- endif -%}
+  {{ return(versions | min) }}
 {% endmacro %}
 
 
@@ -37,7 +50,7 @@
   Group requested features ('view.column' or 'view.column@N') by view and version, with all that the
   join needs: relation, key columns, timestamps, TTL, serving delay and the view's feature columns.
 -#}
-{% macro resolve_feature_requests(features, as_known_at=false) %}
+{% macro resolve_feature_requests(features, as_known_at=false, all_columns=false) %}
   {%- set entities = (var('featurehouse', {}) or {}).get('entities', {}) -%}
   {%- set requests = [] -%}
   {%- set index = {} -%}
@@ -75,10 +88,12 @@
             'as_known_at': known_at, 'view_columns': view_columns, 'features': []}) -%}
     {%- endif -%}
     {%- set req = requests[index[key]] -%}
-    {%- if column not in featurehouse.view_columns_names(req.view_columns) -%}
+    {%- if all_columns -%}
+      {%- do req.update({'features': featurehouse.view_columns_names(req.view_columns)}) -%}
+    {%- elif column not in featurehouse.view_columns_names(req.view_columns) -%}
       {{ exceptions.raise_compiler_error("unknown feature '" ~ text ~ "': view '" ~ key ~ "' has no feature column '" ~ column ~ "'") }}
     {%- endif -%}
-    {%- if column not in req.features -%}{%- do req.features.append(column) -%}{%- endif -%}
+    {%- if not all_columns and column not in req.features -%}{%- do req.features.append(column) -%}{%- endif -%}
   {%- endfor -%}
   {#- two versions of one view in a request: columns are view__column__vN -#}
   {%- for req in requests -%}

@@ -118,3 +118,19 @@ def test_feature_definitions_model_lists_every_view(built_fixture):
     assert rows["stats"]["transform_ref"].startswith("model.fh_fixture.stats@")
     assert rows["stats"]["ttl"] == "5s" and rows["profile"]["sensitivity"] == "pii"
 
+
+
+def test_latest_values_macro_equals_the_sync_query(built_fixture):
+    from featurehouse.sync.latest import latest_values_sql
+
+    store, data = built_fixture
+    view = store.registry.view("stats")
+    rel = store.warehouse.relation_sql(view.relation.__class__(view.relation.database, view.relation.schema, "latest_stats"))
+    macro = store.warehouse.fetch_arrow(f"select * from {rel}").to_pylist()
+    python = store.warehouse.fetch_arrow(latest_values_sql(view, store.warehouse.dialect)).to_pylist()
+    python = [{("event_time" if k == "__fh_event_time" else "created_at" if k == "__fh_created_at" else k): v
+               for k, v in r.items()} for r in python]
+    key = lambda r: (r["card_id"], r["merchant"])  # noqa: E731
+    assert sorted(macro, key=key) == sorted(python, key=key)
+    assert len(macro) == len({(r["card_id"], r["merchant"]) for r in data["stats"]
+                              if r["event_time"] and r["merchant"] is not None})

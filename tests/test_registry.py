@@ -66,7 +66,9 @@ def test_version_pins_a_feature_and_defaults_to_one():
     registry = load(node(), node("user_txn_stats", meta={"entity": "user", "event_time": "event_time", "version": 2}))
     assert registry.versions("user_txn_stats") == [1, 2]
     assert registry.resolve("user_txn_stats.country@1")[0].version == 1
-    assert registry.resolve("user_txn_stats.country")[0].version == 2  # unpinned: the latest version
+    assert registry.resolve("user_txn_stats.country")[0].version == 1  # unpinned: the active version
+    registry.active["user_txn_stats"] = 2  # after `featurehouse promote user_txn_stats@2`
+    assert registry.resolve("user_txn_stats.country")[0].version == 2
 
 
 def test_dbt_model_versions_become_feature_versions():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from featurehouse.cli import commands_demo, commands_features, commands_online, commands_training
+from featurehouse.cli import commands_demo, commands_features, commands_online, commands_training, commands_versions
 from featurehouse.cli.context import CliContext, FeaturehouseGroup
 
 
@@ -32,6 +32,8 @@ cli.add_command(commands_features.build)
 cli.add_command(commands_features.features)
 cli.add_command(commands_training.training_set)
 cli.add_command(commands_online.sync)
+cli.add_command(commands_versions.backfill)
+cli.add_command(commands_versions.promote)
 cli.add_command(commands_demo.demo)
 
 

@@ -33,6 +33,9 @@ return 1
 """
 
 
+ACTIVE_VERSIONS = "fh:active_versions"
+
+
 class OnlineStoreError(FeaturehouseError):
     """The online store is unreachable or refused a command."""
 
@@ -165,6 +168,15 @@ class RedisOnlineStore:
                                            dict(zip(view.feature_columns, values)))
             out.append(records)
         return out
+
+    # -- active versions ---------------------------------------------------------------------
+
+    def set_active_version(self, view: str, version: int) -> None:
+        """The version serving reads for `view` (set by `featurehouse promote`)."""
+        self.client.hset(ACTIVE_VERSIONS, view, version)
+
+    def active_versions(self) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in self.client.hgetall(ACTIVE_VERSIONS).items()}
 
     def delete_entity(self, entity_type: str, key: tuple) -> bool:
         return bool(self.client.delete(entity_key(entity_type, key)))

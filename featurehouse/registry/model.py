@@ -137,6 +137,7 @@ class Registry:
     entities: dict[str, Entity] = field(default_factory=dict)
     views: dict[tuple[str, int], FeatureView] = field(default_factory=dict)
     models: dict[str, ModelSpec] = field(default_factory=dict)
+    active: dict[str, int] = field(default_factory=dict)  # promoted versions (featurehouse promote)
 
     def add(self, view: FeatureView) -> None:
         self.views[(view.name, view.version)] = view
@@ -147,8 +148,14 @@ class Registry:
     def versions(self, name: str) -> list[int]:
         return sorted(v for n, v in self.views if n == name)
 
+    def active_version(self, name: str) -> int:
+        """The promoted version; before any promote, the first declared one (a new version waits for promote)."""
+        versions = self.versions(name)
+        promoted = self.active.get(name)
+        return promoted if promoted in versions else versions[0]
+
     def view(self, name: str, version: int | None = None) -> FeatureView:
-        """A view at a version; without one, its latest declared version."""
+        """A view at a version; without one, its active version."""
         from featurehouse.errors import UnknownFeature
 
         versions = self.versions(name)
@@ -156,7 +163,7 @@ class Registry:
             hint = _closest(name, self.view_names())
             raise UnknownFeature(f"unknown feature view '{name}'" + (f" (did you mean '{hint}'?)" if hint else ""))
         if version is None:
-            version = versions[-1]
+            version = self.active_version(name)
         if version not in versions:
             raise UnknownFeature(
                 f"feature view '{name}' has no version {version} (versions: {', '.join(map(str, versions))})"

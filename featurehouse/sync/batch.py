@@ -39,14 +39,17 @@ def plan_sync(warehouse: Warehouse, log: SyncRunLog, view: FeatureView, version:
 
 def sync_view(warehouse: Warehouse, online: RedisOnlineStore, log: SyncRunLog, view: FeatureView,
               version: int | None = None, full_refresh: bool = False, batch_size: int = 5000,
-              progress: Progress | None = None) -> SyncRun:
+              progress: Progress | None = None, event_time_from=None, event_time_until=None,
+              mode: str | None = None) -> SyncRun:
+    """One view (at one version) from the warehouse to the online store, recorded in the sync run log."""
     plan = plan_sync(warehouse, log, view, version, full_refresh)
-    run = log.start(view.name, plan.version, plan.mode, plan.watermark_from, plan.watermark_to)
+    run = log.start(view.name, plan.version, mode or plan.mode, plan.watermark_from, plan.watermark_to)
     try:
         if plan.mode == "incremental" and plan.watermark_to is not None and plan.watermark_to <= plan.watermark_from:
             log.finish(run, "success")  # nothing ingested since the last run
             return run
-        sql = latest_values_sql(view, warehouse.dialect, plan.watermark_from, plan.watermark_to)
+        sql = latest_values_sql(view, warehouse.dialect, plan.watermark_from, plan.watermark_to,
+                                event_time_from, event_time_until)
         table = warehouse.fetch_arrow(sql)
         run.rows_read = table.num_rows
         for done, batch in _batches(table, batch_size):

@@ -19,7 +19,8 @@ RANK = "__fh_rank"
 
 
 def latest_values_sql(view: FeatureView, dialect: str, created_after: datetime | None = None,
-                      created_until: datetime | None = None) -> str:
+                      created_until: datetime | None = None, event_time_from: datetime | None = None,
+                      event_time_until: datetime | None = None) -> str:
     """One row per entity key: keys, event_time, created_at (or NULL), then the feature columns.
 
     With a watermark, only rows whose created_at is in (created_after, created_until] compete: rows
@@ -37,6 +38,10 @@ def latest_values_sql(view: FeatureView, dialect: str, created_after: datetime |
         conditions.append(exp.GT(this=column(view.created_at), expression=_timestamp(created_after)))
     if view.created_at and created_after is not None and created_until is not None:
         conditions.append(exp.LTE(this=column(view.created_at), expression=_timestamp(created_until)))
+    if event_time_from is not None:  # a backfill of a time range replays only its rows
+        conditions.append(exp.GTE(this=column(view.event_time), expression=_timestamp(event_time_from)))
+    if event_time_until is not None:
+        conditions.append(exp.LTE(this=column(view.event_time), expression=_timestamp(event_time_until)))
     ranked = (
         exp.select(*keys, column(view.event_time).as_("__fh_event_time", quoted=True),
                    created.as_("__fh_created_at", quoted=True))

@@ -1,0 +1,1 @@
+{{ featurehouse.latest_values('stats') }}
