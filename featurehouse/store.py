@@ -85,6 +85,26 @@ class FeatureStore:
         return [sync_view(self.warehouse, self.online, log, view, full_refresh=full_refresh, progress=progress)
                 for view in self.online_views(select)]
 
+    def forget(self, entity_type: str, key: tuple):
+        """Delete an entity everywhere: online values (all views, versions, and entities keyed by it) and
+        offline rows of PII views; recorded in featurehouse.featurehouse_deletions."""
+        from featurehouse.sync.forget import forget
+
+        return forget(self.warehouse, self.online, self.registry, entity_type, tuple(key))
+
+    def retention(self, now=None) -> dict[str, int]:
+        """Remove online values older than their view's TTL (serving already treats them as expired)."""
+        from datetime import datetime, timezone
+
+        from featurehouse.online.codec import to_micros
+
+        now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+        cutoffs = {}
+        for view in self.registry.views.values():
+            if view.online and view.ttl is not None:
+                cutoffs[view.versioned_name] = to_micros(now - view.ttl)
+        return self.online.expire_older_than(cutoffs) if cutoffs else {}
+
     # -- versions -----------------------------------------------------------------------------
 
     def backfill(self, name: str, version: int, start=None, end=None, progress=None):

@@ -40,3 +40,49 @@ def sync(obj: CliContext, select: tuple[str, ...], full_refresh: bool) -> None:
         table.add_row(f"{run.view}@{run.version}", run.mode, f"{run.rows_read:,}", f"{run.rows_written:,}",
                       f"{run.rows_skipped_older:,}", str(run.watermark_to or "-"), f"{seconds:.2f}", run.status)
     obj.console.print(table)
+
+
+@click.command()
+@click.argument("entity_type")
+@click.argument("keys", nargs=-1, required=True)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def forget(obj: CliContext, entity_type: str, keys: tuple[str, ...], yes: bool) -> None:
+    """Delete entities everywhere: their online values and their rows in PII views' relations.
+
+    KEY is the entity's key value (`42`), or `col=value;col=value` for composite keys. Online, entity
+    types keyed by it go too (forgetting user 42 removes user_item 42|*). Each deletion is recorded in
+    featurehouse.featurehouse_deletions. Rows come back if a PII model is rebuilt from sources that
+    still hold them: delete upstream as well.
+    """
+    from featurehouse.registry.model import parse_entity_key
+
+    store = obj.store()
+    if entity_type not in store.registry.entities:
+        from featurehouse.errors import UnknownEntity
+
+        raise UnknownEntity(f"unknown entity '{entity_type}' (declared: {', '.join(sorted(store.registry.entities))})")
+    parsed = [parse_entity_key(store.registry.entities[entity_type], k) for k in keys]
+    if not yes:
+        click.confirm(f"forget {len(parsed)} {entity_type} entit{'y' if len(parsed) == 1 else 'ies'}?", abort=True)
+    table = Table(title=f"forgot {len(parsed)} {entity_type}", title_justify="left")
+    for col in ("key", "online keys deleted", "offline rows deleted"):
+        table.add_column(col)
+    for key in parsed:
+        result = store.forget(entity_type, key)
+        table.add_row("|".join(key), str(result.online_keys_deleted),
+                      ", ".join(f"{v}: {n}" for v, n in result.offline_rows_deleted.items()) or "-")
+    obj.console.print(table)
+
+
+@click.command()
+@click.pass_obj
+def retention(obj: CliContext) -> None:
+    """Remove online values older than their view's TTL (serving never serves them as fresh anyway)."""
+    removed = obj.store().retention()
+    table = Table(title="retention pass", title_justify="left")
+    table.add_column("view")
+    table.add_column("values removed", justify="right")
+    for view, n in sorted(removed.items()):
+        table.add_row(view, f"{n:,}")
+    obj.console.print(table)

@@ -36,3 +36,13 @@ def value_field(view: str, version: int) -> str:
 
 def time_field(view: str, version: int) -> str:
     return f"_t:{view}@{version}"
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def entity_key_pattern(entity_type: str, parts: Sequence[Any | None]) -> str:
+    """A SCAN glob for an entity type's keys with some key parts fixed (None = any value)."""
+    body = "|".join("*" if p is None else _glob_escape(encode_key_part(p)) for p in parts)
+    return f"{PREFIX}:{{{_glob_escape(entity_type)}:{body}}}"

@@ -36,6 +36,17 @@ return 1
 ACTIVE_VERSIONS = "fh:active_versions"
 
 
+# Retention: drop a view's value only if it is still the one the pass saw (a racing writer's newer value stays).
+EXPIRE_IF_UNCHANGED = """
+local cur = redis.call('HGET', KEYS[1], ARGV[2])
+if cur == ARGV[3] then
+  redis.call('HDEL', KEYS[1], ARGV[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
 class OnlineStoreError(FeaturehouseError):
     """The online store is unreachable or refused a command."""
 
@@ -78,6 +89,7 @@ class RedisOnlineStore:
         self.client = client
         self.embedded = embedded
         self._guard = client.register_script(GUARD)
+        self._expire = client.register_script(EXPIRE_IF_UNCHANGED)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> "RedisOnlineStore":
@@ -178,8 +190,52 @@ class RedisOnlineStore:
     def active_versions(self) -> dict[str, int]:
         return {k.decode(): int(v) for k, v in self.client.hgetall(ACTIVE_VERSIONS).items()}
 
+    # -- deletion and retention ----------------------------------------------------------------
+
     def delete_entity(self, entity_type: str, key: tuple) -> bool:
         return bool(self.client.delete(entity_key(entity_type, key)))
+
+    def delete_matching(self, pattern: str) -> int:
+        """Delete every entity hash whose key matches a SCAN glob (see keys.entity_key_pattern)."""
+        deleted = 0
+        batch = []
+        for key in self.client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                deleted += self.client.delete(*batch) if not self._is_cluster else sum(self.client.delete(k) for k in batch)
+                batch = []
+        if batch:
+            deleted += self.client.delete(*batch) if not self._is_cluster else sum(self.client.delete(k) for k in batch)
+        return deleted
+
+    @property
+    def _is_cluster(self) -> bool:
+        return type(self.client).__name__ == "RedisCluster"
+
+    def expire_older_than(self, views: dict[str, int], pattern: str = "fh:{*") -> dict[str, int]:
+        """Retention pass: remove each view's value whose event time is before its cutoff (micros).
+
+        `views` maps a value field (`view@N`) to its cutoff. Returns removed values per field.
+        """
+        removed = {f: 0 for f in views}
+        for key in self.client.scan_iter(match=pattern, count=1000):
+            fields = list(views)
+            times = self.client.hmget(key, [time_field(*_split(f)) for f in fields])
+            pipe = self.client.pipeline(transaction=False)
+            doomed = []
+            for field, stamp in zip(fields, times):
+                if stamp is not None and int(stamp.split(b":")[0]) < views[field]:
+                    self._expire(keys=[key], args=[field, time_field(*_split(field)), stamp], client=pipe)
+                    doomed.append(field)
+            if doomed:
+                for field, done in zip(doomed, pipe.execute()):
+                    removed[field] += int(done)
+        return removed
+
+
+def _split(field: str) -> tuple[str, int]:
+    name, _, version = field.rpartition("@")
+    return name, int(version)
 
 
 def open_online_store(project_dir: str | os.PathLike | None = None, url: str | None = None) -> RedisOnlineStore:

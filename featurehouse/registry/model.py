@@ -202,3 +202,22 @@ def _closest(word: str, candidates: list[str]) -> str | None:
 
     found = difflib.get_close_matches(word, candidates, n=1)
     return found[0] if found else None
+
+
+def parse_entity_key(entity: Entity, text: str) -> tuple[str, ...]:
+    """An entity key as users write it: `42` for one key column; `card_id=1;merchant_id=7` for several."""
+    from featurehouse.errors import UnknownEntity
+
+    if len(entity.keys) == 1 and "=" not in text:
+        return (text,)
+    parts = {}
+    for piece in text.split(";"):
+        name, sep, value = piece.partition("=")
+        if not sep or name.strip() not in entity.keys:
+            raise UnknownEntity(f"bad key {text!r} for entity '{entity.name}': write "
+                                + ";".join(f"{k}=<value>" for k in entity.keys))
+        parts[name.strip()] = value
+    missing = [k for k in entity.keys if k not in parts]
+    if missing:
+        raise UnknownEntity(f"key {text!r} for entity '{entity.name}' lacks {', '.join(missing)}")
+    return tuple(parts[k] for k in entity.keys)

@@ -1,0 +1,73 @@
+"""Forget an entity: its values leave the online store and its rows leave the offline PII views.
+
+What is deleted, and when, is recorded in the warehouse table featurehouse.featurehouse_deletions.
+Deleting rows from a dbt-built relation lasts until that model is rebuilt from its sources, so the
+sources must forget too; featurehouse names the views it cleaned so that can be checked.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sqlglot import exp
+
+from featurehouse.errors import UnknownEntity
+from featurehouse.offline.point_in_time import relation_table
+from featurehouse.offline.warehouse import Warehouse
+from featurehouse.online.keys import entity_key_pattern
+from featurehouse.online.store import RedisOnlineStore
+from featurehouse.registry.model import Registry
+
+SCHEMA = "featurehouse"
+TABLE = "featurehouse_deletions"
+
+
+@dataclass
+class ForgetResult:
+    entity_type: str
+    key: tuple
+    online_keys_deleted: int = 0
+    offline_rows_deleted: dict[str, int] = field(default_factory=dict)
+
+
+def forget(warehouse: Warehouse, online: RedisOnlineStore, registry: Registry, entity_type: str,
+           key: tuple) -> ForgetResult:
+    if entity_type not in registry.entities:
+        raise UnknownEntity(f"unknown entity '{entity_type}' (declared: {', '.join(sorted(registry.entities))})")
+    keys = registry.entities[entity_type].keys
+    if len(key) != len(keys):
+        raise UnknownEntity(f"entity '{entity_type}' has key ({', '.join(keys)}): got {len(key)} value(s)")
+    wanted = dict(zip(keys, key))
+    result = ForgetResult(entity_type, key)
+    # every entity type whose key holds these columns: user 42 is also in user_item (42, *)
+    for other in registry.entities.values():
+        if set(keys) <= set(other.keys):
+            parts = [wanted.get(k) for k in other.keys]
+            result.online_keys_deleted += online.delete_matching(entity_key_pattern(other.name, parts))
+    d = warehouse.dialect
+    for (name, version), view in sorted(registry.views.items()):
+        if view.sensitivity != "pii" or not set(keys) <= set(view.entity.keys):
+            continue
+        match = exp.and_(*[
+            exp.EQ(this=exp.cast(exp.column(k, quoted=True), "VARCHAR"), expression=exp.Literal.string(str(v)))
+            for k, v in wanted.items()])
+        target = relation_table(view).sql(d)
+        count = warehouse.fetch_arrow(f"SELECT count(*) AS n FROM {target} WHERE {match.sql(d)}").column(0)[0].as_py()
+        warehouse.execute(f"DELETE FROM {target} WHERE {match.sql(d)}")
+        result.offline_rows_deleted[f"{name}@{version}"] = count
+    _record(warehouse, result)
+    return result
+
+
+def _record(warehouse: Warehouse, result: ForgetResult) -> None:
+    d = warehouse.dialect
+    table = exp.table_(TABLE, db=SCHEMA, quoted=True).sql(d)
+    warehouse.execute(f"CREATE SCHEMA IF NOT EXISTS {exp.to_identifier(SCHEMA, quoted=True).sql(d)}")
+    warehouse.execute(f"CREATE TABLE IF NOT EXISTS {table} (entity_type VARCHAR, entity_key VARCHAR, "
+                      "deleted_at TIMESTAMP, online_keys_deleted BIGINT, offline_rows_deleted VARCHAR)")
+    values = [exp.Literal.string(result.entity_type), exp.Literal.string(json.dumps(list(map(str, result.key)))),
+              exp.cast(exp.Literal.string(datetime.now(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")), "TIMESTAMP"),
+              exp.Literal.number(result.online_keys_deleted), exp.Literal.string(json.dumps(result.offline_rows_deleted))]
+    warehouse.execute(f"INSERT INTO {table} VALUES ({', '.join(v.sql(d) for v in values)})")
