@@ -81,15 +81,31 @@ class FeatureStore:
         from featurehouse.sync.batch import sync_view
         from featurehouse.sync.runs import SyncRunLog
 
+        self.attach_stream_tables()
         log = SyncRunLog(self.warehouse)
         return [sync_view(self.warehouse, self.online, log, view, full_refresh=full_refresh, progress=progress)
                 for view in self.online_views(select)]
+
+    # -- push / stream ------------------------------------------------------------------------
+
+    def push(self, view_name: str, rows, version: int | None = None):
+        """Validate rows and append them to the view's durable stream (invalid ones to its dead letters)."""
+        from featurehouse.stream.log import push
+
+        return push(self.online.client, self.registry.view(view_name, version), rows)
+
+    def stream_consumer(self, select: Sequence[str] = (), name: str = "consumer-1", batch_size: int = 500):
+        """A consumer-group member applying pushed rows to the online store and the warehouse."""
+        from featurehouse.stream.log import StreamConsumer
+
+        return StreamConsumer(self.online, self.warehouse, self.online_views(select), name=name, batch_size=batch_size)
 
     def forget(self, entity_type: str, key: tuple):
         """Delete an entity everywhere: online values (all views, versions, and entities keyed by it) and
         offline rows of PII views; recorded in featurehouse.featurehouse_deletions."""
         from featurehouse.sync.forget import forget
 
+        self.attach_stream_tables()
         return forget(self.warehouse, self.online, self.registry, entity_type, tuple(key))
 
     def retention(self, now=None) -> dict[str, int]:
@@ -171,7 +187,23 @@ class FeatureStore:
         entities = parse_entities(self.project.featurehouse_vars.get("entities"))
         self._registry = registry_from_manifest(manifest, entities, describe=self._describe)
         self._registry.active = self._read_active_versions()
+        self.attach_stream_tables()
         return self._registry
+
+    def attach_stream_tables(self) -> None:
+        """Views whose pushed rows landed in the warehouse read those rows too (training, sync, parity)."""
+        import dataclasses
+
+        from featurehouse.stream.log import landing_relation
+
+        for key, view in list(self.registry.views.items()):
+            landing = landing_relation(view)
+            try:
+                exists = bool(self.warehouse.describe(landing))
+            except Exception:  # noqa: BLE001 - warehouse unreachable: nothing landed that we can see
+                exists = False
+            if exists and landing not in view.extra_relations:
+                self.registry.views[key] = dataclasses.replace(view, extra_relations=view.extra_relations + (landing,))
 
     def _read_active_versions(self) -> dict[str, int]:
         from featurehouse.offline.versions import read_active
@@ -218,6 +250,7 @@ class FeatureStore:
     def build_training_set(self, spine: Any, features: Sequence[str], timestamp: str,
                            entity: str | None = None, as_known_at: bool = False, keep_order: bool = True,
                            include_event_times: bool = False, progress: Progress | None = None) -> TrainingSet:
+        self.attach_stream_tables()
         return build_training_set(
             self.warehouse, self.registry, self._spine(spine), features, timestamp, entity=entity,
             as_known_at=as_known_at, keep_order=keep_order, include_event_times=include_event_times,

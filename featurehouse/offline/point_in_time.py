@@ -130,7 +130,7 @@ class PointInTimeQuery:
             .select(*[column(ft.column, f).as_(f"__fh_f{j}", quoted=True) for j, ft in enumerate(req.features)])
             .select(rank.as_(RANK, quoted=True))
             .from_(_table(SPINE).as_(s, quoted=True))
-            .join(relation_table(v).as_(f, quoted=True), on=exp.and_(*conditions), join_type="INNER")
+            .join(view_source(v, f), on=exp.and_(*conditions), join_type="INNER")
         )
 
 
@@ -146,7 +146,7 @@ def _latest_per_event_time(req: ViewRequest, dialect: str) -> exp.Select:
     select = (
         exp.select(*[column(k) for k in v.entity.keys], column(v.event_time).as_(EVENT_TIME, quoted=True))
         .select(*[column(ft.column).as_(f"__fh_f{j}", quoted=True) for j, ft in enumerate(req.features)])
-        .from_(relation_table(v))
+        .from_(view_source(v, "__fh_src"))
         .where(exp.Not(this=exp.Is(this=column(v.event_time), expression=exp.Null())))
     )
     if order:
@@ -173,6 +173,18 @@ def _sortable(column: exp.Expression, view: FeatureView, name: str, dialect: str
 
 def _key_match(req: ViewRequest, s: str, other: str) -> list[exp.Expression]:
     return [exp.EQ(this=column(k, s), expression=column(k, other)) for k in req.view.entity.keys]
+
+
+def view_source(view: FeatureView, alias: str) -> exp.Expression:
+    """The view's rows: its dbt relation, plus its stream landing tables when rows were pushed."""
+    if not view.extra_relations:
+        return relation_table(view).as_(alias, quoted=True)
+    cols = [*view.entity.keys, view.event_time] + ([view.created_at] if view.created_at else []) + list(view.feature_columns)
+    union: exp.Expression = exp.select(*[column(c) for c in cols]).from_(relation_table(view))
+    for r in view.extra_relations:
+        part = exp.select(*[column(c) for c in cols]).from_(exp.table_(r.identifier, db=r.schema, catalog=r.database, quoted=True))
+        union = exp.union(union, part, distinct=False)
+    return exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
 
 
 def relation_table(view: FeatureView) -> exp.Table:

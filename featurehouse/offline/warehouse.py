@@ -36,6 +36,11 @@ class Warehouse:
         """Create (or replace) the permanent table schema.name holding `table`."""
         raise NotImplementedError
 
+    def append_table(self, schema: str, name: str, table: pa.Table, id_column: str) -> None:
+        """Append rows to schema.name (created on first use), replacing rows with the same `id_column`
+        values in the same transaction, so appending one batch twice leaves it there once."""
+        raise NotImplementedError
+
     def column_families(self, sql: str) -> dict[str, str]:
         """Column name -> 'timestamp' | 'string' | 'integer' | 'float' | 'other' of a query's result."""
         from featurehouse.offline.spine import family
@@ -103,6 +108,25 @@ class DuckDBWarehouse(Warehouse):
             self.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM __fh_load")
         finally:
             self.con.unregister("__fh_load")
+
+    def append_table(self, schema, name, table, id_column):
+        from sqlglot import exp
+
+        target = exp.table_(name, db=schema, quoted=True).sql("duckdb")
+        ident = exp.to_identifier(id_column, quoted=True).sql("duckdb")
+        self.execute(f"CREATE SCHEMA IF NOT EXISTS {exp.to_identifier(schema, quoted=True).sql('duckdb')}")
+        self.con.register("__fh_append", table)
+        try:
+            self.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM __fh_append WHERE false")
+            self.execute("BEGIN")
+            self.execute(f"DELETE FROM {target} WHERE {ident} IN (SELECT {ident} FROM __fh_append)")
+            self.execute(f"INSERT INTO {target} BY NAME SELECT * FROM __fh_append")
+            self.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self.con.unregister("__fh_append")
 
     def describe(self, relation):
         rows = self.con.execute(
@@ -186,6 +210,32 @@ class PostgresWarehouse(Warehouse):
             pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
             buf.seek(0)
             cur.copy_expert(f"COPY {target} FROM STDIN WITH (FORMAT csv, NULL '')", buf)
+
+    def append_table(self, schema, name, table, id_column):
+        from sqlglot import exp
+        import pyarrow.csv as pacsv
+
+        q = lambda s: exp.to_identifier(s, quoted=True).sql("postgres")  # noqa: E731
+        target = exp.table_(name, db=schema, quoted=True).sql("postgres")
+        cols = ", ".join(f"{q(f.name)} {_pg_type(f.type)}" for f in table.schema)
+        ids = table.column(id_column).to_pylist()
+        buf = io.BytesIO()
+        pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+        buf.seek(0)
+        self.execute(f"CREATE SCHEMA IF NOT EXISTS {q(schema)}")
+        self.execute(f"CREATE TABLE IF NOT EXISTS {target} ({cols})")
+        self.con.autocommit = False
+        try:
+            with self.con.cursor() as cur:
+                cur.execute(f"DELETE FROM {target} WHERE {q(id_column)} = ANY(%s)", (ids,))
+                cur.copy_expert(f"COPY {target} ({', '.join(q(f.name) for f in table.schema)}) "
+                                f"FROM STDIN WITH (FORMAT csv, NULL '')", buf)
+            self.con.commit()
+        except BaseException:
+            self.con.rollback()
+            raise
+        finally:
+            self.con.autocommit = True
 
     _OID_FAMILY = {1114: "timestamp", 1184: "timestamp", 1082: "timestamp", 25: "string", 1043: "string",
                    1042: "string", 20: "integer", 21: "integer", 23: "integer", 700: "float", 701: "float",

@@ -76,6 +76,8 @@ class FeatureView:
     checksum: str = ""
     depends_on: tuple[str, ...] = ()
     original_file_path: str = ""
+    # Rows pushed through the stream land in tables of their own; training and sync read them with the model.
+    extra_relations: tuple[Relation, ...] = ()
 
     @property
     def versioned_name(self) -> str:

@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 from sqlglot import exp
 
 from featurehouse.errors import UnknownEntity
-from featurehouse.offline.point_in_time import relation_table
 from featurehouse.offline.warehouse import Warehouse
 from featurehouse.online.keys import entity_key_pattern
 from featurehouse.online.store import RedisOnlineStore
@@ -53,9 +52,11 @@ def forget(warehouse: Warehouse, online: RedisOnlineStore, registry: Registry, e
         match = exp.and_(*[
             exp.EQ(this=exp.cast(exp.column(k, quoted=True), "VARCHAR"), expression=exp.Literal.string(str(v)))
             for k, v in wanted.items()])
-        target = relation_table(view).sql(d)
-        count = warehouse.fetch_arrow(f"SELECT count(*) AS n FROM {target} WHERE {match.sql(d)}").column(0)[0].as_py()
-        warehouse.execute(f"DELETE FROM {target} WHERE {match.sql(d)}")
+        count = 0
+        for relation in (view.relation, *view.extra_relations):  # the model and its pushed rows
+            target = exp.table_(relation.identifier, db=relation.schema, catalog=relation.database, quoted=True).sql(d)
+            count += warehouse.fetch_arrow(f"SELECT count(*) AS n FROM {target} WHERE {match.sql(d)}").column(0)[0].as_py()
+            warehouse.execute(f"DELETE FROM {target} WHERE {match.sql(d)}")
         result.offline_rows_deleted[f"{name}@{version}"] = count
     _record(warehouse, result)
     return result

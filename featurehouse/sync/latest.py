@@ -12,7 +12,7 @@ from datetime import datetime
 import sqlglot
 from sqlglot import exp
 
-from featurehouse.offline.point_in_time import ViewRequest, column, relation_table, tie_break
+from featurehouse.offline.point_in_time import ViewRequest, column, tie_break, view_source
 from featurehouse.registry.model import FeatureView
 
 RANK = "__fh_rank"
@@ -47,7 +47,7 @@ def latest_values_sql(view: FeatureView, dialect: str, created_after: datetime |
                    created.as_("__fh_created_at", quoted=True))
         .select(*[column(f.column) for f in view.features])
         .select(rank.as_(RANK, quoted=True))
-        .from_(relation_table(view))
+        .from_(view_source(view, "__fh_src"))
         .where(exp.and_(*conditions))
     )
     outer = (
@@ -72,7 +72,7 @@ def _literal(value) -> exp.Expression:
 
 
 def max_created_at_sql(view: FeatureView, dialect: str) -> str:
-    return exp.select(exp.Max(this=column(view.created_at))).from_(relation_table(view)).sql(dialect)
+    return exp.select(exp.Max(this=column(view.created_at))).from_(view_source(view, "__fh_src")).sql(dialect)
 
 
 def _timestamp(value: datetime) -> exp.Expression:

@@ -1,0 +1,122 @@
+"""Pushed rows: validated against the view's schema before they enter the durable stream.
+
+A pushed row is a mapping with the view's entity key columns, its event_time column, optionally its
+created_at column (default: the time of the push) and any of its feature columns (missing ones are
+NULL). Anything else, or a value of the wrong type, is rejected naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any, Mapping
+
+from featurehouse.errors import FeaturehouseError
+from featurehouse.registry.model import FeatureView
+
+
+class InvalidRow(FeaturehouseError):
+    """A pushed row that does not fit the view; `field` names the culprit."""
+
+    def __init__(self, view: str, field: str, problem: str):
+        self.view, self.field, self.problem = view, field, problem
+        super().__init__(f"view '{view}': field '{field}': {problem}")
+
+
+@dataclass(frozen=True)
+class ValidRow:
+    key: tuple
+    event_time: datetime
+    created_at: datetime
+    values: tuple
+
+
+def _timestamp(view: str, field: str, value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+    if isinstance(value, str):
+        try:
+            return _timestamp(view, field, datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except ValueError:
+            pass
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return datetime.fromtimestamp(value, timezone.utc).replace(tzinfo=None)  # epoch seconds
+    raise InvalidRow(view, field, f"expected a timestamp (ISO 8601 or epoch seconds), got {value!r}")
+
+
+_FAMILIES = {
+    "int": ("bigint", "integer", "int", "smallint", "tinyint", "hugeint", "int64", "int32"),
+    "float": ("double", "double precision", "float", "real", "float8", "float4", "numeric", "decimal"),
+    "bool": ("boolean", "bool"),
+    "str": ("varchar", "text", "string", "character varying", "char"),
+    "timestamp": ("timestamp", "datetime", "timestamp with time zone", "timestamptz"),
+    "date": ("date",),
+}
+
+
+def _family(data_type: str | None) -> str | None:
+    t = (data_type or "").lower().split("(")[0].strip()
+    if t.endswith("[]") or t.startswith(("list", "array")):
+        return "list"
+    for family, names in _FAMILIES.items():
+        if t in names or any(t.startswith(n) for n in names if n in ("timestamp", "varchar", "decimal", "numeric")):
+            return family
+    return None
+
+
+def coerce(view: str, field: str, data_type: str | None, value: Any) -> Any:
+    """Check a value against a declared type; JSON's numbers and strings are converted where exact."""
+    if value is None:
+        return None
+    family = _family(data_type)
+    ok = True
+    if family == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif family == "float":
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        ok = isinstance(value, float)
+    elif family == "bool":
+        ok = isinstance(value, bool)
+    elif family == "str":
+        ok = isinstance(value, str)
+    elif family == "timestamp":
+        return _timestamp(view, field, value)
+    elif family == "date":
+        if isinstance(value, str):
+            try:
+                value = date.fromisoformat(value)
+            except ValueError:
+                ok = False
+        ok = ok and isinstance(value, date)
+    elif family == "list":
+        ok = isinstance(value, list)
+    if not ok:
+        raise InvalidRow(view, field, f"expected {data_type}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def validate(view: FeatureView, row: Mapping[str, Any], now: datetime | None = None) -> ValidRow:
+    if not isinstance(row, Mapping):
+        raise InvalidRow(view.name, "<row>", "a row must be an object of column: value")
+    known = set(view.entity.keys) | {view.event_time} | set(view.feature_columns)
+    if view.created_at:
+        known.add(view.created_at)
+    unknown = sorted(set(row) - known)
+    if unknown:
+        raise InvalidRow(view.name, unknown[0], f"not a column of the view (columns: {', '.join(sorted(known))})")
+    key = []
+    for k in view.entity.keys:
+        value = row.get(k)
+        if value is None or isinstance(value, (bool, float, list, dict)):
+            raise InvalidRow(view.name, k, f"entity key column is required (a string or an integer), got {value!r}")
+        key.append(value)
+    if row.get(view.event_time) is None:
+        raise InvalidRow(view.name, view.event_time, "event time is required")
+    event_time = _timestamp(view.name, view.event_time, row[view.event_time])
+    created = row.get(view.created_at) if view.created_at else None
+    created_at = _timestamp(view.name, view.created_at, created) if created is not None else \
+        (now or datetime.now(timezone.utc).replace(tzinfo=None))
+    values = tuple(coerce(view.name, f.column, f.data_type, row.get(f.column)) for f in view.features)
+    return ValidRow(tuple(key), event_time, created_at, values)
