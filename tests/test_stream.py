@@ -129,3 +129,21 @@ def test_lag_is_the_age_of_the_oldest_unapplied_entry(store):
     assert stream_lag(store.online.client, view) >= 0.05
     consumer.run_once()
     assert stream_lag(store.online.client, view) == 0.0
+
+
+def test_http_push_accepts_rows_and_names_the_bad_field(store):
+    from starlette.testclient import TestClient
+
+    from featurehouse.stream.http import create_push_app
+
+    client = TestClient(create_push_app(store))
+    ok = client.post("/v1/push/card_velocity", json=[pushed(1), pushed(2)])
+    assert ok.status_code == 202 and ok.json() == {"view": "card_velocity@1", "accepted": 2}
+    bad = client.post("/v1/push/card_velocity", json={"rows": [pushed(3), {**pushed(4), "card_id": None}]})
+    assert bad.status_code == 422
+    assert bad.json()["detail"] == [{"row": 1, "field": "card_id", "detail":
+                                     "view 'card_velocity': field 'card_id': entity key column is required "
+                                     "(a string or an integer), got None"}]
+    assert client.post("/v1/push/nope", json=[]).status_code == 404
+    assert client.post("/v1/push/card_velocity", content=b"{not json").status_code == 400
+    assert store.stream_consumer().run_once() == 2  # the rejected request appended nothing

@@ -39,6 +39,7 @@ def demo(obj: CliContext, demo_dir: Path | None, scale: float, seed: int) -> Non
     obj._store = store
 
     with console.status("generating demo data") as status:
+        reset_demo_state(store)
         t = time.perf_counter()
         tables = data.generate(scale=scale, seed=seed)
         data.write(store.warehouse, tables, schema="raw")
@@ -84,6 +85,17 @@ def demo(obj: CliContext, demo_dir: Path | None, scale: float, seed: int) -> Non
     console.print(online_vs_offline(store, "user", "fraud_labels"))
     console.print(f"done in {time.perf_counter() - started:.1f}s. Next: `featurehouse --project-dir {project_dir} "
                   f"features list`")
+
+
+def reset_demo_state(store) -> None:
+    """The demo starts clean: no pushed rows, sync history, promotions or online values from earlier runs."""
+    import os
+    import shutil
+
+    store.warehouse.execute("DROP SCHEMA IF EXISTS featurehouse CASCADE")
+    store.close()
+    if not os.environ.get("FEATUREHOUSE_REDIS_URL"):
+        shutil.rmtree(store.project.dir / ".featurehouse" / "redis", ignore_errors=True)
 
 
 def online_vs_offline(store, entity_type: str, spine: str) -> Table:
