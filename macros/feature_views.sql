@@ -19,7 +19,6 @@
   {%- if not found -%}
     {{ exceptions.raise_compiler_error("unknown feature view '" ~ view_name ~ "'") }}
   {%- endif -%}
-  {%- set versions = found | map('attribute', 'unique_id') | list -%}
   {%- set by_version = {} -%}
   {%- for node in found -%}{%- do by_version.update({featurehouse.feature_view_version(node): node}) -%}{%- endfor -%}
   {%- if version is none -%}
