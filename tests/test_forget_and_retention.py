@@ -8,7 +8,6 @@ import pyarrow as pa
 import pytest
 
 from featurehouse import FeatureStore, UnknownEntity
-from featurehouse.online.embedded import EmbeddedRedis
 from featurehouse.online.store import OnlineRow, RedisOnlineStore
 from featurehouse.registry.model import Entity, Feature, FeatureView, Registry, Relation
 
@@ -22,14 +21,8 @@ def fv(name, entity, column, sensitivity="internal", ttl=None):
                        (Feature(name, column, "varchar", 1),), sensitivity=sensitivity, ttl=ttl)
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    with EmbeddedRedis(tmp_path_factory.mktemp("forget-redis"), persist=False) as server:
-        yield server
-
-
 @pytest.fixture
-def store(warehouse, redis_server):
+def store(warehouse, redis_url):
     registry = Registry(entities={"user": USER, "user_item": USER_ITEM})
     registry.add(fv("profile", USER, "email", "pii"))
     registry.add(fv("stats", USER, "bucket"))
@@ -44,7 +37,7 @@ def store(warehouse, redis_server):
     warehouse.execute("DROP TABLE IF EXISTS featurehouse.featurehouse_deletions")
     warehouse.execute("DROP TABLE IF EXISTS featurehouse.featurehouse_sync_runs")
     s = FeatureStore.from_registry(registry, warehouse)
-    online = RedisOnlineStore.from_url(redis_server.url)
+    online = RedisOnlineStore.from_url(redis_url)
     online.client.flushdb()
     s.use_online_store(online)
     s.sync()

@@ -9,7 +9,6 @@ import pyarrow as pa
 import pytest
 
 from featurehouse import FeatureStore
-from featurehouse.online.embedded import EmbeddedRedis
 from featurehouse.online.store import RedisOnlineStore
 from featurehouse.registry.model import Entity, Feature, FeatureView, Registry, Relation
 from featurehouse.stream.log import GROUP, dead_letter_key, decode_entry, landing_relation, stream_key, stream_lag
@@ -24,21 +23,15 @@ def card_view() -> FeatureView:
                         Feature("card_velocity", "merchant", "varchar", 1)), created_at="created_at")
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    with EmbeddedRedis(tmp_path_factory.mktemp("stream-redis"), persist=False) as server:
-        yield server
-
-
 @pytest.fixture
-def store(warehouse, redis_server):
+def store(warehouse, redis_url):
     warehouse.load_table("card_velocity", pa.Table.from_pylist(
         [{"card_id": 1, "event_time": T0, "created_at": T0, "txn_count_1m": 1, "merchant": "batch"}]))
     warehouse.execute(f"DROP TABLE IF EXISTS featurehouse.{landing_relation(card_view()).identifier}")
     registry = Registry(entities={"card": CARD})
     registry.add(card_view())
     s = FeatureStore.from_registry(registry, warehouse)
-    online = RedisOnlineStore.from_url(redis_server.url)
+    online = RedisOnlineStore.from_url(redis_url)
     online.client.flushdb()
     s.use_online_store(online)
     yield s

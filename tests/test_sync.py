@@ -14,7 +14,6 @@ import pytest
 
 from featurehouse import FeatureStore
 from featurehouse.offline.warehouse import DuckDBWarehouse
-from featurehouse.online.embedded import EmbeddedRedis
 from featurehouse.online.store import RedisOnlineStore
 from featurehouse.registry.model import Entity, Feature, FeatureView, Registry, Relation
 from tests.oracle import OracleView, latest_row
@@ -48,15 +47,9 @@ def make_registry() -> tuple[Registry, FeatureView]:
     return registry, view
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    with EmbeddedRedis(tmp_path_factory.mktemp("sync-redis"), persist=False) as server:
-        yield server
-
-
 @pytest.fixture
-def online(redis_server):
-    store = RedisOnlineStore.from_url(redis_server.url)
+def online(redis_url):
+    store = RedisOnlineStore.from_url(redis_url)
     store.client.flushdb()
     yield store
     store.close()
@@ -154,7 +147,7 @@ def test_rerunning_a_sync_changes_nothing(feature_store, warehouse):
     assert_online_equals_latest(feature_store, rows)
 
 
-def test_a_killed_sync_process_is_picked_up_by_the_next_run(tmp_path, redis_server):
+def test_a_killed_sync_process_is_picked_up_by_the_next_run(tmp_path, redis_url):
     """SIGKILL-like death (os._exit) after two batches: the run stays 'running', the next run redoes it."""
     db = tmp_path / "wh.duckdb"
     rows = history(4, n=3000, keys=400)
@@ -170,7 +163,7 @@ def test_a_killed_sync_process_is_picked_up_by_the_next_run(tmp_path, redis_serv
         from featurehouse.sync.runs import SyncRunLog
         registry, view = make_registry()
         wh = DuckDBWarehouse({str(db)!r})
-        online = RedisOnlineStore.from_url({redis_server.url!r})
+        online = RedisOnlineStore.from_url({redis_url!r})
         online.client.flushdb()
         batches = 0
         def progress(name, done, total):
@@ -185,7 +178,7 @@ def test_a_killed_sync_process_is_picked_up_by_the_next_run(tmp_path, redis_serv
     registry, _ = make_registry()
     with DuckDBWarehouse(db) as wh:
         store = FeatureStore.from_registry(registry, wh)
-        online = RedisOnlineStore.from_url(redis_server.url)
+        online = RedisOnlineStore.from_url(redis_url)
         store.use_online_store(online)
         from featurehouse.sync.runs import SyncRunLog
 

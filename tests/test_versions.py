@@ -9,7 +9,6 @@ import pytest
 
 from featurehouse import FeatureStore, FeaturehouseError
 from featurehouse.offline.versions import VersionLog
-from featurehouse.online.embedded import EmbeddedRedis
 from featurehouse.online.store import RedisOnlineStore
 from featurehouse.registry.model import Entity, Feature, FeatureView, Registry, Relation
 
@@ -28,14 +27,8 @@ def rows(factor: float, n: int = 30) -> pa.Table:
          "score": factor * u} for u in range(n)])
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    with EmbeddedRedis(tmp_path_factory.mktemp("versions-redis"), persist=False) as server:
-        yield server
-
-
 @pytest.fixture
-def store(warehouse, redis_server):
+def store(warehouse, redis_url):
     warehouse.load_table("risk_v1", rows(1.0))
     warehouse.load_table("risk_v2", rows(2.0))
     for table in ("featurehouse_view_versions", "featurehouse_sync_runs"):
@@ -44,7 +37,7 @@ def store(warehouse, redis_server):
     registry.add(view(1, "risk_v1"))
     registry.add(view(2, "risk_v2"))
     s = FeatureStore.from_registry(registry, warehouse)
-    online = RedisOnlineStore.from_url(redis_server.url)
+    online = RedisOnlineStore.from_url(redis_url)
     online.client.flushdb()
     s.use_online_store(online)
     yield s
