@@ -65,3 +65,55 @@ def redis_url(request):
     if not REDIS_URL:
         pytest.skip("Redis server tests skipped: set FEATUREHOUSE_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/15)")
     return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory):
+    """A real three-primary Redis Cluster on loopback ports, built without redis-cli."""
+    import socket
+    import subprocess
+    import time
+
+    import redis
+
+    from featurehouse.online.embedded import server_binary
+
+    base = tmp_path_factory.mktemp("redis-cluster")
+    ports, procs = [], []
+    for _ in range(3):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    try:
+        for port in ports:
+            d = base / str(port)
+            d.mkdir()
+            procs.append(subprocess.Popen(
+                [server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                 "--cluster-config-file", "nodes.conf", "--dir", str(d), "--save", "", "--appendonly", "no"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        clients = [redis.Redis(port=p) for p in ports]
+        for c in clients:
+            for _ in range(200):
+                try:
+                    c.ping()
+                    break
+                except redis.ConnectionError:
+                    time.sleep(0.01)
+        step = 16384 // 3
+        for i, c in enumerate(clients):
+            c.execute_command("CLUSTER", "ADDSLOTSRANGE", i * step, 16383 if i == 2 else (i + 1) * step - 1)
+        for p in ports[1:]:
+            clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", p)
+        for _ in range(500):
+            if all(c.execute_command("CLUSTER", "INFO").decode().startswith("cluster_state:ok") for c in clients):
+                break
+            time.sleep(0.02)
+        else:
+            pytest.skip("Redis Cluster did not form on loopback")
+        time.sleep(0.3)  # let every node learn every other node's slots
+        yield f"redis+cluster://127.0.0.1:{ports[0]}"
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=5)

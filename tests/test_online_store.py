@@ -175,3 +175,20 @@ def test_a_second_store_shares_a_live_embedded_server(tmp_path):
         assert other.ping()
         other.close()
         assert owner.ping()
+
+
+def test_a_redis_cluster_holds_each_entity_in_one_slot_and_guards_writes(redis_cluster_url):
+    """Every write and read crosses slots in one pipeline; the guard still holds on every node."""
+    store = RedisOnlineStore.from_url(redis_cluster_url)
+    a, b = make_view("a_view", ("x",), entity=PAIR), make_view("b_view", ("y",), entity=PAIR)
+    keys = [(i, f"m{i % 7}") for i in range(300)]
+    assert store.write(a, [OnlineRow(k, T0, None, (i,)) for i, k in enumerate(keys)]).written == 300
+    assert store.write(b, [OnlineRow(k, T0, None, (str(i),)) for i, k in enumerate(keys)]).written == 300
+    older = store.write(a, [OnlineRow(k, T0 - timedelta(days=1), None, (-1,)) for k in keys])
+    assert (older.written, older.skipped_older) == (0, 300)
+    got = store.read("card_merchant", keys, [(a, 1), (b, 1)])
+    assert [(g["a_view@1"].values["x"], g["b_view@1"].values["y"]) for g in got] == [(i, str(i)) for i in range(300)]
+    slots = {store.client.keyslot(k) for k in store.client.scan_iter(match="fh:{card_merchant:*")}
+    assert len(slots) > 50  # entities spread over the cluster
+    assert store.delete_matching("fh:{card_merchant:1|*}") == 1
+    store.close()

@@ -16,35 +16,38 @@ from featurehouse.online.embedded import EmbeddedRedis
 from featurehouse.online.keys import entity_key, time_field, value_field
 from featurehouse.registry.model import FeatureView
 
-# The event-time guard: a write never replaces a value with an older one. Equal event times: the
-# greater created_at wins (NULL counts lowest, as -1); an equal pair is a repeat and is skipped, so
-# re-running a sync changes nothing. Runs atomically inside Redis, so batch sync, stream and backfill
-# writers can race and the newest truth still wins.
-GUARD = """
-local cur = redis.call('HGET', KEYS[1], ARGV[2])
-local et, ca = tonumber(ARGV[3]), tonumber(ARGV[4])
-if cur then
-  local sep = string.find(cur, ':', 1, true)
-  local cet, cca = tonumber(string.sub(cur, 1, sep - 1)), tonumber(string.sub(cur, sep + 1))
-  if et < cet or (et == cet and ca <= cca) then return 0 end
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[5], ARGV[2], ARGV[3] .. ':' .. ARGV[4])
-return 1
+# The write guard and the retention pass's compare-and-delete, as one Redis Functions library (Redis 7+,
+# Valkey): functions, unlike EVALSHA, may be pipelined on Redis Cluster too.
+#
+# fh_guard: a write never replaces a value with an older one. Equal event times: the greater created_at
+# wins (NULL counts lowest, as -1); an equal pair is a repeat and is skipped, so re-running a sync
+# changes nothing. Atomic inside Redis, so batch sync, stream and backfill writers can race and the
+# newest truth still wins.
+# fh_expire: drop a view's value only if it is still the one the retention pass saw, so a newer value
+# written meanwhile by a racing writer stays.
+FUNCTIONS = """#!lua name=featurehouse
+redis.register_function('fh_guard', function(keys, args)
+  local cur = redis.call('HGET', keys[1], args[2])
+  local et, ca = tonumber(args[3]), tonumber(args[4])
+  if cur then
+    local sep = string.find(cur, ':', 1, true)
+    local cet, cca = tonumber(string.sub(cur, 1, sep - 1)), tonumber(string.sub(cur, sep + 1))
+    if et < cet or (et == cet and ca <= cca) then return 0 end
+  end
+  redis.call('HSET', keys[1], args[1], args[5], args[2], args[3] .. ':' .. args[4])
+  return 1
+end)
+redis.register_function('fh_expire', function(keys, args)
+  if redis.call('HGET', keys[1], args[2]) == args[3] then
+    redis.call('HDEL', keys[1], args[1], args[2])
+    return 1
+  end
+  return 0
+end)
 """
 
 
 ACTIVE_VERSIONS = "fh:active_versions"
-
-
-# Retention: drop a view's value only if it is still the one the pass saw (a racing writer's newer value stays).
-EXPIRE_IF_UNCHANGED = """
-local cur = redis.call('HGET', KEYS[1], ARGV[2])
-if cur == ARGV[3] then
-  redis.call('HDEL', KEYS[1], ARGV[1], ARGV[2])
-  return 1
-end
-return 0
-"""
 
 
 class OnlineStoreError(FeaturehouseError):
@@ -88,12 +91,24 @@ class RedisOnlineStore:
     def __init__(self, client: redis.Redis, embedded: EmbeddedRedis | None = None):
         self.client = client
         self.embedded = embedded
-        self._guard = client.register_script(GUARD)
-        self._expire = client.register_script(EXPIRE_IF_UNCHANGED)
+        try:
+            client.function_load(FUNCTIONS, replace=True)
+        except redis.RedisError as e:
+            raise OnlineStoreError(f"online store refused featurehouse's functions (Redis 7+ or Valkey needed): {e}") from None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> "RedisOnlineStore":
-        """redis://, rediss:// (TLS), unix:// URLs, with user:password@ for AUTH/ACL."""
+        """redis://, rediss:// (TLS), unix:// URLs, with user:password@ for AUTH/ACL.
+
+        `redis+cluster://host:port` (or `rediss+cluster://`, or `?cluster=true`) uses redis-py's
+        Redis Cluster client; an entity's hash stays in one slot thanks to its hash tag.
+        """
+        cluster = "+cluster://" in url or "cluster=true" in url
+        if cluster:
+            url = url.replace("+cluster://", "://").replace("?cluster=true", "").replace("&cluster=true", "")
+            from redis.cluster import RedisCluster
+
+            return cls(RedisCluster.from_url(url, **kwargs))
         return cls(redis.Redis.from_url(url, **kwargs))
 
     @classmethod
@@ -130,10 +145,8 @@ class RedisOnlineStore:
         pending = 0
         for row in rows:
             created = to_micros(row.created_at)
-            self._guard(keys=[entity_key(view.entity.name, row.key)],
-                        args=[vfield, tfield, to_micros(row.event_time), -1 if created is None else created,
-                              encode_values(row.values)],
-                        client=pipe)
+            pipe.fcall("fh_guard", 1, entity_key(view.entity.name, row.key), vfield, tfield,
+                       to_micros(row.event_time), -1 if created is None else created, encode_values(row.values))
             pending += 1
             if pending >= batch_size:
                 result.add(self._flush(pipe))
@@ -225,7 +238,7 @@ class RedisOnlineStore:
             doomed = []
             for field, stamp in zip(fields, times):
                 if stamp is not None and int(stamp.split(b":")[0]) < views[field]:
-                    self._expire(keys=[key], args=[field, time_field(*_split(field)), stamp], client=pipe)
+                    pipe.fcall("fh_expire", 1, key, field, time_field(*_split(field)), stamp)
                     doomed.append(field)
             if doomed:
                 for field, done in zip(doomed, pipe.execute()):
