@@ -110,6 +110,24 @@ class DbtProject:
                     candidates.extend(p for p in (pkg / sub).rglob("*") if p.is_file())
         return any(p.is_file() and p.stat().st_mtime > built for p in candidates)
 
+    def built_at(self, unique_id: str):
+        """When dbt last built a node successfully, from target/run_results.json (None when unknown)."""
+        from datetime import datetime
+
+        path = self.target_dir / "run_results.json"
+        if not unique_id or not path.is_file():
+            return None
+        try:
+            results = json.loads(path.read_text(encoding="utf-8")).get("results", [])
+        except (OSError, json.JSONDecodeError):
+            return None
+        for r in results:
+            if r.get("unique_id") == unique_id and r.get("status") == "success":
+                for t in r.get("timing", []):
+                    if t.get("name") == "execute" and t.get("completed_at"):
+                        return datetime.fromisoformat(t["completed_at"].replace("Z", "+00:00")).replace(tzinfo=None)
+        return None
+
     def ensure_packages(self) -> None:
         if (self.dir / "packages.yml").is_file() and not (self.dir / "dbt_packages").is_dir():
             self.run_dbt(["deps"])

@@ -83,7 +83,9 @@ class FeatureStore:
 
         self.attach_stream_tables()
         log = SyncRunLog(self.warehouse)
-        return [sync_view(self.warehouse, self.online, log, view, full_refresh=full_refresh, progress=progress)
+        built = self.project.built_at if self.project is not None else (lambda _uid: None)
+        return [sync_view(self.warehouse, self.online, log, view, full_refresh=full_refresh, progress=progress,
+                          rebuilt_at=None if view.created_at else built(view.unique_id))
                 for view in self.online_views(select)]
 
     # -- push / stream ------------------------------------------------------------------------

@@ -187,3 +187,20 @@ def test_a_killed_sync_process_is_picked_up_by_the_next_run(tmp_path, redis_url)
         assert run.mode == "full" and run.status == "success"
         assert_online_equals_latest(store, rows)
         online.close()
+
+
+def test_a_view_without_created_at_is_read_again_only_after_dbt_rebuilt_it(warehouse, online):
+    from featurehouse.sync.batch import sync_view
+    from featurehouse.sync.runs import SyncRunLog
+
+    view = FeatureView("plain", 1, PAIR, Relation(None, None, "plain"), "event_time",
+                       (Feature("plain", "amount", "double", 1),))
+    warehouse.load_table("plain", pa.Table.from_pylist([{"card_id": 1, "merchant": "x", "event_time": T0, "amount": 1.0}]))
+    warehouse.execute("DROP TABLE IF EXISTS featurehouse.featurehouse_sync_runs")
+    log = SyncRunLog(warehouse)
+    built = T0 + timedelta(days=1)
+    first = sync_view(warehouse, online, log, view, rebuilt_at=built)
+    assert (first.mode, first.rows_read, first.watermark_to) == ("full", 1, built)
+    assert sync_view(warehouse, online, log, view, rebuilt_at=built).rows_read == 0  # not rebuilt since
+    assert sync_view(warehouse, online, log, view, rebuilt_at=built + timedelta(hours=1)).rows_read == 1
+    assert sync_view(warehouse, online, log, view, rebuilt_at=None).mode == "full"  # unknown: read it all

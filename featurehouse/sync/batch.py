@@ -27,11 +27,18 @@ class SyncPlan:
 
 
 def plan_sync(warehouse: Warehouse, log: SyncRunLog, view: FeatureView, version: int | None = None,
-              full_refresh: bool = False) -> SyncPlan:
-    """Incremental from the last successful watermark on created_at; full without created_at or when asked."""
+              full_refresh: bool = False, rebuilt_at=None) -> SyncPlan:
+    """Incremental from the last successful watermark on created_at.
+
+    A view without created_at is read whole, unless dbt has not rebuilt it (`rebuilt_at`, from
+    run_results.json) since the last successful sync: then there is nothing new to read.
+    """
     version = view.version if version is None else version
     if not view.created_at:
-        return SyncPlan(view, version, "full", None, None)
+        last = None if full_refresh else log.last_watermark(view.name, version)
+        if rebuilt_at is not None and last is not None and rebuilt_at <= last:
+            return SyncPlan(view, version, "incremental", last, rebuilt_at)
+        return SyncPlan(view, version, "full", None, rebuilt_at)
     upper = warehouse.fetch_arrow(max_created_at_sql(view, warehouse.dialect)).column(0)[0].as_py()
     lower = None if full_refresh else log.last_watermark(view.name, version)
     return SyncPlan(view, version, "full" if lower is None else "incremental", lower, upper)
@@ -40,16 +47,16 @@ def plan_sync(warehouse: Warehouse, log: SyncRunLog, view: FeatureView, version:
 def sync_view(warehouse: Warehouse, online: RedisOnlineStore, log: SyncRunLog, view: FeatureView,
               version: int | None = None, full_refresh: bool = False, batch_size: int = 5000,
               progress: Progress | None = None, event_time_from=None, event_time_until=None,
-              mode: str | None = None) -> SyncRun:
+              mode: str | None = None, rebuilt_at=None) -> SyncRun:
     """One view (at one version) from the warehouse to the online store, recorded in the sync run log."""
-    plan = plan_sync(warehouse, log, view, version, full_refresh)
+    plan = plan_sync(warehouse, log, view, version, full_refresh, rebuilt_at)
     run = log.start(view.name, plan.version, mode or plan.mode, plan.watermark_from, plan.watermark_to)
     try:
         if plan.mode == "incremental" and plan.watermark_to is not None and plan.watermark_to <= plan.watermark_from:
             log.finish(run, "success")  # nothing ingested since the last run
             return run
-        sql = latest_values_sql(view, warehouse.dialect, plan.watermark_from, plan.watermark_to,
-                                event_time_from, event_time_until)
+        bounds = (plan.watermark_from, plan.watermark_to) if view.created_at else (None, None)
+        sql = latest_values_sql(view, warehouse.dialect, *bounds, event_time_from, event_time_until)
         table = warehouse.fetch_arrow(sql)
         run.rows_read = table.num_rows
         for done, batch in _batches(table, batch_size):
