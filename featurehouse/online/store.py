@@ -37,6 +37,25 @@ redis.register_function('fh_guard', function(keys, args)
   redis.call('HSET', keys[1], args[1], args[5], args[2], args[3] .. ':' .. args[4])
   return 1
 end)
+redis.register_function('fh_guard_batch', function(keys, args)
+  local vf, tf, written = args[1], args[2], 0
+  for i = 1, #keys do
+    local b = (i - 1) * 3 + 2
+    local et, ca = tonumber(args[b + 1]), tonumber(args[b + 2])
+    local cur = redis.call('HGET', keys[i], tf)
+    local newer = true
+    if cur then
+      local sep = string.find(cur, ':', 1, true)
+      local cet, cca = tonumber(string.sub(cur, 1, sep - 1)), tonumber(string.sub(cur, sep + 1))
+      newer = not (et < cet or (et == cet and ca <= cca))
+    end
+    if newer then
+      redis.call('HSET', keys[i], vf, args[b + 3], tf, args[b + 1] .. ':' .. args[b + 2])
+      written = written + 1
+    end
+  end
+  return written
+end)
 redis.register_function('fh_expire', function(keys, args)
   if redis.call('HGET', keys[1], args[2]) == args[3] then
     redis.call('HDEL', keys[1], args[1], args[2])
@@ -138,30 +157,45 @@ class RedisOnlineStore:
     def write(self, view: FeatureView, rows: Iterable[OnlineRow], version: int | None = None,
               batch_size: int = 2000) -> WriteResult:
         """Guarded writes, pipelined in batches; returns how many were written and skipped as older."""
+        encoded = ((entity_key(view.entity.name, r.key), to_micros(r.event_time), to_micros(r.created_at),
+                    encode_values(r.values)) for r in rows)
+        return self.write_encoded(view, encoded, version, batch_size)
+
+    def write_encoded(self, view: FeatureView, items: Iterable[tuple[str, int, int | None, bytes]],
+                      version: int | None = None, batch_size: int = 2000) -> WriteResult:
+        """(entity key, event micros, created micros or None, payload) items through the guard.
+
+        On one server, each batch is one fh_guard_batch call (one command for hundreds of rows); on a
+        cluster, where one call's keys must share a slot, one pipelined fh_guard call per row.
+        """
         version = view.version if version is None else version
         vfield, tfield = value_field(view.name, version), time_field(view.name, version)
         result = WriteResult()
-        pipe = self.client.pipeline(transaction=False)
-        pending = 0
-        for row in rows:
-            created = to_micros(row.created_at)
-            pipe.fcall("fh_guard", 1, entity_key(view.entity.name, row.key), vfield, tfield,
-                       to_micros(row.event_time), -1 if created is None else created, encode_values(row.values))
-            pending += 1
-            if pending >= batch_size:
-                result.add(self._flush(pipe))
-                pending = 0
-        if pending:
-            result.add(self._flush(pipe))
+        chunk: list = []
+        for item in items:
+            chunk.append(item)
+            if len(chunk) >= batch_size:
+                result.add(self._write_chunk(vfield, tfield, chunk))
+                chunk = []
+        if chunk:
+            result.add(self._write_chunk(vfield, tfield, chunk))
         return result
 
-    def _flush(self, pipe) -> WriteResult:
+    def _write_chunk(self, vfield: str, tfield: str, chunk: list) -> WriteResult:
         try:
-            outcomes = pipe.execute()
+            if self._is_cluster:
+                pipe = self.client.pipeline(transaction=False)
+                for key, et, ca, payload in chunk:
+                    pipe.fcall("fh_guard", 1, key, vfield, tfield, et, -1 if ca is None else ca, payload)
+                written = sum(1 for o in pipe.execute() if o == 1)
+            else:
+                args: list = [vfield, tfield]
+                for _key, et, ca, payload in chunk:
+                    args += (et, -1 if ca is None else ca, payload)
+                written = int(self.client.fcall("fh_guard_batch", len(chunk), *[c[0] for c in chunk], *args))
         except redis.RedisError as e:
             raise OnlineStoreError(f"online store write failed: {e}") from None
-        written = sum(1 for o in outcomes if o == 1)
-        return WriteResult(written, len(outcomes) - written)
+        return WriteResult(written, len(chunk) - written)
 
     # -- reads -------------------------------------------------------------------------------
 
