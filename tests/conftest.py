@@ -78,12 +78,21 @@ def redis_cluster_url(tmp_path_factory):
 
     from featurehouse.online.embedded import server_binary
 
+    def free(port: int) -> bool:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return True
+            except OSError:
+                return False
+
     base = tmp_path_factory.mktemp("redis-cluster")
     ports, procs = [], []
-    for _ in range(3):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
+    candidate = 21000 + os.getpid() % 20000
+    while len(ports) < 3:  # a cluster node also listens on port + 10000 (its bus)
+        if free(candidate) and free(candidate + 10000):
+            ports.append(candidate)
+        candidate += 1
     try:
         for port in ports:
             d = base / str(port)
@@ -92,9 +101,11 @@ def redis_cluster_url(tmp_path_factory):
                 [server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
                  "--cluster-config-file", "nodes.conf", "--dir", str(d), "--save", "", "--appendonly", "no"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        clients = [redis.Redis(port=p) for p in ports]
-        for c in clients:
-            for _ in range(200):
+        clients = [redis.Redis(port=p, socket_connect_timeout=0.2, retry_on_timeout=False) for p in ports]
+        for c, proc in zip(clients, procs):
+            for _ in range(300):
+                if proc.poll() is not None:
+                    pytest.skip(f"a Redis Cluster node exited at start (code {proc.returncode})")
                 try:
                     c.ping()
                     break

@@ -116,11 +116,11 @@ def test_a_failed_sync_is_recorded_and_the_next_run_converges(feature_store, war
         def __init__(self, inner):
             self.inner, self.calls = inner, 0
 
-        def write(self, *args, **kwargs):
+        def write_encoded(self, *args, **kwargs):
             self.calls += 1
             if self.calls > 2:
                 raise ConnectionError("network cut")
-            return self.inner.write(*args, **kwargs)
+            return self.inner.write_encoded(*args, **kwargs)
 
     feature_store.use_online_store(FailingAfterTwoBatches(online))
     from featurehouse.sync.batch import sync_view
