@@ -204,8 +204,9 @@ class FeatureStore:
                 exists = bool(self.warehouse.describe(landing))
             except Exception:  # noqa: BLE001 - warehouse unreachable: nothing landed that we can see
                 exists = False
-            if exists and landing not in view.extra_relations:
-                self.registry.views[key] = dataclasses.replace(view, extra_relations=view.extra_relations + (landing,))
+            wanted = (landing,) if exists else ()
+            if view.extra_relations != wanted:
+                self.registry.views[key] = dataclasses.replace(view, extra_relations=wanted)
 
     def _read_active_versions(self) -> dict[str, int]:
         from featurehouse.offline.versions import read_active

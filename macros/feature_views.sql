@@ -74,6 +74,18 @@
       {%- for col in adapter.get_columns_in_relation(relation) -%}
         {%- if col.name not in skip -%}{%- do view_columns.append(col) -%}{%- endif -%}
       {%- endfor -%}
+      {#- rows pushed through the stream land in a table of their own, read with the model -#}
+      {%- set version_number = featurehouse.feature_view_version(node) -%}
+      {%- set landing = adapter.get_relation(database=target.database, schema='featurehouse',
+                                             identifier='stream__' ~ view_name ~ '__v' ~ version_number) -%}
+      {%- if landing is not none -%}
+        {%- set cols = [] -%}
+        {%- for c in keys + [block.event_time] + ([block.get('created_at')] if block.get('created_at') else []) + (view_columns | map(attribute='name') | list) -%}
+          {%- do cols.append(adapter.quote(c)) -%}
+        {%- endfor -%}
+        {%- set relation = '(select ' ~ cols | join(', ') ~ ' from ' ~ relation ~ ' union all select '
+                           ~ cols | join(', ') ~ ' from ' ~ landing ~ ')' -%}
+      {%- endif -%}
       {%- set known_at = as_known_at or block.get('as_known_at', false) -%}
       {%- if known_at and not block.get('created_at') -%}
         {{ exceptions.raise_compiler_error("feature view '" ~ key ~ "' has no created_at column, so it cannot be read 'as known at'") }}

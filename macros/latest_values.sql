@@ -33,7 +33,7 @@ from (
             partition by {% for k in req['keys'] %}{{ adapter.quote(k) }}{{ ', ' if not loop.last }}{% endfor %}
             order by {{ adapter.quote(req.event_time) }} desc, {{ featurehouse.pit_tie_break(req) }}
         ) as __fh_rank
-    from {{ req.relation }}
+    from {{ req.relation }} as __fh_src
     where {{ adapter.quote(req.event_time) }} is not null
     {%- for k in req['keys'] %}
       and {{ adapter.quote(k) }} is not null

@@ -128,7 +128,7 @@ __fh_v{{ loop.index0 }} as (
         {%- for f in req.features %},
         {{ adapter.quote(f) }} as __fh_f{{ loop.index0 }}
         {%- endfor %}
-    from {{ req.relation }}
+    from {{ req.relation }} as __fh_src
     where {{ adapter.quote(req.event_time) }} is not null
     qualify row_number() over (
         partition by {% for k in req['keys'] %}{{ adapter.quote(k) }}, {% endfor %}{{ adapter.quote(req.event_time) }}

@@ -134,3 +134,37 @@ def test_latest_values_macro_equals_the_sync_query(built_fixture):
     assert sorted(macro, key=key) == sorted(python, key=key)
     assert len(macro) == len({(r["card_id"], r["merchant"]) for r in data["stats"]
                               if r["event_time"] and r["merchant"] is not None})
+
+
+def test_pushed_rows_are_read_by_the_macro_and_the_python_api_alike(built_fixture):
+    """A landing table of pushed rows joins the model in both roads (docs/semantics.md, pushed rows)."""
+    import pyarrow as pa
+
+    from featurehouse.stream.log import STREAM_ID, landing_relation
+
+    store, data = built_fixture
+    view = store.registry.view("stats")
+    pushed = [{"card_id": 1, "merchant": "ü", "event_time": fixture_data.INSTANTS[6],
+               "created_at": fixture_data.INSTANTS[6], "cnt": 77, "label_txt": "pushed", STREAM_ID: "1-0"}]
+    landing = landing_relation(view)
+    store.warehouse.append_table(landing.schema, landing.identifier, pa.Table.from_pylist(pushed), STREAM_ID)
+    try:
+        store.close()
+        store.project.run_dbt(["build", "--select", "training_pit"])
+        expected = _sorted(point_in_time(
+            data["spine"], "as_of",
+            {"stats": OracleView(("card_id", "merchant"), "event_time", "created_at", ("cnt", "label_txt"),
+                                 data["stats"] + pushed, timedelta(seconds=5), timedelta(seconds=1)),
+             "profile": OracleView(("card_id", "merchant"), "ts", None, ("score",), data["profile"], timedelta(seconds=3))},
+            {"stats": ["cnt", "label_txt"], "profile": ["score"]}))
+        assert any(r["stats__cnt"] == 77 for r in expected)  # the pushed row matters to some spine row
+        relation = store.warehouse.relation_sql(view.relation.__class__(view.relation.database, view.relation.schema, "training_pit"))
+        assert _rows(store, relation) == expected
+        spine_sql = store.warehouse.relation_sql(view.relation.__class__(view.relation.database, view.relation.schema, "spine"))
+        python = store.training_set_arrow(f"select * from {spine_sql}", ["stats.cnt", "stats.label_txt", "profile.score"],
+                                          timestamp="as_of")
+        assert _sorted(python.to_pylist()) == expected
+    finally:
+        store.warehouse.execute(f"DROP TABLE {store.warehouse.relation_sql(landing)}")
+        store.close()
+        store.project.run_dbt(["build", "--select", "training_pit"])
