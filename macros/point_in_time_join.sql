@@ -24,6 +24,17 @@
 {% endmacro %}
 
 
+{#- The spine's columns and a row number: every spine row is one output row. -#}
+{% macro pit_spine(spine, spine_columns) -%}
+    select
+        {%- for c in spine_columns %}
+        {{ adapter.quote(c) }},
+        {%- endfor %}
+        row_number() over () as __fh_row
+    from {{ spine }}
+{%- endmacro %}
+
+
 {#- The latest event time a spine row may see from a view: as_of minus its serving delay. -#}
 {% macro pit_upper_bound(req, timestamp, alias='s') -%}
   {{ alias }}.{{ adapter.quote(timestamp) }}{% if req.serving_delay %} - {{ featurehouse.interval_of(req.serving_delay) }}{% endif %}
@@ -57,12 +68,7 @@
 {#- Portable form: join every visible row, rank newest first, keep rank 1. -#}
 {% macro default__point_in_time_join(spine, spine_columns, timestamp, requests) %}
 with __fh_spine as (
-    select
-        {%- for c in spine_columns %}
-        {{ adapter.quote(c) }},
-        {%- endfor %}
-        row_number() over () as __fh_row
-    from {{ spine }}
+{{ featurehouse.pit_spine(spine, spine_columns) }}
 )
 {%- for req in requests %},
 __fh_v{{ loop.index0 }} as (
@@ -111,12 +117,7 @@ left join __fh_v{{ loop.index0 }} as v{{ loop.index0 }}
 {{ return(featurehouse.default__point_in_time_join(spine, spine_columns, timestamp, requests)) }}
 {%- endif %}
 with __fh_spine as (
-    select
-        {%- for c in spine_columns %}
-        {{ adapter.quote(c) }},
-        {%- endfor %}
-        row_number() over () as __fh_row
-    from {{ spine }}
+{{ featurehouse.pit_spine(spine, spine_columns) }}
 )
 {%- for req in requests %},
 __fh_v{{ loop.index0 }} as (
