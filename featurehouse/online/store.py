@@ -112,6 +112,8 @@ class RedisOnlineStore:
         self.embedded = embedded
         try:
             client.function_load(FUNCTIONS, replace=True)
+        except (redis.ConnectionError, redis.TimeoutError) as e:
+            raise OnlineStoreError(f"online store unreachable: {e}") from None
         except redis.RedisError as e:
             raise OnlineStoreError(f"online store refused featurehouse's functions (Redis 7+ or Valkey needed): {e}") from None
 
