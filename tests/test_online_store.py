@@ -192,3 +192,63 @@ def test_a_redis_cluster_holds_each_entity_in_one_slot_and_guards_writes(redis_c
     assert len(slots) > 50  # entities spread over the cluster
     assert store.delete_matching("fh:{card_merchant:1|*}") == 1
     store.close()
+
+
+def test_an_acl_user_connects_with_credentials_in_the_url(embedded):
+    admin = redis.Redis(unix_socket_path=str(embedded.socket))
+    admin.acl_setuser("fh_writer", enabled=True, passwords=["+s3cret"], keys=["*"], channels=["*"],
+                      commands=["+@all"])
+    try:
+        store = RedisOnlineStore.from_url(f"unix://fh_writer:s3cret@{embedded.socket}")
+        view = make_view(columns=("v",))
+        store.write(view, [OnlineRow((9,), T0, None, ("via acl",))])
+        assert read_one(store, view, (9,)).values == {"v": "via acl"}
+        store.close()
+        with pytest.raises(Exception, match="(?i)password|auth"):
+            RedisOnlineStore.from_url(f"unix://fh_writer:wrong@{embedded.socket}")
+    finally:
+        admin.acl_deluser("fh_writer")
+
+
+def test_a_tls_server_is_reached_with_rediss(tmp_path):
+    """rediss:// with the server's CA: the same store over TLS."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    from featurehouse.online.embedded import server_binary
+
+    if not shutil.which("openssl"):
+        pytest.skip("TLS test skipped: no openssl to make a certificate")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
+                   check=True, capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([server_binary(), "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+                             "--tls-cert-file", str(tmp_path / "cert.pem"), "--tls-key-file", str(tmp_path / "key.pem"),
+                             "--tls-ca-cert-file", str(tmp_path / "cert.pem"), "--tls-auth-clients", "no",
+                             "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={tmp_path / 'cert.pem'}"
+        for _ in range(200):
+            if proc.poll() is not None:
+                pytest.skip("TLS test skipped: this Redis server was built without TLS")
+            try:
+                store = RedisOnlineStore.from_url(url)
+                break
+            except Exception:  # noqa: BLE001 - not listening yet
+                time.sleep(0.02)
+        else:
+            pytest.fail("TLS Redis server did not answer")
+        view = make_view(columns=("v",))
+        store.write(view, [OnlineRow((1,), T0, None, ("over tls",))])
+        assert read_one(store, view, (1,)).values == {"v": "over tls"}
+        store.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)

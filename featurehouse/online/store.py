@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 import redis
 
@@ -102,6 +102,31 @@ class WriteResult:
     def add(self, other: "WriteResult") -> None:
         self.written += other.written
         self.skipped_older += other.skipped_older
+
+
+class OnlineStore(Protocol):
+    """What sync, stream, versions and serving need of an online store."""
+
+    def write(self, view: FeatureView, rows: Iterable[OnlineRow], version: int | None = None,
+              batch_size: int = 2000) -> WriteResult: ...
+
+    def write_encoded(self, view: FeatureView, items: Iterable[tuple[str, int, int | None, bytes]],
+                      version: int | None = None, batch_size: int = 2000) -> WriteResult: ...
+
+    def read(self, entity_type: str, keys: Sequence[tuple], views: Sequence[tuple[FeatureView, int]]
+             ) -> list[dict[str, ViewRecord | None]]: ...
+
+    def set_active_version(self, view: str, version: int) -> None: ...
+
+    def active_versions(self) -> dict[str, int]: ...
+
+    def delete_matching(self, pattern: str) -> int: ...
+
+    def expire_older_than(self, views: dict[str, int], pattern: str = "fh:{*") -> dict[str, int]: ...
+
+    def ping(self) -> bool: ...
+
+    def close(self) -> None: ...
 
 
 class RedisOnlineStore:

@@ -10,7 +10,7 @@ import pyarrow as pa
 from featurehouse.offline.warehouse import Warehouse
 from featurehouse.online.codec import encode_values
 from featurehouse.online.keys import entity_key
-from featurehouse.online.store import RedisOnlineStore
+from featurehouse.online.store import OnlineStore
 from featurehouse.registry.model import FeatureView
 from featurehouse.sync.latest import latest_values_sql, max_created_at_sql
 from featurehouse.sync.runs import SyncRun, SyncRunLog
@@ -46,7 +46,7 @@ def plan_sync(warehouse: Warehouse, log: SyncRunLog, view: FeatureView, version:
     return SyncPlan(view, version, "full" if lower is None else "incremental", lower, upper)
 
 
-def sync_view(warehouse: Warehouse, online: RedisOnlineStore, log: SyncRunLog, view: FeatureView,
+def sync_view(warehouse: Warehouse, online: OnlineStore, log: SyncRunLog, view: FeatureView,
               version: int | None = None, full_refresh: bool = False, batch_size: int = 5000,
               progress: Progress | None = None, event_time_from=None, event_time_until=None,
               mode: str | None = None, rebuilt_at=None) -> SyncRun:
