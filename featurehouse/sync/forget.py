@@ -16,7 +16,7 @@ from sqlglot import exp
 from featurehouse.errors import UnknownEntity
 from featurehouse.offline.warehouse import Warehouse
 from featurehouse.online.keys import entity_key_pattern
-from featurehouse.online.store import RedisOnlineStore
+from featurehouse.online.store import OnlineStore
 from featurehouse.registry.model import Registry
 
 SCHEMA = "featurehouse"
@@ -31,7 +31,7 @@ class ForgetResult:
     offline_rows_deleted: dict[str, int] = field(default_factory=dict)
 
 
-def forget(warehouse: Warehouse, online: RedisOnlineStore, registry: Registry, entity_type: str,
+def forget(warehouse: Warehouse, online: OnlineStore, registry: Registry, entity_type: str,
            key: tuple) -> ForgetResult:
     if entity_type not in registry.entities:
         raise UnknownEntity(f"unknown entity '{entity_type}' (declared: {', '.join(sorted(registry.entities))})")
