@@ -31,3 +31,7 @@ class InvalidSpine(FeaturehouseError):
 
 class InvalidDuration(FeaturehouseError):
     """A duration string such as '7d' that cannot be read."""
+
+
+class InvalidRequest(FeaturehouseError):
+    """Malformed input a user can fix: a bad feature name or key form, too many ids (HTTP 422)."""

@@ -88,6 +88,22 @@ class FeatureStore:
                           rebuilt_at=None if view.created_at else built(view.unique_id))
                 for view in self.online_views(select)]
 
+    # -- serving ------------------------------------------------------------------------------
+
+    def online_features(self, entity_type: str, ids, names=None, model: str | None = None):
+        """Feature vectors from the online store, in-process: values with event time, age and staleness.
+
+        `ids` are entity keys as text (`42`, or `card_id=1;merchant_id=7`); `names` are features
+        (`view.column[@N]`), or `model` names an exposure whose features of this entity type are read.
+        """
+        if getattr(self, "_reader", None) is None:
+            from featurehouse.serving.reader import OnlineReader
+
+            self._reader = OnlineReader(self.registry, self.online.client)
+        if isinstance(ids, (str, int)):
+            ids = [ids]
+        return self._reader.get(entity_type, [str(i) for i in ids], names, model)
+
     # -- push / stream ------------------------------------------------------------------------
 
     def push(self, view_name: str, rows, version: int | None = None):

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from featurehouse.errors import InvalidFeatureMetadata, UnknownFeature
+from featurehouse.errors import InvalidFeatureMetadata, InvalidRequest, UnknownFeature
 from featurehouse.registry.manifest import parse_entities, registry_from_manifest
 
 ENTITIES = parse_entities({"user": ["user_id"], "card_merchant": ["card_id", "merchant_id"]})
@@ -129,7 +129,7 @@ def test_unknown_feature_and_version_name_the_culprit():
         registry.resolve("user_txn_stats.country@4")
     with pytest.raises(UnknownFeature, match="unknown feature view 'user_txn_stat'.*did you mean 'user_txn_stats'"):
         registry.resolve("user_txn_stat.country")
-    with pytest.raises(UnknownFeature, match="bad feature name"):
+    with pytest.raises(InvalidRequest, match="bad feature name"):
         registry.resolve("country")
 
 

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from datetime import datetime
+
 import numpy as np
 import pyarrow as pa
 
@@ -75,8 +77,12 @@ _BROWSING_HOURS = np.array([1.0, 0.6, 0.4, 0.3, 0.3, 0.4, 0.7, 1.2, 1.5, 1.6, 1.
 TABLES = ("users", "cards", "merchants", "transactions", "items", "interactions")
 
 
-def generate(scale: float = 1.0, seed: int = 42) -> dict[str, pa.Table]:
-    """The demo's raw tables; the same for the same scale and seed (scale 1: 150k transactions)."""
+def generate(scale: float = 1.0, seed: int = 42, end: datetime | None = None) -> dict[str, pa.Table]:
+    """The demo's raw tables; the same for the same scale and seed (scale 1: 150k transactions).
+
+    `end` moves the whole history (by whole days) so that it ends at that midnight instead of END:
+    the same data, but recent enough for serving's freshness to mean something.
+    """
     if scale <= 0:
         raise ValueError(f"scale must be positive, got {scale}")
     rng = np.random.default_rng(seed)
@@ -88,8 +94,19 @@ def generate(scale: float = 1.0, seed: int = 42) -> dict[str, pa.Table]:
     transactions = _transactions(rng, n(150_000), u, c, m)
     items, it = _items(rng, n(2_000))
     interactions = _interactions(rng, n(120_000), u, it)
-    return {"users": users, "cards": cards, "merchants": merchants, "transactions": transactions,
-            "items": items, "interactions": interactions}
+    tables = {"users": users, "cards": cards, "merchants": merchants, "transactions": transactions,
+              "items": items, "interactions": interactions}
+    return tables if end is None else {name: _shift(t, end) for name, t in tables.items()}
+
+
+def _shift(table: pa.Table, end: datetime) -> pa.Table:
+    """Every timestamp column moved by the whole days between END and `end`."""
+    import pyarrow.compute as pc
+
+    days = (np.datetime64(end.replace(hour=0, minute=0, second=0, microsecond=0), "D") - END.astype("datetime64[D]"))
+    offset = pa.scalar(int(days.astype(np.int64)) * 86_400_000_000, pa.duration("us"))
+    columns = [pc.add(col, offset) if pa.types.is_timestamp(col.type) else col for col in table.columns]
+    return pa.table(columns, names=table.column_names)
 
 
 # -- helpers -----------------------------------------------------------------------------------

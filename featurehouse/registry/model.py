@@ -107,11 +107,11 @@ class FeatureRef:
 
     @classmethod
     def parse(cls, text: str) -> "FeatureRef":
-        from featurehouse.errors import UnknownFeature
+        from featurehouse.errors import InvalidRequest
 
         m = _REF.match(text.strip()) if isinstance(text, str) else None
         if not m:
-            raise UnknownFeature(f"bad feature name {text!r}: expected view.column or view.column@version")
+            raise InvalidRequest(f"bad feature name {text!r}: expected view.column or view.column@version")
         v = m.group("version")
         return cls(m.group("view"), m.group("column"), int(v) if v else None)
 
@@ -207,19 +207,25 @@ def _closest(word: str, candidates: list[str]) -> str | None:
 
 
 def parse_entity_key(entity: Entity, text: str) -> tuple[str, ...]:
-    """An entity key as users write it: `42` for one key column; `card_id=1;merchant_id=7` for several."""
-    from featurehouse.errors import UnknownEntity
+    """An entity key as users write it: `42` for one key column; `card_id=1;merchant_id=7` for several.
 
-    if len(entity.keys) == 1 and "=" not in text:
+    In the `col=value;...` form, values are percent-encoded (`%3B` for `;`, `%3D` for `=`, `%25` for
+    `%`); over HTTP, where the path is decoded once on arrival, encode them twice (`%253B`).
+    """
+    from urllib.parse import unquote
+
+    from featurehouse.errors import InvalidRequest
+
+    if len(entity.keys) == 1 and not text.startswith(f"{entity.keys[0]}="):
         return (text,)
     parts = {}
     for piece in text.split(";"):
         name, sep, value = piece.partition("=")
         if not sep or name.strip() not in entity.keys:
-            raise UnknownEntity(f"bad key {text!r} for entity '{entity.name}': write "
-                                + ";".join(f"{k}=<value>" for k in entity.keys))
-        parts[name.strip()] = value
+            raise InvalidRequest(f"bad key {text!r} for entity '{entity.name}': write "
+                                 + ";".join(f"{k}=<value>" for k in entity.keys))
+        parts[name.strip()] = unquote(value)
     missing = [k for k in entity.keys if k not in parts]
     if missing:
-        raise UnknownEntity(f"key {text!r} for entity '{entity.name}' lacks {', '.join(missing)}")
+        raise InvalidRequest(f"key {text!r} for entity '{entity.name}' lacks {', '.join(missing)}")
     return tuple(parts[k] for k in entity.keys)

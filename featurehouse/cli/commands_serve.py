@@ -1,0 +1,72 @@
+"""`featurehouse serve`: the HTTP serving API."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+import yaml
+
+from featurehouse.cli.context import CliContext
+from featurehouse.errors import FeaturehouseError
+
+SETTINGS = ("redis_url", "max_ids", "timeout_s", "host", "port", "workers")
+
+
+def load_settings(config: Path | None) -> dict:
+    """A YAML file's settings, overridden by FEATUREHOUSE_<NAME> environment variables."""
+    settings: dict = {}
+    if config is not None:
+        if not config.is_file():
+            raise FeaturehouseError(f"--config {config}: no such file")
+        settings = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+        unknown = sorted(set(settings) - set(SETTINGS))
+        if unknown:
+            raise FeaturehouseError(f"--config {config}: unknown setting '{unknown[0]}' (known: {', '.join(SETTINGS)})")
+    for name in SETTINGS:
+        value = os.environ.get(f"FEATUREHOUSE_{name.upper()}")
+        if value is not None:
+            settings[name] = value
+    return settings
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 8000).")
+@click.option("--workers", type=int, default=None, help="Worker processes (default 1).")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=f"YAML file with any of: {', '.join(SETTINGS)}; FEATUREHOUSE_<NAME> env vars override it.")
+@click.pass_obj
+def serve(obj: CliContext, host, port, workers, config) -> None:
+    """Serve feature vectors over HTTP (granian, ASGI): GET /v1/features/{entityType}/{entityId}.
+
+    Interactive docs at /docs, OpenAPI at /openapi.json, health at /healthz and /readyz, Prometheus
+    metrics at /metrics. The online store is FEATUREHOUSE_REDIS_URL, or the project's embedded Redis,
+    which this process then owns for as long as it serves.
+    """
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    settings = load_settings(config)
+    store = obj.store()
+    project = store.project
+    project.manifest()  # parse once here, not in every worker
+    url = settings.get("redis_url") or os.environ.get("FEATUREHOUSE_REDIS_URL")
+    if not url:
+        url = store.online.embedded.url if store.online.embedded else None
+    store.online.ping()
+    os.environ.update({
+        "FEATUREHOUSE_SERVING_WORKER": "1", "FEATUREHOUSE_PROJECT_DIR": str(project.dir),
+        "FEATUREHOUSE_REDIS_URL": url, "FEATUREHOUSE_MAX_IDS": str(settings.get("max_ids", 1000)),
+        "FEATUREHOUSE_TIMEOUT_S": str(settings.get("timeout_s", 0.5)),
+    })
+    if project.target_name:
+        os.environ["FEATUREHOUSE_TARGET"] = project.target_name
+    host = host or settings.get("host", "127.0.0.1")
+    port = int(port or settings.get("port", 8000))
+    workers = int(workers or settings.get("workers", 1))
+    obj.console.print(f"serving on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}); "
+                      f"docs at http://{host}:{port}/docs")
+    Granian("featurehouse.serving.asgi:app", address=host, port=port, workers=workers,
+            interface=Interfaces.ASGI, log_enabled=False).serve()

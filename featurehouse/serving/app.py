@@ -1,0 +1,195 @@
+"""The serving HTTP app (ASGI, Starlette): feature vectors with freshness, health, metrics, OpenAPI.
+
+The hot routes are lean Starlette handlers with orjson bodies and one redis.asyncio round trip; every
+error a user can cause is a JSON body with a 4xx status, and an unreachable or slow online store is a
+503 with Retry-After, after which the app keeps serving once the store is back (no restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+import orjson
+import redis
+import redis.asyncio as aioredis
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from featurehouse.errors import FeaturehouseError, InvalidRequest, UnknownEntity, UnknownFeature
+from featurehouse.registry.model import Registry
+from featurehouse.serving.openapi import openapi_spec
+from featurehouse.serving.reader import MAX_IDS, AsyncOnlineReader
+from featurehouse.serving.vectors import to_json
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    redis_url: str
+    max_ids: int = MAX_IDS
+    timeout_s: float = 0.5  # an online-store call slower than this is a 503
+    retry_after_s: int = 1
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)
+
+
+def _error(status: int, code: str, detail, headers: dict | None = None) -> JSON:
+    return JSON({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.latency = Histogram("featurehouse_request_seconds", "Request latency", ["route"], registry=self.registry,
+                                 buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+        self.served = Counter("featurehouse_values_served_total", "Feature values served", ["view"], registry=self.registry)
+        self.stale = Counter("featurehouse_stale_values_served_total", "Stale values served", ["view"], registry=self.registry)
+        self.nulls = Counter("featurehouse_null_values_served_total", "Null values served", ["feature"], registry=self.registry)
+        self.errors = Counter("featurehouse_errors_total", "Errors by class", ["error"], registry=self.registry)
+        self.store_errors = Counter("featurehouse_online_store_errors_total", "Online store errors", registry=self.registry)
+
+    def observe(self, vectors) -> None:
+        for vector in vectors:
+            for name, value in vector.features.items():
+                view = name.split(".", 1)[0]
+                self.served.labels(view).inc()
+                if value.stale:
+                    self.stale.labels(view).inc()
+                if value.value is None:
+                    self.nulls.labels(name).inc()
+
+
+def create_app(registry: Registry, config: ServeConfig) -> Starlette:
+    client = aioredis.Redis.from_url(config.redis_url, socket_timeout=config.timeout_s,
+                                     socket_connect_timeout=config.timeout_s)
+    reader = AsyncOnlineReader(registry, client, max_ids=config.max_ids)
+    metrics = Metrics()
+    spec = openapi_spec(config.max_ids)
+
+    async def read(entity_type, ids, names, model):
+        try:
+            return await asyncio.wait_for(reader.get(entity_type, ids, names, model), config.timeout_s * 2)
+        except (redis.RedisError, OSError, asyncio.TimeoutError) as e:
+            metrics.store_errors.inc()
+            raise _StoreDown(str(e) or type(e).__name__) from None
+
+    async def vector(request: Request) -> Response:
+        started = time.perf_counter()
+        names = request.query_params.get("names")
+        model = request.query_params.get("model")
+        out = await _answer(metrics, read(request.path_params["entity_type"], [_entity_id(request)],
+                                          [n for n in names.split(",") if n] if names else None, model))
+        if isinstance(out, list):
+            metrics.observe(out)
+            out = JSON(to_json(out[0]))
+        metrics.latency.labels("vector").observe(time.perf_counter() - started)
+        return out
+
+    async def batch(request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as e:
+            return _error(400, "bad_json", f"request body is not JSON: {e}")
+        if not isinstance(body, dict) or not isinstance(body.get("ids"), list):
+            return _error(422, "bad_body", 'send {"ids": [...], "names": [...]} or {"ids": [...], "model": "..."}')
+        names, model = body.get("names"), body.get("model")
+        if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+            return _error(422, "bad_body", "names must be a list of strings")
+        if model is not None and not isinstance(model, str):
+            return _error(422, "bad_body", "model must be a string")
+        if not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in body["ids"]):
+            return _error(422, "bad_body", "ids must be strings or integers")
+        out = await _answer(metrics, read(request.path_params["entity_type"], [str(i) for i in body["ids"]], names, model))
+        if isinstance(out, list):
+            metrics.observe(out)
+            out = JSON({"vectors": [to_json(v) for v in out]})
+        metrics.latency.labels("batch").observe(time.perf_counter() - started)
+        return out
+
+    async def healthz(_: Request) -> Response:
+        return JSON({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        try:
+            await asyncio.wait_for(client.ping(), config.timeout_s * 2)
+            return JSON({"status": "ready"})
+        except (redis.RedisError, OSError, asyncio.TimeoutError) as e:
+            metrics.store_errors.inc()
+            return _error(503, "online_store_unavailable", str(e) or "timeout",
+                          {"Retry-After": str(config.retry_after_s)})
+
+    async def prometheus(_: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi(_: Request) -> Response:
+        return JSON(spec)
+
+    async def docs(_: Request) -> Response:
+        return HTMLResponse(DOCS_HTML)
+
+    async def not_found(request: Request, exc) -> Response:
+        return _error(exc.status_code, "not_found" if exc.status_code == 404 else "http_error",
+                      f"{request.method} {request.url.path}: {exc.detail}")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        await client.aclose()
+
+    app = Starlette(routes=[
+        Route("/v1/features/{entity_type}/{entity_id}", vector, methods=["GET"]),
+        Route("/v1/features/{entity_type}:batchGet", batch, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", prometheus, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+    ], exception_handlers={404: not_found, 405: not_found}, lifespan=lifespan)
+    app.state.reader = reader
+    return app
+
+
+def _entity_id(request: Request) -> str:
+    """The id path segment decoded exactly once (servers differ in what they decode before routing)."""
+    raw = request.scope.get("raw_path")
+    if raw:
+        return unquote(raw.decode("latin-1").rsplit("/", 1)[-1])
+    return request.path_params["entity_id"]
+
+
+class _StoreDown(Exception):
+    pass
+
+
+async def _answer(metrics: Metrics, awaitable):
+    """The vectors, or the JSON error a user (or a down store) gets instead of a traceback."""
+    try:
+        return await awaitable
+    except _StoreDown as e:
+        metrics.errors.labels("online_store_unavailable").inc()
+        return _error(503, "online_store_unavailable", f"online store unreachable or slow: {e}", {"Retry-After": "1"})
+    except (UnknownEntity, UnknownFeature) as e:
+        metrics.errors.labels(type(e).__name__).inc()
+        return _error(404, "not_found", str(e))
+    except (InvalidRequest, FeaturehouseError) as e:
+        metrics.errors.labels(type(e).__name__).inc()
+        return _error(422, "invalid_request", str(e))
+
+
+DOCS_HTML = """<!doctype html><html><head><title>featurehouse serving API</title>
+<link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css"></head>
+<body><div id="ui"></div><script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
+<noscript>The API description is at <a href="/openapi.json">/openapi.json</a>.</noscript></body></html>"""

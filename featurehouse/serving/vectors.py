@@ -1,0 +1,161 @@
+"""Feature vectors with freshness: what serving returns, in-process or over HTTP.
+
+A request (entity type, ids, feature names or a model) becomes a `ReadPlan` once: which hash fields
+to fetch for each entity. The replies of one HMGET per entity become `FeatureVector`s: each value
+with its event time, age, version and status, judged against the view's freshness SLO and TTL and
+against its materializer's lag. The I/O (sync redis-py, or redis.asyncio in the HTTP app) is the
+caller's; this module only plans and judges, so both paths agree exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+from featurehouse.errors import InvalidRequest, UnknownEntity, UnknownFeature
+from featurehouse.online.codec import decode_values, from_micros
+from featurehouse.online.keys import entity_key, time_field, value_field
+from featurehouse.registry.model import FeatureRef, FeatureView, Registry, parse_entity_key
+
+MAX_NAMES = 500
+
+
+BadRequest = InvalidRequest  # a request a user can fix: malformed names, a feature of another entity type
+
+
+@dataclass(frozen=True)
+class FeatureValue:
+    value: Any
+    event_time: datetime | None
+    age_seconds: float | None
+    stale: bool
+    version: int
+    status: str  # ok | stale | expired (past the view's TTL: value withheld) | missing (never written)
+
+
+@dataclass(frozen=True)
+class FeatureVector:
+    entity_type: str
+    entity_id: str
+    features: dict[str, FeatureValue]
+    stale: bool
+    served_at: datetime
+
+
+@dataclass(frozen=True)
+class PlannedView:
+    view: FeatureView
+    columns: tuple[tuple[str, int], ...]  # (requested name, index of the column in the stored array)
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    entity_type: str
+    views: tuple[PlannedView, ...]
+    fields: tuple[str, ...]  # HMGET fields: value and time field of each view, in order
+    names: tuple[str, ...]  # requested names, in request order
+
+
+@dataclass
+class Freshness:
+    """Materializer state per view@version, refreshed by the caller: stream lag in seconds."""
+
+    stream_lag_s: dict[str, float] = field(default_factory=dict)
+
+
+def plan_request(registry: Registry, entity_type: str, names: Sequence[str] | None = None,
+                 model: str | None = None, active: dict[str, int] | None = None) -> ReadPlan:
+    """Resolve names (or a model's features of this entity type) to views, versions and fields."""
+    if entity_type not in registry.entities:
+        raise UnknownEntity(f"unknown entity type '{entity_type}' (declared: {', '.join(sorted(registry.entities))})")
+    if model:
+        name, _, version = model.partition("@")
+        spec = registry.model(name)
+        if version and version != "1":
+            raise UnknownFeature(f"model '{name}' has no version {version} (exposures declare version 1)")
+        names = [n for n in spec.features if registry.resolve(n)[0].entity.name == entity_type]
+        if not names:
+            raise BadRequest(f"model '{name}' uses no features of entity type '{entity_type}'")
+    if not names:
+        raise BadRequest("give names=view.column,... or model=NAME")
+    if len(names) > MAX_NAMES:
+        raise BadRequest(f"too many feature names: {len(names)} (at most {MAX_NAMES})")
+    grouped: dict[tuple[str, int], list[tuple[str, int]]] = {}
+    views: dict[tuple[str, int], FeatureView] = {}
+    for text in names:
+        ref = FeatureRef.parse(text)
+        version = ref.version if ref.version is not None else (active or {}).get(ref.view)
+        view, feature = registry.resolve(FeatureRef(ref.view, ref.column, version))
+        if view.entity.name != entity_type:
+            raise BadRequest(f"feature '{text}' belongs to entity type '{view.entity.name}', not '{entity_type}'")
+        key = (view.name, view.version)
+        views[key] = view
+        grouped.setdefault(key, []).append((text, view.feature_columns.index(feature.column)))
+    planned = tuple(PlannedView(views[k], tuple(cols)) for k, cols in grouped.items())
+    fields = tuple(f for p in planned for f in (value_field(p.view.name, p.view.version),
+                                                 time_field(p.view.name, p.view.version)))
+    return ReadPlan(entity_type, planned, fields, tuple(names))
+
+
+def parse_ids(registry: Registry, entity_type: str, ids: Sequence[str]) -> list[tuple[str, ...]]:
+    entity = registry.entities[entity_type]
+    return [parse_entity_key(entity, str(i)) for i in ids]
+
+
+def redis_key(plan: ReadPlan, key: tuple) -> str:
+    return entity_key(plan.entity_type, key)
+
+
+def assemble(plan: ReadPlan, entity_id: str, reply: Sequence[bytes | None], now: datetime,
+             freshness: Freshness | None = None) -> FeatureVector:
+    """One entity's HMGET reply -> a vector judged for freshness at `now` (naive UTC)."""
+    out: dict[str, FeatureValue] = {}
+    for i, p in enumerate(plan.views):
+        view = p.view
+        payload, times = reply[2 * i], reply[2 * i + 1]
+        if payload is None or times is None:
+            for name, _ in p.columns:
+                out[name] = FeatureValue(None, None, None, False, view.version, "missing")
+            continue
+        event_time = from_micros(int(times.split(b":")[0]))
+        age = (now - event_time).total_seconds()
+        lag = (freshness.stream_lag_s.get(view.versioned_name) if freshness else None) or 0.0
+        slo = view.freshness_slo.total_seconds() if view.freshness_slo else None
+        expired = view.ttl is not None and age > view.ttl.total_seconds()
+        stale = slo is not None and (age > slo or lag > slo)
+        values = decode_values(payload) if not expired else None
+        for name, index in p.columns:
+            status = "expired" if expired else "stale" if stale else "ok"
+            out[name] = FeatureValue(None if expired else values[index], event_time, round(age, 6),
+                                     stale or expired, view.version, status)
+    ordered = {name: out[name] for name in plan.names}
+    return FeatureVector(plan.entity_type, entity_id, ordered, any(v.stale for v in ordered.values()), now)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def to_json(vector: FeatureVector) -> dict:
+    """The HTTP body. Non-finite floats (NaN, inf) have no JSON form: they are sent as null."""
+    return {
+        "entity_type": vector.entity_type,
+        "entity_id": vector.entity_id,
+        "features": {name: {"value": _jsonable(v.value), "event_time": v.event_time, "age_seconds": v.age_seconds,
+                            "stale": v.stale, "version": v.version, "status": v.status}
+                     for name, v in vector.features.items()},
+        "stale": vector.stale,
+        "served_at": vector.served_at,
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "isoformat") or type(value).__name__ == "Decimal":
+        return str(value) if type(value).__name__ == "Decimal" else value
+    return value

@@ -1,0 +1,177 @@
+"""Serving: vectors with freshness over HTTP (the ASGI app on a real Redis) and in-process."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import redis
+from starlette.testclient import TestClient
+
+from featurehouse import FeatureStore
+from featurehouse.online.embedded import EmbeddedRedis
+from featurehouse.online.store import OnlineRow, RedisOnlineStore
+from featurehouse.registry.model import Entity, Feature, FeatureView, ModelSpec, Registry, Relation
+from featurehouse.serving.app import ServeConfig, create_app
+from featurehouse.serving.vectors import utcnow
+from featurehouse.stream.log import MATERIALIZER
+
+USER = Entity("user", ("user_id",))
+PAIR = Entity("card_merchant", ("card_id", "merchant_id"))
+
+
+def registry() -> Registry:
+    r = Registry(entities={"user": USER, "card_merchant": PAIR})
+    r.add(FeatureView("txn", 1, USER, Relation(None, None, "txn"), "event_time",
+                      (Feature("txn", "count_1h", "bigint", 1), Feature("txn", "amount", "double", 1)),
+                      freshness_slo=timedelta(minutes=5), ttl=timedelta(days=1)))
+    r.add(FeatureView("profile", 1, USER, Relation(None, None, "profile"), "updated_at",
+                      (Feature("profile", "country", "varchar", 1),)))
+    r.add(FeatureView("pair", 1, PAIR, Relation(None, None, "pair"), "event_time",
+                      (Feature("pair", "n", "bigint", 1),)))
+    r.models["fraud"] = ModelSpec("fraud", ("txn.count_1h", "profile.country", "pair.n"))
+    return r
+
+
+@pytest.fixture
+def online(redis_url):
+    store = RedisOnlineStore.from_url(redis_url)
+    store.client.flushdb()
+    now = utcnow()
+    reg = registry()
+    store.write(reg.view("txn"), [OnlineRow((1,), now - timedelta(seconds=30), None, (3, 12.5)),   # fresh
+                                  OnlineRow((2,), now - timedelta(hours=2), None, (7, 1.0)),      # past the 5 min SLO
+                                  OnlineRow((3,), now - timedelta(days=2), None, (9, 9.0))])      # past the 1 day TTL
+    store.write(reg.view("profile"), [OnlineRow((1,), now - timedelta(days=400), None, ("日本",))])
+    store.write(reg.view("pair"), [OnlineRow((7, "m;1"), now, None, (42,))])
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def client(online, redis_url):
+    app = create_app(registry(), ServeConfig(redis_url=redis_url, max_ids=50))
+    app.state.reader.refresh_s = 0  # see materializer changes at once
+    with TestClient(app) as c:
+        yield c
+
+
+def get(client, entity, key, **params):
+    return client.get(f"/v1/features/{entity}/{key}", params=params)
+
+
+def test_a_vector_carries_values_event_times_ages_and_status(client):
+    body = get(client, "user", "1", names="txn.count_1h,txn.amount,profile.country").json()
+    f = body["features"]
+    assert (f["txn.count_1h"]["value"], f["txn.amount"]["value"], f["profile.country"]["value"]) == (3, 12.5, "日本")
+    assert f["txn.count_1h"]["status"] == "ok" and 29 < f["txn.count_1h"]["age_seconds"] < 120
+    assert f["profile.country"]["status"] == "ok"  # no SLO, no TTL: never stale
+    assert body["stale"] is False and body["entity_id"] == "1" and body["served_at"].endswith("Z")
+    assert list(f) == ["txn.count_1h", "txn.amount", "profile.country"]  # request order
+
+
+def test_a_value_older_than_its_slo_is_stale(client):
+    body = get(client, "user", "2", names="txn.count_1h").json()
+    assert body["features"]["txn.count_1h"] == {**body["features"]["txn.count_1h"], "value": 7, "stale": True, "status": "stale"}
+    assert body["stale"] is True
+
+
+def test_a_value_past_its_ttl_is_withheld_as_expired(client):
+    value = get(client, "user", "3", names="txn.count_1h").json()["features"]["txn.count_1h"]
+    assert (value["value"], value["status"], value["stale"]) == (None, "expired", True)
+
+
+def test_a_never_written_value_is_missing_not_stale(client):
+    body = get(client, "user", "99", names="txn.count_1h").json()
+    assert body["features"]["txn.count_1h"]["status"] == "missing" and body["stale"] is False
+
+
+def test_a_lagging_stream_makes_fresh_values_stale(client, online):
+    online.client.hset(MATERIALIZER, "txn@1:stream_lag_s", "600")  # 10 min behind, SLO 5 min
+    value = get(client, "user", "1", names="txn.count_1h").json()["features"]["txn.count_1h"]
+    assert (value["value"], value["status"]) == (3, "stale")
+    online.client.hset(MATERIALIZER, "txn@1:stream_lag_s", "0")
+    assert get(client, "user", "1", names="txn.count_1h").json()["features"]["txn.count_1h"]["status"] == "ok"
+
+
+def test_composite_keys_use_the_documented_form(client):
+    body = get(client, "card_merchant", "merchant_id=m;1;card_id=7", names="pair.n")
+    assert body.status_code == 422  # ';' inside a value cannot be written in this form
+    ok = get(client, "card_merchant", "card_id=7;merchant_id=m%253B1", names="pair.n")  # ';' encoded twice
+    assert ok.status_code == 200 and ok.json()["features"]["pair.n"]["value"] == 42
+
+
+def test_batch_returns_vectors_in_request_order(client):
+    r = client.post("/v1/features/user:batchGet", json={"ids": ["3", "1", 2, "99"], "names": ["txn.count_1h"]})
+    assert [v["entity_id"] for v in r.json()["vectors"]] == ["3", "1", "2", "99"]
+    assert [v["features"]["txn.count_1h"]["status"] for v in r.json()["vectors"]] == ["expired", "ok", "stale", "missing"]
+
+
+def test_a_model_serves_its_features_of_the_entity_type(client):
+    body = get(client, "user", "1", model="fraud").json()
+    assert list(body["features"]) == ["txn.count_1h", "profile.country"]
+
+
+@pytest.mark.parametrize("path, params, status, fragment", [
+    ("/v1/features/usr/1", {"names": "txn.count_1h"}, 404, "unknown entity type 'usr'"),
+    ("/v1/features/user/1", {"names": "txn.count_2h"}, 404, "no feature column 'count_2h'"),
+    ("/v1/features/user/1", {"names": "nope.x"}, 404, "unknown feature view 'nope'"),
+    ("/v1/features/user/1", {"model": "nope"}, 404, "unknown model 'nope'"),
+    ("/v1/features/user/1", {"names": "count_1h"}, 422, "bad feature name"),
+    ("/v1/features/user/1", {"names": "pair.n"}, 422, "belongs to entity type 'card_merchant'"),
+    ("/v1/features/user/1", {}, 422, "give names="),
+    ("/v1/features/card_merchant/7", {"names": "pair.n"}, 422, "bad key '7'"),
+    ("/v1/nothing", {}, 404, "GET /v1/nothing"),
+])
+def test_every_user_error_is_a_json_4xx_naming_the_problem(client, path, params, status, fragment):
+    r = client.get(path, params=params)
+    assert r.status_code == status and fragment in r.json()["detail"], r.text
+
+
+def test_batch_input_errors(client):
+    assert client.post("/v1/features/user:batchGet", content=b"{").status_code == 400
+    assert client.post("/v1/features/user:batchGet", json={"names": ["txn.count_1h"]}).status_code == 422
+    too_many = client.post("/v1/features/user:batchGet", json={"ids": [str(i) for i in range(51)], "names": ["txn.amount"]})
+    assert too_many.status_code == 422 and "too many ids: 51" in too_many.json()["detail"]
+    assert client.post("/v1/features/user:batchGet", json={"ids": [], "names": ["txn.amount"]}).status_code == 422
+
+
+def test_health_metrics_and_openapi(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    get(client, "user", "1", names="txn.count_1h")
+    get(client, "user", "1", names="nope.x")
+    metrics = client.get("/metrics").text
+    assert 'featurehouse_values_served_total{view="txn"}' in metrics
+    assert 'featurehouse_errors_total{error="UnknownFeature"}' in metrics
+    assert "featurehouse_request_seconds_bucket" in metrics
+    spec = client.get("/openapi.json").json()
+    assert "/v1/features/{entityType}/{entityId}" in spec["paths"]
+
+
+def test_in_process_sdk_gives_what_http_gives(client, online, redis_url):
+    store = FeatureStore.from_registry(registry(), None)
+    store.use_online_store(online)
+    [vector] = store.online_features("user", ["1"], names=["txn.count_1h", "profile.country"])
+    http = get(client, "user", "1", names="txn.count_1h,profile.country").json()["features"]
+    assert {n: (v.value, v.status, v.version) for n, v in vector.features.items()} == \
+        {n: (v["value"], v["status"], v["version"]) for n, v in http.items()}
+
+
+def test_an_unreachable_store_is_a_503_and_serving_recovers_without_restart(tmp_path):
+    server = EmbeddedRedis(tmp_path / "r", persist=False).start()
+    url = server.url
+    RedisOnlineStore.from_url(url).write(registry().view("txn"), [OnlineRow((1,), utcnow(), None, (1, 1.0))])
+    app = create_app(registry(), ServeConfig(redis_url=url, timeout_s=0.2))
+    with TestClient(app) as c:
+        assert get(c, "user", "1", names="txn.count_1h").status_code == 200
+        server.stop()
+        down = get(c, "user", "1", names="txn.count_1h")
+        assert down.status_code == 503 and down.headers["Retry-After"] == "1"
+        assert down.json()["error"] == "online_store_unavailable"
+        assert c.get("/readyz").status_code == 503
+        server.start()
+        RedisOnlineStore.from_url(url).write(registry().view("txn"), [OnlineRow((1,), utcnow(), None, (2, 1.0))])
+        back = get(c, "user", "1", names="txn.count_1h")
+        assert back.status_code == 200 and back.json()["features"]["txn.count_1h"]["value"] == 2
+    server.stop()
