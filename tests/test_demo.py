@@ -140,3 +140,9 @@ def test_demo_online_store_has_parity_with_the_warehouse_for_every_entity(duckdb
                 assert record.values == {f.column: row[f.column] for f in view.features}, (view.name, row)
     finally:
         store.close()
+
+
+def test_demo_ends_with_a_vector_served_over_http(duckdb_demo):
+    _, result = duckdb_demo
+    served = result.output.split("served over HTTP: GET /v1/features/user/")[1]
+    assert "user_txn_stats.txn_count_1h" in served and "status" in served

@@ -19,8 +19,11 @@ EXAMPLE_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
               help=f"The example project to run (default: {EXAMPLE_PROJECT}).")
 @click.option("--scale", type=float, default=1.0, show_default=True, help="Data size: 1.0 is ~150k transactions.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed of the deterministic data generator.")
+@click.option("--end", default=None, help="The day the demo history ends (YYYY-MM-DD; default: today, UTC), so "
+                                          "served values are hours old, not months.")
+@click.option("--no-serve", is_flag=True, help="Skip starting the HTTP server for one vector at the end.")
 @click.pass_obj
-def demo(obj: CliContext, demo_dir: Path | None, scale: float, seed: int) -> None:
+def demo(obj: CliContext, demo_dir: Path | None, scale: float, seed: int, end: str | None, no_serve: bool) -> None:
     """Generate demo data, `dbt build` the example feature views, and build a training set per model.
 
     Runs on embedded DuckDB (the example project's default target): nothing to install or start.
@@ -41,7 +44,7 @@ def demo(obj: CliContext, demo_dir: Path | None, scale: float, seed: int) -> Non
     with console.status("generating demo data") as status:
         reset_demo_state(store)
         t = time.perf_counter()
-        tables = data.generate(scale=scale, seed=seed)
+        tables = data.generate(scale=scale, seed=seed, end=_end_day(end))
         data.write(store.warehouse, tables, schema="raw")
         store.close()
         rows = sum(t.num_rows for t in tables.values())
@@ -83,8 +86,79 @@ def demo(obj: CliContext, demo_dir: Path | None, scale: float, seed: int) -> Non
                   f"{sum(r.rows_written for r in runs):,} written, {sum(r.rows_skipped_older for r in runs):,} already "
                   f"current in the online store ({time.perf_counter() - t:.1f}s)")
     console.print(online_vs_offline(store, "user", "fraud_labels"))
+    if not no_serve:
+        with console.status("starting the HTTP server for one vector"):
+            served = serve_one_vector(store, "user", "fraud_labels")
+        console.print(served)
     console.print(f"done in {time.perf_counter() - started:.1f}s. Next: `featurehouse --project-dir {project_dir} "
                   f"features list`")
+
+
+def _end_day(text: str | None):
+    from datetime import datetime, timezone
+
+    from featurehouse.errors import FeaturehouseError
+
+    if text is None:
+        return datetime.now(timezone.utc).replace(tzinfo=None)
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise FeaturehouseError(f"--end {text!r}: use YYYY-MM-DD") from None
+
+
+def serve_one_vector(store, entity_type: str, spine: str) -> Table:
+    """`featurehouse serve` in a subprocess on a free port, one GET, then stopped."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    from featurehouse.errors import FeaturehouseError
+
+    key_cols = store.registry.entities[entity_type].keys
+    relation = store.warehouse.relation_sql(store.relation_of(spine))
+    key = store.warehouse.fetch_arrow(f"SELECT {', '.join(key_cols)} FROM {relation} ORDER BY label_time DESC LIMIT 1")
+    entity_id = str(key.to_pylist()[0][key_cols[0]])
+    names = [f.name for v in store.online_views() if v.entity.name == entity_type for f in v.features][:6]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, FEATUREHOUSE_REDIS_URL=store.online.embedded.url if store.online.embedded
+               else os.environ.get("FEATUREHOUSE_REDIS_URL", ""))
+    cmd = [sys.executable, "-m", "featurehouse.cli.main", "--project-dir", str(store.project.dir)]
+    if store.project.target_name:
+        cmd += ["--target", store.project.target_name]
+    proc = subprocess.Popen(cmd + ["serve", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/v1/features/{entity_type}/{entity_id}?names={','.join(names)}"
+    try:
+        body = None
+        for _ in range(300):
+            if proc.poll() is not None:
+                raise FeaturehouseError(f"featurehouse serve exited: {proc.stderr.read().decode()[-500:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    body = json.loads(r.read())
+                break
+            except OSError:
+                time.sleep(0.05)
+        if body is None:
+            raise FeaturehouseError("featurehouse serve did not answer within 15 s")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    table = Table(title=f"served over HTTP: GET /v1/features/{entity_type}/{entity_id}  (stale: {body['stale']})",
+                  title_justify="left")
+    for col in ("feature", "value", "event time", "age", "status"):
+        table.add_column(col)
+    for name, f in body["features"].items():
+        age = f["age_seconds"]
+        table.add_row(name, json.dumps(f["value"], ensure_ascii=False), str(f["event_time"]),
+                      "-" if age is None else f"{age / 3600:.1f} h", f["status"])
+    return table
 
 
 def reset_demo_state(store) -> None:
