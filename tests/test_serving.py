@@ -14,7 +14,7 @@ from featurehouse.online.store import OnlineRow, RedisOnlineStore
 from featurehouse.registry.model import Entity, Feature, FeatureView, ModelSpec, Registry, Relation
 from featurehouse.serving.app import ServeConfig, create_app
 from featurehouse.serving.vectors import utcnow
-from featurehouse.stream.log import MATERIALIZER
+from featurehouse.online.keys import MATERIALIZER
 
 USER = Entity("user", ("user_id",))
 PAIR = Entity("card_merchant", ("card_id", "merchant_id"))
@@ -175,3 +175,12 @@ def test_an_unreachable_store_is_a_503_and_serving_recovers_without_restart(tmp_
         back = get(c, "user", "1", names="txn.count_1h")
         assert back.status_code == 200 and back.json()["features"]["txn.count_1h"]["value"] == 2
     server.stop()
+
+
+def test_a_sync_that_has_not_run_within_the_slo_makes_values_stale(client, online):
+    import time
+
+    online.mark_synced("txn", 1, time.time() - 900)  # last successful sync 15 min ago, SLO 5 min
+    assert get(client, "user", "1", names="txn.count_1h").json()["features"]["txn.count_1h"]["status"] == "stale"
+    online.mark_synced("txn", 1, time.time())
+    assert get(client, "user", "1", names="txn.count_1h").json()["features"]["txn.count_1h"]["status"] == "ok"

@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 PREFIX = "fh"
+# hash: <view>@<N>:stream_lag_s, :stream_checked_at (stream consumer), :synced_at (batch sync), epoch seconds
+MATERIALIZER = "fh:materializer"
 _ESCAPES = {"%": "%25", "|": "%7C", "{": "%7B", "}": "%7D"}
 
 

@@ -13,7 +13,7 @@ import redis
 from featurehouse.errors import FeaturehouseError
 from featurehouse.online.codec import decode_values, encode_values, from_micros, to_micros
 from featurehouse.online.embedded import EmbeddedRedis
-from featurehouse.online.keys import entity_key, time_field, value_field
+from featurehouse.online.keys import MATERIALIZER, entity_key, time_field, value_field
 from featurehouse.registry.model import FeatureView
 
 # The write guard and the retention pass's compare-and-delete, as one Redis Functions library (Redis 7+,
@@ -117,6 +117,8 @@ class OnlineStore(Protocol):
              ) -> list[dict[str, ViewRecord | None]]: ...
 
     def set_active_version(self, view: str, version: int) -> None: ...
+
+    def mark_synced(self, view: str, version: int, at: float) -> None: ...
 
     def active_versions(self) -> dict[str, int]: ...
 
@@ -256,6 +258,10 @@ class RedisOnlineStore:
         return out
 
     # -- active versions ---------------------------------------------------------------------
+
+    def mark_synced(self, view: str, version: int, at: float) -> None:
+        """When a batch sync of view@version last succeeded (epoch seconds), for serving's stale flag."""
+        self.client.hset(MATERIALIZER, f"{view}@{version}:synced_at", f"{at:.3f}")
 
     def set_active_version(self, view: str, version: int) -> None:
         """The version serving reads for `view` (set by `featurehouse promote`)."""

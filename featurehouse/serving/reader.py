@@ -14,7 +14,7 @@ from featurehouse.online.store import ACTIVE_VERSIONS
 from featurehouse.registry.model import Registry
 from featurehouse.serving.vectors import (Freshness, FeatureVector, ReadPlan, assemble, parse_ids, plan_request,
                                           redis_key, utcnow)
-from featurehouse.stream.log import MATERIALIZER
+from featurehouse.online.keys import MATERIALIZER
 
 MAX_IDS = 1000
 
@@ -36,12 +36,15 @@ class _Cached:
 
     def _apply(self, active: dict, materializer: dict) -> None:
         self.active = {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in active.items()}
-        lags = {}
+        lags, synced = {}, {}
         for k, v in materializer.items():
             k = k.decode() if isinstance(k, bytes) else k
-            if k.endswith(":stream_lag_s"):
-                lags[k[: -len(":stream_lag_s")]] = float(v)
-        self.freshness = Freshness(lags)
+            view, _, what = k.rpartition(":")
+            if what == "stream_lag_s":
+                lags[view] = float(v)
+            elif what == "synced_at":
+                synced[view] = float(v)
+        self.freshness = Freshness(lags, synced)
         self._refreshed = time.monotonic()
 
     def _prepare(self, entity_type: str, ids: Sequence[str], names, model) -> tuple[ReadPlan, list[tuple]]:

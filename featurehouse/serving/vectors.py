@@ -60,9 +60,19 @@ class ReadPlan:
 
 @dataclass
 class Freshness:
-    """Materializer state per view@version, refreshed by the caller: stream lag in seconds."""
+    """Materializer state per view@version, refreshed by the caller: the stream consumer's lag in
+    seconds, and when the batch sync last succeeded (epoch seconds)."""
 
     stream_lag_s: dict[str, float] = field(default_factory=dict)
+    synced_at: dict[str, float] = field(default_factory=dict)
+
+    def lag(self, view: str, now: datetime) -> float:
+        """How far the view's materializers are behind: the stream's lag, or the time since the last sync."""
+        lag = self.stream_lag_s.get(view) or 0.0
+        synced = self.synced_at.get(view)
+        if synced is not None:
+            lag = max(lag, now.replace(tzinfo=timezone.utc).timestamp() - synced)
+        return lag
 
 
 def plan_request(registry: Registry, entity_type: str, names: Sequence[str] | None = None,
@@ -121,7 +131,7 @@ def assemble(plan: ReadPlan, entity_id: str, reply: Sequence[bytes | None], now:
             continue
         event_time = from_micros(int(times.split(b":")[0]))
         age = (now - event_time).total_seconds()
-        lag = (freshness.stream_lag_s.get(view.versioned_name) if freshness else None) or 0.0
+        lag = freshness.lag(view.versioned_name, now) if freshness else 0.0
         slo = view.freshness_slo.total_seconds() if view.freshness_slo else None
         expired = view.ttl is not None and age > view.ttl.total_seconds()
         stale = slo is not None and (age > slo or lag > slo)

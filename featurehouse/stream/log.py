@@ -25,12 +25,12 @@ import redis
 
 from featurehouse.offline.warehouse import Warehouse
 from featurehouse.online.codec import decode_values, encode_values, from_micros, to_micros
+from featurehouse.online.keys import MATERIALIZER
 from featurehouse.online.store import OnlineRow, RedisOnlineStore
 from featurehouse.registry.model import FeatureView, Relation
 from featurehouse.stream.rows import InvalidRow, validate
 
 GROUP = "featurehouse"
-MATERIALIZER = "fh:materializer"
 LANDING_SCHEMA = "featurehouse"
 STREAM_ID = "__fh_stream_id"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -73,6 +74,8 @@ def sync_view(warehouse: Warehouse, online: OnlineStore, log: SyncRunLog, view: 
         log.finish(run, "failed", f"{type(e).__name__}: {e}"[:2000])
         raise
     log.finish(run, "success")
+    if hasattr(online, "mark_synced"):
+        online.mark_synced(view.name, plan.version, time.time())
     return run
 
 
