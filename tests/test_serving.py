@@ -184,3 +184,51 @@ def test_a_sync_that_has_not_run_within_the_slo_makes_values_stale(client, onlin
     assert get(client, "user", "1", names="txn.count_1h").json()["features"]["txn.count_1h"]["status"] == "stale"
     online.mark_synced("txn", 1, time.time())
     assert get(client, "user", "1", names="txn.count_1h").json()["features"]["txn.count_1h"]["status"] == "ok"
+
+
+def definition(**overrides):
+    return {"name": "txn", "entity": "user", "version": 1, "schema": {"count_1h": "bigint", "amount": "double"},
+            "owner": "risk", "freshnessSlo": "5m", **overrides}
+
+
+def test_a_definition_identical_to_the_registry_is_200(client):
+    r = client.post("/v1/feature-definitions", json=definition(schema={"count_1h": "BIGINT", "amount": "double precision"}))
+    assert r.status_code == 200 and r.json()["status"] == "unchanged"
+
+
+def test_a_schema_change_to_a_published_version_is_409_naming_columns_and_the_bump(client):
+    r = client.post("/v1/feature-definitions", json=definition(schema={"count_1h": "varchar", "amount_eur": "double"}))
+    body = r.json()
+    assert r.status_code == 409
+    assert (body["removed"], body["added"], body["changed"]) == (["amount"], ["amount_eur"],
+                                                                 {"count_1h": {"from": "bigint", "to": "varchar"}})
+    assert "publish it as version 2" in body["detail"]
+
+
+def test_a_new_definition_is_201_pending_then_200_and_listed(client, online):
+    online.client.delete("fh:pending_definitions")
+    new = definition(name="device", schema={"os": "varchar"})
+    assert client.post("/v1/feature-definitions", json=new).status_code == 201
+    assert client.post("/v1/feature-definitions", json=new).status_code == 200
+    assert client.post("/v1/feature-definitions", json={**new, "schema": {"os": "bigint"}}).status_code == 409
+    listed = client.get("/v1/feature-definitions/device").json()["definitions"]
+    assert [(d["version"], d["status"]) for d in listed] == [(1, "pending")]
+    assert {d["name"] for d in client.get("/v1/feature-definitions").json()["definitions"]} >= {"txn", "profile", "device"}
+    assert client.get("/v1/feature-definitions/nope").status_code == 404
+
+
+@pytest.mark.parametrize("body, field", [
+    (definition(entity="customer"), "entity"), (definition(name="bad name"), "name"),
+    (definition(schema={}), "schema"), (definition(version=0), "version"),
+    (definition(freshnessSlo="soon"), "freshnessSlo"), ({**definition(), "colour": 1}, "colour"), ([1], "body"),
+])
+def test_an_invalid_definition_is_422_naming_the_field(client, body, field):
+    r = client.post("/v1/feature-definitions", json=body)
+    assert r.status_code == 422 and r.json()["field"] == field, r.text
+
+
+def test_the_serving_app_accepts_pushed_rows(client):
+    r = client.post("/v1/push/txn", json=[{"user_id": 5, "event_time": "2026-11-27T10:00:00", "count_1h": 1}])
+    assert r.status_code == 202 and r.json()["accepted"] == 1
+    bad = client.post("/v1/push/txn", json=[{"user_id": 5, "event_time": "2026-11-27T10:00:00", "count_1h": "x"}])
+    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "count_1h"

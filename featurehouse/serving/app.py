@@ -27,6 +27,7 @@ from featurehouse.registry.model import Registry
 from featurehouse.serving.openapi import openapi_spec
 from featurehouse.serving.reader import MAX_IDS, AsyncOnlineReader
 from featurehouse.serving.vectors import to_json
+from featurehouse.stream.http import push_route
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,40 @@ def create_app(registry: Registry, config: ServeConfig) -> Starlette:
         metrics.latency.labels("batch").observe(time.perf_counter() - started)
         return out
 
+    async def post_definition(request: Request) -> Response:
+        from featurehouse.serving import definitions as d
+
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as e:
+            return _error(400, "bad_json", f"request body is not JSON: {e}")
+        checked = d.validate(body, registry)
+        if isinstance(checked, d.Verdict):
+            return JSON(checked.body, status_code=checked.status)
+        try:
+            pending = d.load_pending(await client.hgetall(d.PENDING))
+            verdict = d.judge(checked, registry, pending)
+            if verdict.status == 201:
+                await client.hset(d.PENDING, f"{checked['name']}@{checked['version']}", orjson.dumps(checked))
+        except (redis.RedisError, OSError) as e:
+            return _error(503, "online_store_unavailable", str(e), {"Retry-After": str(config.retry_after_s)})
+        return JSON(verdict.body, status_code=verdict.status)
+
+    async def list_definitions(request: Request) -> Response:
+        from featurehouse.serving import definitions as d
+
+        try:
+            pending = d.load_pending(await client.hgetall(d.PENDING))
+        except (redis.RedisError, OSError) as e:
+            return _error(503, "online_store_unavailable", str(e), {"Retry-After": str(config.retry_after_s)})
+        items = d.listing(registry, pending)
+        name = request.path_params.get("name")
+        if name is not None:
+            items = [i for i in items if i["name"] == name]
+            if not items:
+                return _error(404, "not_found", f"unknown feature view '{name}'")
+        return JSON({"definitions": items})
+
     async def healthz(_: Request) -> Response:
         return JSON({"status": "ok"})
 
@@ -151,6 +186,10 @@ def create_app(registry: Registry, config: ServeConfig) -> Starlette:
     app = Starlette(routes=[
         Route("/v1/features/{entity_type}/{entity_id}", vector, methods=["GET"]),
         Route("/v1/features/{entity_type}:batchGet", batch, methods=["POST"]),
+        Route("/v1/feature-definitions", post_definition, methods=["POST"]),
+        Route("/v1/feature-definitions", list_definitions, methods=["GET"]),
+        Route("/v1/feature-definitions/{name}", list_definitions, methods=["GET"]),
+        push_route(registry, config.redis_url),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),

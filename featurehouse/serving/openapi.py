@@ -17,6 +17,14 @@ VECTOR = {"type": "object", "required": ["entity_type", "entity_id", "features",
     "stale": {"type": "boolean"}, "served_at": {"type": "string", "format": "date-time"}}}
 
 
+DEFINITION = {"type": "object", "required": ["name", "entity", "schema"], "properties": {
+    "name": {"type": "string"}, "entity": {"type": "string"}, "version": {"type": "integer", "minimum": 1},
+    "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+    "transformRef": {"type": "string"}, "freshnessSlo": {"type": "string"}, "ttl": {"type": "string"},
+    "owner": {"type": "string"}, "description": {"type": "string"}, "sensitivity": {"type": "string"},
+    "online": {"type": "boolean"}, "tags": {"type": "array", "items": {"type": "string"}}}}
+
+
 def _errors(*codes: int) -> dict:
     text = {400: "Malformed request", 404: "Unknown entity type, feature, view or model",
             422: "Invalid input, named in the detail", 503: "Online store unreachable or too slow (Retry-After)"}
@@ -53,6 +61,27 @@ def openapi_spec(max_ids: int) -> dict:
                 "responses": {"200": {"description": "The vectors", "content": {"application/json": {"schema": {
                     "type": "object", "properties": {"vectors": {"type": "array", "items": VECTOR}}}}}},
                     **_errors(400, 404, 422, 503)}}},
+            "/v1/feature-definitions": {
+                "post": {"summary": "Validate a feature definition against the registry",
+                         "requestBody": {"required": True, "content": {"application/json": {"schema": DEFINITION}}},
+                         "responses": {"200": {"description": "Identical to the registered definition"},
+                                       "201": {"description": "New: recorded as pending until its dbt model exists"},
+                                       "409": {"description": "A schema change to an existing name@version",
+                                               "content": {"application/json": {"schema": ERROR}}},
+                                       **_errors(400, 422, 503)}},
+                "get": {"summary": "Every feature view, version and pending definition",
+                        "responses": {"200": {"description": "The definitions"}, **_errors(503)}}},
+            "/v1/feature-definitions/{name}": {"get": {
+                "summary": "One view's versions", "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "Its definitions"}, **_errors(404, 503)}}},
+            "/v1/push/{view}": {"post": {
+                "summary": "Append rows to a view's durable stream (applied by `featurehouse stream`)",
+                "parameters": [{"name": "view", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "oneOf": [{"type": "array", "items": {"type": "object"}},
+                              {"type": "object", "properties": {"rows": {"type": "array", "items": {"type": "object"}}}}]}}}},
+                "responses": {"202": {"description": "Accepted"}, **_errors(400, 404, 422, 503)}}},
             "/healthz": {"get": {"summary": "The process is up", "responses": {"200": {"description": "ok"}}}},
             "/readyz": {"get": {"summary": "The online store answers",
                                 "responses": {"200": {"description": "ready"}, **_errors(503)}}},

@@ -1,29 +1,33 @@
-"""POST /v1/push/{view}: the push path over HTTP (an ASGI app; serving will mount it too)."""
+"""POST /v1/push/{view}: the push path over HTTP, mounted by the serving app (and `featurehouse push-api`)."""
 
 from __future__ import annotations
 
 import json
 
+import redis
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from featurehouse.errors import UnknownFeature
+from featurehouse.registry.model import Registry
 from featurehouse.stream.log import push
 from featurehouse.stream.rows import InvalidRow, validate
 
 MAX_ROWS = 10_000
 
 
-def create_push_app(store) -> Starlette:
+def push_route(registry: Registry, redis_url: str | None = None, client: redis.Redis | None = None) -> Route:
     """Rows are validated all together: one bad row rejects the request (422 naming row and field)."""
+    client = client or redis.Redis.from_url(redis_url)
 
     async def push_rows(request: Request) -> JSONResponse:
         name = request.path_params["view"]
         view_name, _, version = name.partition("@")
         try:
-            view = store.registry.view(view_name, int(version) if version.isdigit() else None)
+            view = registry.view(view_name, int(version) if version.isdigit() else None)
         except UnknownFeature as e:
             return JSONResponse({"error": "unknown_view", "detail": str(e)}, status_code=404)
         try:
@@ -45,11 +49,21 @@ def create_push_app(store) -> Starlette:
                 problems.append({"row": i, "field": e.field, "detail": str(e)})
         if problems:
             return JSONResponse({"error": "invalid_rows", "detail": problems}, status_code=422)
-        result = push(store.online.client, view, rows)
+        try:
+            result = await run_in_threadpool(push, client, view, rows)
+        except redis.RedisError as e:
+            return JSONResponse({"error": "online_store_unavailable", "detail": str(e)}, status_code=503,
+                                headers={"Retry-After": "1"})
         return JSONResponse({"view": view.versioned_name, "accepted": result.accepted}, status_code=202)
+
+    return Route("/v1/push/{view}", push_rows, methods=["POST"])
+
+
+def create_push_app(store) -> Starlette:
+    """A small app of its own: the push route and a health check (`featurehouse push-api`)."""
 
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[Route("/v1/push/{view}", push_rows, methods=["POST"]),
+    return Starlette(routes=[push_route(store.registry, client=store.online.client),
                              Route("/healthz", healthz, methods=["GET"])])
