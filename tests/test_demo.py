@@ -146,3 +146,43 @@ def test_demo_ends_with_a_vector_served_over_http(duckdb_demo):
     _, result = duckdb_demo
     served = result.output.split("served over HTTP: GET /v1/features/user/")[1]
     assert "user_txn_stats.txn_count_1h" in served and "status" in served
+
+
+def test_the_http_client_reads_what_the_in_process_sdk_reads(duckdb_demo):
+    """A real `featurehouse serve` process on the demo; the client mirrors FeatureStore.online_features."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from featurehouse.serving.client import ServingClient
+
+    project, _ = duckdb_demo
+    store = FeatureStore(project)
+    try:
+        store.online.ping()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = dict(os.environ, FEATUREHOUSE_REDIS_URL=store.online.embedded.url)
+        proc = subprocess.Popen([sys.executable, "-m", "featurehouse.cli.main", "--project-dir", str(project),
+                                 "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            client = ServingClient(f"http://127.0.0.1:{port}")
+            for _ in range(200):
+                try:
+                    remote = client.online_features("user", ["1", "2"], model="fraud_model")
+                    break
+                except Exception:  # noqa: BLE001 - not listening yet
+                    time.sleep(0.05)
+            local = store.online_features("user", ["1", "2"], model="fraud_model")
+            assert [{n: (v.value, v.event_time, v.status) for n, v in r.features.items()} for r in remote] == \
+                   [{n: (v.value, v.event_time, v.status) for n, v in r.features.items()} for r in local]
+            assert len(remote[0].features) >= 8
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    finally:
+        store.close()
