@@ -46,7 +46,10 @@ def encode_values(values: Sequence[Any]) -> bytes:
 
 def decode_values(payload: bytes) -> list[Any]:
     values = msgpack.unpackb(payload, raw=False, timestamp=3, ext_hook=_ext_hook, strict_map_key=False)
-    return [_naive_utc(v) for v in values]
+    for v in values:  # most vectors hold no timestamps: leave them as unpacked
+        if isinstance(v, (datetime, list)):
+            return [_naive_utc(v) for v in values]
+    return values
 
 
 def _naive_utc(value: Any) -> Any:

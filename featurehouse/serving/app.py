@@ -26,7 +26,7 @@ from featurehouse.errors import FeaturehouseError, InvalidRequest, UnknownEntity
 from featurehouse.registry.model import Registry
 from featurehouse.serving.openapi import openapi_spec
 from featurehouse.serving.reader import MAX_IDS, AsyncOnlineReader
-from featurehouse.serving.vectors import to_json
+from featurehouse.serving.vectors import json_default, to_json
 from featurehouse.stream.http import push_route
 
 
@@ -42,7 +42,7 @@ class JSON(Response):
     media_type = "application/json"
 
     def render(self, content) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)
+        return orjson.dumps(content, default=json_default, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)
 
 
 def _error(status: int, code: str, detail, headers: dict | None = None) -> JSON:
@@ -58,17 +58,28 @@ class Metrics:
         self.stale = Counter("featurehouse_stale_values_served_total", "Stale values served", ["view"], registry=self.registry)
         self.nulls = Counter("featurehouse_null_values_served_total", "Null values served", ["feature"], registry=self.registry)
         self.errors = Counter("featurehouse_errors_total", "Errors by class", ["error"], registry=self.registry)
+        self._children: dict = {}
         self.store_errors = Counter("featurehouse_online_store_errors_total", "Online store errors", registry=self.registry)
 
     def observe(self, vectors) -> None:
+        """Counted per request, then one increment per label (labels() lookups are the costly part)."""
+        served: dict[str, int] = {}
+        stale: dict[str, int] = {}
+        nulls: dict[str, int] = {}
         for vector in vectors:
             for name, value in vector.features.items():
-                view = name.split(".", 1)[0]
-                self.served.labels(view).inc()
+                view = name.partition(".")[0]
+                served[view] = served.get(view, 0) + 1
                 if value.stale:
-                    self.stale.labels(view).inc()
+                    stale[view] = stale.get(view, 0) + 1
                 if value.value is None:
-                    self.nulls.labels(name).inc()
+                    nulls[name] = nulls.get(name, 0) + 1
+        for counts, metric in ((served, self.served), (stale, self.stale), (nulls, self.nulls)):
+            for label, n in counts.items():
+                child = self._children.get((metric, label))
+                if child is None:
+                    child = self._children[(metric, label)] = metric.labels(label)
+                child.inc(n)
 
 
 def create_app(registry: Registry, config: ServeConfig) -> Starlette:

@@ -23,6 +23,7 @@ class _Cached:
     def __init__(self, registry: Registry, refresh_s: float = 1.0, max_ids: int = MAX_IDS):
         self.registry, self.refresh_s, self.max_ids = registry, refresh_s, max_ids
         self.active: dict[str, int] = {}
+        self._active_key: tuple = ()
         self.freshness = Freshness()
         self._refreshed = 0.0
         self.plan = lru_cache(maxsize=1024)(self._plan)
@@ -36,6 +37,7 @@ class _Cached:
 
     def _apply(self, active: dict, materializer: dict) -> None:
         self.active = {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in active.items()}
+        self._active_key = tuple(sorted(self.active.items()))
         lags, synced = {}, {}
         for k, v in materializer.items():
             k = k.decode() if isinstance(k, bytes) else k
@@ -54,7 +56,7 @@ class _Cached:
             raise BadRequest("no entity ids given")
         if len(ids) > self.max_ids:
             raise BadRequest(f"too many ids: {len(ids)} (at most {self.max_ids})")
-        plan = self.plan(entity_type, tuple(names) if names else None, model, tuple(sorted(self.active.items())))
+        plan = self.plan(entity_type, tuple(names) if names else None, model, self._active_key)
         return plan, parse_ids(self.registry, entity_type, ids)
 
 

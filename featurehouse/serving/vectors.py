@@ -9,13 +9,12 @@ caller's; this module only plans and judges, so both paths agree exactly.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
 from featurehouse.errors import InvalidRequest, UnknownEntity, UnknownFeature
-from featurehouse.online.codec import decode_values, from_micros
+from featurehouse.online.codec import decode_values, from_micros, to_micros
 from featurehouse.online.keys import entity_key, time_field, value_field
 from featurehouse.registry.model import FeatureRef, FeatureView, Registry, parse_entity_key
 
@@ -25,7 +24,7 @@ MAX_NAMES = 500
 BadRequest = InvalidRequest  # a request a user can fix: malformed names, a feature of another entity type
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FeatureValue:
     value: Any
     event_time: datetime | None
@@ -35,7 +34,7 @@ class FeatureValue:
     status: str  # ok | stale | expired (past the view's TTL: value withheld) | missing (never written)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FeatureVector:
     entity_type: str
     entity_id: str
@@ -119,9 +118,14 @@ def redis_key(plan: ReadPlan, key: tuple) -> str:
 
 
 def assemble(plan: ReadPlan, entity_id: str, reply: Sequence[bytes | None], now: datetime,
-             freshness: Freshness | None = None) -> FeatureVector:
-    """One entity's HMGET reply -> a vector judged for freshness at `now` (naive UTC)."""
+             freshness: Freshness | None = None, now_us: int | None = None) -> FeatureVector:
+    """One entity's HMGET reply -> a vector judged for freshness at `now` (naive UTC).
+
+    On the hot path of every request: ages are integer microseconds, one datetime per view.
+    """
+    now_us = to_micros(now) if now_us is None else now_us
     out: dict[str, FeatureValue] = {}
+    stale_any = False
     for i, p in enumerate(plan.views):
         view = p.view
         payload, times = reply[2 * i], reply[2 * i + 1]
@@ -129,43 +133,38 @@ def assemble(plan: ReadPlan, entity_id: str, reply: Sequence[bytes | None], now:
             for name, _ in p.columns:
                 out[name] = FeatureValue(None, None, None, False, view.version, "missing")
             continue
-        event_time = from_micros(int(times.split(b":")[0]))
-        age = (now - event_time).total_seconds()
-        lag = freshness.lag(view.versioned_name, now) if freshness else 0.0
+        et_us = int(times[: times.index(b":")])
+        age = (now_us - et_us) / 1e6
         slo = view.freshness_slo.total_seconds() if view.freshness_slo else None
         expired = view.ttl is not None and age > view.ttl.total_seconds()
-        stale = slo is not None and (age > slo or lag > slo)
-        values = decode_values(payload) if not expired else None
+        stale = slo is not None and (age > slo or (freshness is not None and freshness.lag(view.versioned_name, now) > slo))
+        event_time = from_micros(et_us)
+        status = "expired" if expired else "stale" if stale else "ok"
+        stale_any = stale_any or stale or expired
+        if expired:
+            for name, _ in p.columns:
+                out[name] = FeatureValue(None, event_time, age, True, view.version, status)
+            continue
+        values = decode_values(payload)
         for name, index in p.columns:
-            status = "expired" if expired else "stale" if stale else "ok"
-            out[name] = FeatureValue(None if expired else values[index], event_time, round(age, 6),
-                                     stale or expired, view.version, status)
-    ordered = {name: out[name] for name in plan.names}
-    return FeatureVector(plan.entity_type, entity_id, ordered, any(v.stale for v in ordered.values()), now)
+            out[name] = FeatureValue(values[index], event_time, age, stale, view.version, status)
+    ordered = out if len(out) == len(plan.names) and list(out) == list(plan.names) else {n: out[n] for n in plan.names}
+    return FeatureVector(plan.entity_type, entity_id, ordered, stale_any, now)
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def to_json(vector: FeatureVector) -> dict:
-    """The HTTP body. Non-finite floats (NaN, inf) have no JSON form: they are sent as null."""
-    return {
-        "entity_type": vector.entity_type,
-        "entity_id": vector.entity_id,
-        "features": {name: {"value": _jsonable(v.value), "event_time": v.event_time, "age_seconds": v.age_seconds,
-                            "stale": v.stale, "version": v.version, "status": v.status}
-                     for name, v in vector.features.items()},
-        "stale": vector.stale,
-        "served_at": vector.served_at,
-    }
+def to_json(vector: FeatureVector) -> FeatureVector:
+    """The HTTP body: orjson renders these dataclasses itself (non-finite floats, which JSON cannot
+    hold, become null; decimals become strings through `json_default`)."""
+    return vector
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "isoformat") or type(value).__name__ == "Decimal":
-        return str(value) if type(value).__name__ == "Decimal" else value
-    return value
+def json_default(value: Any) -> Any:
+    if type(value).__name__ == "Decimal":
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"cannot render {type(value).__name__} as JSON")

@@ -1,0 +1,176 @@
+"""Benchmark: serving feature vectors over HTTP and in-process, against the floors of the same stack.
+
+On the example project (run `featurehouse demo` first, or let this script run it), one user's vector
+of 6 features (user_txn_stats) is served:
+
+  featurehouse HTTP         `featurehouse serve` (granian, 1 worker), wrk -t2 -c32 -d10s
+  featurehouse HTTP batch   POST :batchGet of 100 users, wrk -t2 -c32 -d10s
+  minimal HTTP handler      granian + Starlette + redis.asyncio, one HMGET, same server stack (the Python floor)
+  featurehouse in-process   FeatureStore.online_features, one user and 100 users (p50 / p99 of 20,000 / 2,000 calls)
+  raw redis-py              HMGET of the same fields, and a pipeline of 100 (the floor)
+
+    python bench/serve.py [--duration 10] [--connections 32]
+
+wrk, the server and Redis share the machine's cores: compare ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from featurehouse import FeatureStore  # noqa: E402
+from featurehouse.online.keys import entity_key, time_field, value_field  # noqa: E402
+
+PROJECT = ROOT / "dbt_project"
+NAMES = ["user_txn_stats.txn_count_1h", "user_txn_stats.txn_count_24h", "user_txn_stats.txn_count_7d",
+         "user_txn_stats.amount_sum_24h", "user_txn_stats.amount_sum_7d", "user_txn_stats.amount_max_7d"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, proc: subprocess.Popen, method: str = "GET", body: bytes | None = None) -> None:
+    for _ in range(400):
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {proc.stderr.read().decode()[-800:] if proc.stderr else ''}")
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, data=body, method=method), timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"{url} did not answer")
+
+
+def wrk(url: str, duration: int, connections: int, script: Path | None = None) -> dict:
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"] + (["-s", str(script)] if script else []) + [url]
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def pct(p):
+        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50_ms": pct(50), "p99_ms": pct(99), "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def latencies(fn, n: int) -> dict:
+    for _ in range(min(n // 10, 500)):
+        fn()
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return {"p50_ms": times[len(times) // 2] * 1000, "p99_ms": times[int(len(times) * 0.99)] * 1000,
+            "per_s": n / sum(times)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    a = ap.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed (Debian: apt-get install wrk)")
+    if not (PROJECT / ".featurehouse" / "warehouse.duckdb").exists():
+        subprocess.run([sys.executable, "-m", "featurehouse.cli.main", "demo", "--no-serve"], check=True)
+
+    store = FeatureStore(PROJECT)
+    store.sync()
+    url = store.online.embedded.url if store.online.embedded else os.environ["FEATUREHOUSE_REDIS_URL"]
+    users = [str(u) for u in range(1, 101)]
+    view = store.registry.view("user_txn_stats")
+    env = dict(os.environ, FEATUREHOUSE_REDIS_URL=url, BENCH_KEY=entity_key("user", ("1",)),
+               BENCH_FIELDS=",".join([value_field(view.name, view.version), time_field(view.name, view.version)]))
+    results: dict[str, dict] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="fh-bench-serve-"))
+    try:
+        # featurehouse over HTTP
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, "-m", "featurehouse.cli.main", "--project-dir", str(PROJECT),
+                                 "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        base = f"http://127.0.0.1:{port}"
+        single = f"{base}/v1/features/user/1?names={','.join(NAMES)}"
+        try:
+            wait_for(single, proc)
+            body = json.loads(urllib.request.urlopen(single).read())
+            assert all(f["status"] != "missing" for f in body["features"].values()), body
+            results["featurehouse HTTP, 1 entity"] = wrk(single, a.duration, a.connections)
+            script = tmp / "batch.lua"
+            payload = json.dumps({"ids": users, "names": NAMES})
+            script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(payload)}\n'
+                              'wrk.headers["Content-Type"] = "application/json"\n')
+            results["featurehouse HTTP, batch of 100"] = wrk(f"{base}/v1/features/user:batchGet", a.duration,
+                                                             a.connections, script)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+        # the minimal handler on the same stack
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, "-m", "granian", "--interface", "asgi", "--port", str(port),
+                                 "--workers", "1", "--no-ws", "minimal_app:app"], env=env, cwd=str(ROOT / "bench"),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_for(f"http://127.0.0.1:{port}/v", proc)
+            results["minimal granian+starlette HMGET"] = wrk(f"http://127.0.0.1:{port}/v", a.duration, a.connections)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+        # in-process
+        results["featurehouse in-process, 1 entity"] = latencies(lambda: store.online_features("user", ["1"], NAMES), 20000)
+        results["featurehouse in-process, 100 entities"] = latencies(lambda: store.online_features("user", users, NAMES), 2000)
+        client = store.online.client
+        key, fields = env["BENCH_KEY"], env["BENCH_FIELDS"].split(",")
+        keys = [entity_key("user", (u,)) for u in users]
+
+        def pipeline_100():
+            pipe = client.pipeline(transaction=False)
+            for k in keys:
+                pipe.hmget(k, fields)
+            pipe.execute()
+
+        results["raw redis-py HMGET, 1 entity"] = latencies(lambda: client.hmget(key, fields), 20000)
+        results["raw redis-py HMGET pipeline, 100"] = latencies(pipeline_100, 2000)
+    finally:
+        store.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"\n{'variant':<40}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    for name, r in results.items():
+        rate = r.get("rps", r.get("per_s"))
+        print(f"{name:<40}{rate:>10,.0f}{r['p50_ms']:>10.3f}{r['p99_ms']:>10.3f}"
+              + (f"  ({r['non_2xx']} non-2xx)" if r.get("non_2xx") else ""))
+    http, floor = results["featurehouse HTTP, 1 entity"], results["minimal granian+starlette HMGET"]
+    sdk, raw = results["featurehouse in-process, 1 entity"], results["raw redis-py HMGET, 1 entity"]
+    print(f"\nHTTP vs minimal handler: {http['rps'] / floor['rps']:.0%} (goal >= 60%)")
+    print(f"HTTP vs Feast's best measured before we began (1.7k req/s): {http['rps'] / 1700:.1f}x (goal >= 5x)")
+    print(f"in-process p50 vs raw HMGET p50: {sdk['p50_ms'] / raw['p50_ms']:.2f}x (goal <= 1.5x); "
+          f"in-process p99 {sdk['p99_ms']:.3f} ms (goal < 0.3 ms)")
+    print(f"batch of 100 in-process p50: {results['featurehouse in-process, 100 entities']['p50_ms']:.2f} ms (goal <= 1.5 ms)")
+
+
+if __name__ == "__main__":
+    main()
