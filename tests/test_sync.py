@@ -204,3 +204,13 @@ def test_a_view_without_created_at_is_read_again_only_after_dbt_rebuilt_it(wareh
     assert sync_view(warehouse, online, log, view, rebuilt_at=built).rows_read == 0  # not rebuilt since
     assert sync_view(warehouse, online, log, view, rebuilt_at=built + timedelta(hours=1)).rows_read == 1
     assert sync_view(warehouse, online, log, view, rebuilt_at=None).mode == "full"  # unknown: read it all
+
+
+def test_a_wiped_online_store_is_filled_again_by_the_next_sync(feature_store, warehouse, online):
+    rows = history(5)
+    load(warehouse, rows)
+    feature_store.sync()
+    online.client.flushdb()  # a new or wiped Redis: the warehouse's watermark no longer tells the truth
+    [run] = feature_store.sync()
+    assert run.mode == "full" and run.rows_written == run.rows_read > 0
+    assert_online_equals_latest(feature_store, rows)

@@ -23,6 +23,7 @@ from featurehouse.registry.model import FeatureView
 # wins (NULL counts lowest, as -1); an equal pair is a repeat and is skipped, so re-running a sync
 # changes nothing. Atomic inside Redis, so batch sync, stream and backfill writers can race and the
 # newest truth still wins.
+# fh_hmget_many: HMGET of many entities in one command (read-only; a third of a pipeline's cost in Python).
 # fh_expire: drop a view's value only if it is still the one the retention pass saw, so a newer value
 # written meanwhile by a racing writer stays.
 FUNCTIONS = """#!lua name=featurehouse
@@ -56,6 +57,11 @@ redis.register_function('fh_guard_batch', function(keys, args)
   end
   return written
 end)
+redis.register_function{function_name='fh_hmget_many', flags={'no-writes'}, callback=function(keys, args)
+  local out = {}
+  for i = 1, #keys do out[i] = redis.call('HMGET', keys[i], unpack(args)) end
+  return out
+end}
 redis.register_function('fh_expire', function(keys, args)
   if redis.call('HGET', keys[1], args[2]) == args[3] then
     redis.call('HDEL', keys[1], args[1], args[2])
@@ -119,6 +125,8 @@ class OnlineStore(Protocol):
     def set_active_version(self, view: str, version: int) -> None: ...
 
     def mark_synced(self, view: str, version: int, at: float) -> None: ...
+
+    def last_synced(self, view: str, version: int) -> float | None: ...
 
     def active_versions(self) -> dict[str, int]: ...
 
@@ -262,6 +270,10 @@ class RedisOnlineStore:
     def mark_synced(self, view: str, version: int, at: float) -> None:
         """When a batch sync of view@version last succeeded (epoch seconds), for serving's stale flag."""
         self.client.hset(MATERIALIZER, f"{view}@{version}:synced_at", f"{at:.3f}")
+
+    def last_synced(self, view: str, version: int) -> float | None:
+        value = self.client.hget(MATERIALIZER, f"{view}@{version}:synced_at")
+        return None if value is None else float(value)
 
     def set_active_version(self, view: str, version: int) -> None:
         """The version serving reads for `view` (set by `featurehouse promote`)."""

@@ -216,7 +216,7 @@ def parse_entity_key(entity: Entity, text: str) -> tuple[str, ...]:
 
     from featurehouse.errors import InvalidRequest
 
-    if len(entity.keys) == 1 and not text.startswith(f"{entity.keys[0]}="):
+    if len(entity.keys) == 1 and ("=" not in text or not text.startswith(entity.keys[0] + "=")):
         return (text,)
     parts = {}
     for piece in text.split(";"):

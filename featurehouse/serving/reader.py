@@ -10,10 +10,12 @@ import time
 from functools import lru_cache
 from typing import Sequence
 
-from featurehouse.online.store import ACTIVE_VERSIONS
+import redis
+
+from featurehouse.online.store import ACTIVE_VERSIONS, FUNCTIONS
 from featurehouse.registry.model import Registry
-from featurehouse.serving.vectors import (Freshness, FeatureVector, ReadPlan, assemble, parse_ids, plan_request,
-                                          redis_key, utcnow)
+from featurehouse.serving.vectors import (Freshness, FeatureVector, ReadPlan, assemble_many, parse_ids,
+                                          plan_request, redis_key, utcnow)
 from featurehouse.online.keys import MATERIALIZER
 
 MAX_IDS = 1000
@@ -66,6 +68,7 @@ class OnlineReader(_Cached):
     def __init__(self, registry: Registry, client, **kwargs):
         super().__init__(registry, **kwargs)
         self.client = client
+        self.cluster = type(client).__name__ == "RedisCluster"
 
     def get(self, entity_type: str, ids: Sequence[str], names: Sequence[str] | None = None,
             model: str | None = None) -> list[FeatureVector]:
@@ -75,15 +78,23 @@ class OnlineReader(_Cached):
             pipe.hgetall(MATERIALIZER)
             self._apply(*pipe.execute())
         plan, keys = self._prepare(entity_type, ids, names, model)
-        if len(keys) == 1:
-            replies = [self.client.hmget(redis_key(plan, keys[0]), plan.fields)]
+        names = [redis_key(plan, key) for key in keys]
+        if len(names) == 1:
+            replies = [self.client.hmget(names[0], plan.fields)]
+        elif not self.cluster:
+            try:
+                replies = self.client.fcall_ro("fh_hmget_many", len(names), *names, *plan.fields)
+            except redis.ResponseError as e:  # a server featurehouse never wrote to: load the library
+                if "function" not in str(e).lower():
+                    raise
+                self.client.function_load(FUNCTIONS, replace=True)
+                replies = self.client.fcall_ro("fh_hmget_many", len(names), *names, *plan.fields)
         else:
             pipe = self.client.pipeline(transaction=False)
-            for key in keys:
-                pipe.hmget(redis_key(plan, key), plan.fields)
+            for name in names:
+                pipe.hmget(name, plan.fields)
             replies = pipe.execute()
-        now = utcnow()
-        return [assemble(plan, str(i), r, now, self.freshness) for i, r in zip(ids, replies)]
+        return assemble_many(plan, [str(i) for i in ids], replies, utcnow(), self.freshness)
 
 
 class AsyncOnlineReader(_Cached):
@@ -92,6 +103,7 @@ class AsyncOnlineReader(_Cached):
     def __init__(self, registry: Registry, client, **kwargs):
         super().__init__(registry, **kwargs)
         self.client = client
+        self.cluster = type(client).__name__ == "RedisCluster"
 
     async def get(self, entity_type: str, ids: Sequence[str], names: Sequence[str] | None = None,
                   model: str | None = None) -> list[FeatureVector]:
@@ -101,12 +113,20 @@ class AsyncOnlineReader(_Cached):
                 pipe.hgetall(MATERIALIZER)
                 self._apply(*(await pipe.execute()))
         plan, keys = self._prepare(entity_type, ids, names, model)
-        if len(keys) == 1:
-            replies = [await self.client.hmget(redis_key(plan, keys[0]), plan.fields)]
+        names = [redis_key(plan, key) for key in keys]
+        if len(names) == 1:
+            replies = [await self.client.hmget(names[0], plan.fields)]
+        elif not self.cluster:
+            try:
+                replies = await self.client.fcall_ro("fh_hmget_many", len(names), *names, *plan.fields)
+            except redis.ResponseError as e:
+                if "function" not in str(e).lower():
+                    raise
+                await self.client.function_load(FUNCTIONS, replace=True)
+                replies = await self.client.fcall_ro("fh_hmget_many", len(names), *names, *plan.fields)
         else:
             async with self.client.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.hmget(redis_key(plan, key), plan.fields)
+                for name in names:
+                    pipe.hmget(name, plan.fields)
                 replies = await pipe.execute()
-        now = utcnow()
-        return [assemble(plan, str(i), r, now, self.freshness) for i, r in zip(ids, replies)]
+        return assemble_many(plan, [str(i) for i in ids], replies, utcnow(), self.freshness)

@@ -118,38 +118,53 @@ def redis_key(plan: ReadPlan, key: tuple) -> str:
 
 
 def assemble(plan: ReadPlan, entity_id: str, reply: Sequence[bytes | None], now: datetime,
-             freshness: Freshness | None = None, now_us: int | None = None) -> FeatureVector:
-    """One entity's HMGET reply -> a vector judged for freshness at `now` (naive UTC).
+             freshness: Freshness | None = None) -> FeatureVector:
+    """One entity's HMGET reply -> a vector judged for freshness at `now` (naive UTC)."""
+    return assemble_many(plan, [entity_id], [reply], now, freshness)[0]
 
-    On the hot path of every request: ages are integer microseconds, one datetime per view.
+
+def assemble_many(plan: ReadPlan, entity_ids: Sequence[str], replies: Sequence[Sequence[bytes | None]],
+                  now: datetime, freshness: Freshness | None = None) -> list[FeatureVector]:
+    """Each entity's HMGET reply -> its vector, judged for freshness at `now` (naive UTC).
+
+    On the hot path of every request: what depends only on the view (SLO, TTL, materializer lag) is
+    worked out once per request; per entity, ages are integer microseconds and one datetime per view.
     """
-    now_us = to_micros(now) if now_us is None else now_us
-    out: dict[str, FeatureValue] = {}
-    stale_any = False
-    for i, p in enumerate(plan.views):
+    now_us = to_micros(now)
+    judged = []
+    for p in plan.views:
         view = p.view
-        payload, times = reply[2 * i], reply[2 * i + 1]
-        if payload is None or times is None:
-            for name, _ in p.columns:
-                out[name] = FeatureValue(None, None, None, False, view.version, "missing")
-            continue
-        et_us = int(times[: times.index(b":")])
-        age = (now_us - et_us) / 1e6
         slo = view.freshness_slo.total_seconds() if view.freshness_slo else None
-        expired = view.ttl is not None and age > view.ttl.total_seconds()
-        stale = slo is not None and (age > slo or (freshness is not None and freshness.lag(view.versioned_name, now) > slo))
-        event_time = from_micros(et_us)
-        status = "expired" if expired else "stale" if stale else "ok"
-        stale_any = stale_any or stale or expired
-        if expired:
-            for name, _ in p.columns:
-                out[name] = FeatureValue(None, event_time, age, True, view.version, status)
-            continue
-        values = decode_values(payload)
-        for name, index in p.columns:
-            out[name] = FeatureValue(values[index], event_time, age, stale, view.version, status)
-    ordered = out if len(out) == len(plan.names) and list(out) == list(plan.names) else {n: out[n] for n in plan.names}
-    return FeatureVector(plan.entity_type, entity_id, ordered, stale_any, now)
+        lagging = slo is not None and freshness is not None and freshness.lag(view.versioned_name, now) > slo
+        judged.append((p.columns, view.version, slo, view.ttl.total_seconds() if view.ttl else None, lagging))
+    names = plan.names
+    vectors = []
+    for entity_id, reply in zip(entity_ids, replies):
+        out: dict[str, FeatureValue] = {}
+        stale_any = False
+        for i, (columns, version, slo, ttl, lagging) in enumerate(judged):
+            payload, times = reply[2 * i], reply[2 * i + 1]
+            if payload is None or times is None:
+                for name, _ in columns:
+                    out[name] = FeatureValue(None, None, None, False, version, "missing")
+                continue
+            et_us = int(times[: times.index(b":")])
+            age = (now_us - et_us) / 1e6
+            event_time = from_micros(et_us)
+            if ttl is not None and age > ttl:
+                stale_any = True
+                for name, _ in columns:
+                    out[name] = FeatureValue(None, event_time, age, True, version, "expired")
+                continue
+            stale = lagging or (slo is not None and age > slo)
+            stale_any = stale_any or stale
+            status = "stale" if stale else "ok"
+            values = decode_values(payload)
+            for name, index in columns:
+                out[name] = FeatureValue(values[index], event_time, age, stale, version, status)
+        vectors.append(FeatureVector(plan.entity_type, entity_id,
+                                     out if len(judged) == 1 else {n: out[n] for n in names}, stale_any, now))
+    return vectors
 
 
 def utcnow() -> datetime:

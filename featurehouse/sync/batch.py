@@ -51,7 +51,14 @@ def sync_view(warehouse: Warehouse, online: OnlineStore, log: SyncRunLog, view: 
               version: int | None = None, full_refresh: bool = False, batch_size: int = 5000,
               progress: Progress | None = None, event_time_from=None, event_time_until=None,
               mode: str | None = None, rebuilt_at=None) -> SyncRun:
-    """One view (at one version) from the warehouse to the online store, recorded in the sync run log."""
+    """One view (at one version) from the warehouse to the online store, recorded in the sync run log.
+
+    An online store that never saw a successful sync of this view (a new or wiped Redis) gets a full
+    sync, whatever the warehouse's watermark says.
+    """
+    target_version = view.version if version is None else version
+    if not full_refresh and hasattr(online, "last_synced") and online.last_synced(view.name, target_version) is None:
+        full_refresh = True
     plan = plan_sync(warehouse, log, view, version, full_refresh, rebuilt_at)
     run = log.start(view.name, plan.version, mode or plan.mode, plan.watermark_from, plan.watermark_to)
     try:
