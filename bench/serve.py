@@ -130,7 +130,7 @@ def main() -> None:
         # the minimal handler on the same stack
         port = free_port()
         proc = subprocess.Popen([sys.executable, "-m", "granian", "--interface", "asgi", "--port", str(port),
-                                 "--workers", "1", "--no-ws", "minimal_app:app"], env=env, cwd=str(ROOT / "bench"),
+                                 "--workers", "1", "--no-ws", "--loop", "uvloop", "--http", "1", "minimal_app:app"], env=env, cwd=str(ROOT / "bench"),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             wait_for(f"http://127.0.0.1:{port}/v", proc)
