@@ -15,7 +15,7 @@ import redis
 from featurehouse.online.store import ACTIVE_VERSIONS, FUNCTIONS
 from featurehouse.registry.model import Registry
 from featurehouse.serving.vectors import (Freshness, FeatureVector, ReadPlan, assemble_many, parse_ids,
-                                          plan_request, redis_key, utcnow)
+                                          now_micros, plan_request, redis_key)
 from featurehouse.online.keys import MATERIALIZER
 
 MAX_IDS = 1000
@@ -94,7 +94,7 @@ class OnlineReader(_Cached):
             for name in names:
                 pipe.hmget(name, plan.fields)
             replies = pipe.execute()
-        return assemble_many(plan, [str(i) for i in ids], replies, utcnow(), self.freshness)
+        return assemble_many(plan, [str(i) for i in ids], replies, now_micros(), self.freshness)
 
 
 class AsyncOnlineReader(_Cached):
@@ -129,4 +129,4 @@ class AsyncOnlineReader(_Cached):
                 for name in names:
                     pipe.hmget(name, plan.fields)
                 replies = await pipe.execute()
-        return assemble_many(plan, [str(i) for i in ids], replies, utcnow(), self.freshness)
+        return assemble_many(plan, [str(i) for i in ids], replies, now_micros(), self.freshness)

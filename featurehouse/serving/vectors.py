@@ -9,6 +9,7 @@ caller's; this module only plans and judges, so both paths agree exactly.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Sequence
@@ -48,6 +49,14 @@ class PlannedView:
     view: FeatureView
     columns: tuple[tuple[str, int], ...]  # (requested name, index of the column in the stored array)
 
+    @property
+    def slo_s(self) -> float | None:
+        return self.view.freshness_slo.total_seconds() if self.view.freshness_slo else None
+
+    @property
+    def ttl_s(self) -> float | None:
+        return self.view.ttl.total_seconds() if self.view.ttl else None
+
 
 @dataclass(frozen=True)
 class ReadPlan:
@@ -65,12 +74,13 @@ class Freshness:
     stream_lag_s: dict[str, float] = field(default_factory=dict)
     synced_at: dict[str, float] = field(default_factory=dict)
 
-    def lag(self, view: str, now: datetime) -> float:
-        """How far the view's materializers are behind: the stream's lag, or the time since the last sync."""
+    def lag(self, view: str, now_s: float) -> float:
+        """How far the view's materializers are behind (at epoch second `now_s`): the stream's lag, or
+        the time since the last successful sync."""
         lag = self.stream_lag_s.get(view) or 0.0
         synced = self.synced_at.get(view)
         if synced is not None:
-            lag = max(lag, now.replace(tzinfo=timezone.utc).timestamp() - synced)
+            lag = max(lag, now_s - synced)
         return lag
 
 
@@ -120,23 +130,26 @@ def redis_key(plan: ReadPlan, key: tuple) -> str:
 def assemble(plan: ReadPlan, entity_id: str, reply: Sequence[bytes | None], now: datetime,
              freshness: Freshness | None = None) -> FeatureVector:
     """One entity's HMGET reply -> a vector judged for freshness at `now` (naive UTC)."""
-    return assemble_many(plan, [entity_id], [reply], now, freshness)[0]
+    return assemble_many(plan, [entity_id], [reply], to_micros(now), freshness)[0]
+
+
+def now_micros() -> int:
+    return time.time_ns() // 1000
 
 
 def assemble_many(plan: ReadPlan, entity_ids: Sequence[str], replies: Sequence[Sequence[bytes | None]],
-                  now: datetime, freshness: Freshness | None = None) -> list[FeatureVector]:
-    """Each entity's HMGET reply -> its vector, judged for freshness at `now` (naive UTC).
+                  now_us: int, freshness: Freshness | None = None) -> list[FeatureVector]:
+    """Each entity's HMGET reply -> its vector, judged for freshness at `now_us` (epoch microseconds).
 
     On the hot path of every request: what depends only on the view (SLO, TTL, materializer lag) is
     worked out once per request; per entity, ages are integer microseconds and one datetime per view.
     """
-    now_us = to_micros(now)
+    now = from_micros(now_us)
     judged = []
     for p in plan.views:
-        view = p.view
-        slo = view.freshness_slo.total_seconds() if view.freshness_slo else None
-        lagging = slo is not None and freshness is not None and freshness.lag(view.versioned_name, now) > slo
-        judged.append((p.columns, view.version, slo, view.ttl.total_seconds() if view.ttl else None, lagging))
+        slo = p.slo_s
+        lagging = slo is not None and freshness is not None and freshness.lag(p.view.versioned_name, now_us / 1e6) > slo
+        judged.append((p.columns, p.view.version, slo, p.ttl_s, lagging))
     names = plan.names
     vectors = []
     for entity_id, reply in zip(entity_ids, replies):
