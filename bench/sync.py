@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from featurehouse import Entity, Feature, FeatureStore, FeatureView, Registry, Relation  # noqa: E402
 from featurehouse.offline.warehouse import DuckDBWarehouse  # noqa: E402
-from featurehouse.online.codec import encode_values  # noqa: E402
 from featurehouse.online.embedded import EmbeddedRedis  # noqa: E402
-from featurehouse.online.keys import entity_key, time_field, value_field  # noqa: E402
+from featurehouse.online.keys import time_field, value_field  # noqa: E402
 from featurehouse.online.store import RedisOnlineStore  # noqa: E402
 from featurehouse.sync.batch import encode_batch  # noqa: E402
 from featurehouse.sync.latest import latest_values_sql  # noqa: E402

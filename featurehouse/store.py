@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from functools import cached_property
 from typing import Any, Sequence
 
 from featurehouse.offline.training_set import Progress, TrainingSet, build_training_set

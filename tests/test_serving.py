@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import redis
 from starlette.testclient import TestClient
 
 from featurehouse import FeatureStore

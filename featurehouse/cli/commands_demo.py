@@ -56,7 +56,7 @@ def demo(obj: CliContext, demo_dir: Path | None, scale: float, seed: int, end: s
         statuses: dict[str, int] = {}
         for r in result.result.results:
             statuses[str(r.status)] = statuses.get(str(r.status), 0) + 1
-        console.print(f"[green]✓[/green] dbt build: " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+        console.print("[green]✓[/green] dbt build: " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
                       + f" ({time.perf_counter() - t:.1f}s)")
 
     registry = store.registry

@@ -26,7 +26,7 @@ from featurehouse.errors import FeaturehouseError, InvalidRequest, UnknownEntity
 from featurehouse.registry.model import Registry
 from featurehouse.serving.openapi import openapi_spec
 from featurehouse.serving.reader import MAX_IDS, AsyncOnlineReader
-from featurehouse.serving.vectors import json_default, to_json
+from featurehouse.serving.vectors import json_default
 from featurehouse.stream.http import push_route
 
 
@@ -39,6 +39,8 @@ class ServeConfig:
 
 
 class JSON(Response):
+    """orjson renders the vector dataclasses itself; non-finite floats become null, decimals strings."""
+
     media_type = "application/json"
 
     def render(self, content) -> bytes:
@@ -104,7 +106,7 @@ def create_app(registry: Registry, config: ServeConfig) -> Starlette:
                                           [n for n in names.split(",") if n] if names else None, model))
         if isinstance(out, list):
             metrics.observe(out)
-            out = JSON(to_json(out[0]))
+            out = JSON(out[0])
         metrics.latency.labels("vector").observe(time.perf_counter() - started)
         return out
 
@@ -126,7 +128,7 @@ def create_app(registry: Registry, config: ServeConfig) -> Starlette:
         out = await _answer(metrics, read(request.path_params["entity_type"], [str(i) for i in body["ids"]], names, model))
         if isinstance(out, list):
             metrics.observe(out)
-            out = JSON({"vectors": [to_json(v) for v in out]})
+            out = JSON({"vectors": out})
         metrics.latency.labels("batch").observe(time.perf_counter() - started)
         return out
 

@@ -184,12 +184,6 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def to_json(vector: FeatureVector) -> FeatureVector:
-    """The HTTP body: orjson renders these dataclasses itself (non-finite floats, which JSON cannot
-    hold, become null; decimals become strings through `json_default`)."""
-    return vector
-
-
 def json_default(value: Any) -> Any:
     if type(value).__name__ == "Decimal":
         return str(value)
