@@ -86,11 +86,22 @@ def test_a_never_written_value_is_missing_not_stale(client):
 
 
 def test_a_lagging_stream_makes_fresh_values_stale(client, online):
-    online.client.hset(MATERIALIZER, "txn@1:stream_lag_s", "600")  # 10 min behind, SLO 5 min
+    import time
+
+    online.client.hset(MATERIALIZER, mapping={"txn@1:stream_lag_s": "600", "txn@1:stream_checked_at": time.time()})
     value = get(client, "user", "1", names="txn.count_1h").json()["features"]["txn.count_1h"]
-    assert (value["value"], value["status"]) == (3, "stale")
-    online.client.hset(MATERIALIZER, "txn@1:stream_lag_s", "0")
+    assert (value["value"], value["status"]) == (3, "stale")  # 10 min behind, SLO 5 min
+    online.client.hset(MATERIALIZER, mapping={"txn@1:stream_lag_s": "0", "txn@1:stream_checked_at": time.time()})
     assert get(client, "user", "1", names="txn.count_1h").json()["features"]["txn.count_1h"]["status"] == "ok"
+
+
+def test_a_stopped_stream_consumer_makes_values_stale_before_they_age(client, online):
+    """A consumer that stopped reports no lag at all: the silence since its last report counts as lag."""
+    import time
+
+    online.client.hset(MATERIALIZER, mapping={"txn@1:stream_lag_s": "0", "txn@1:stream_checked_at": time.time() - 900})
+    value = get(client, "user", "1", names="txn.count_1h").json()["features"]["txn.count_1h"]
+    assert (value["value"], value["status"], value["age_seconds"] < 300) == (3, "stale", True)
 
 
 def test_composite_keys_use_the_documented_form(client):

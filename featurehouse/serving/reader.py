@@ -40,15 +40,13 @@ class _Cached:
     def _apply(self, active: dict, materializer: dict) -> None:
         self.active = {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in active.items()}
         self._active_key = tuple(sorted(self.active.items()))
-        lags, synced = {}, {}
+        state: dict[str, dict[str, float]] = {"stream_lag_s": {}, "stream_checked_at": {}, "synced_at": {}}
         for k, v in materializer.items():
             k = k.decode() if isinstance(k, bytes) else k
             view, _, what = k.rpartition(":")
-            if what == "stream_lag_s":
-                lags[view] = float(v)
-            elif what == "synced_at":
-                synced[view] = float(v)
-        self.freshness = Freshness(lags, synced)
+            if what in state:
+                state[what][view] = float(v)
+        self.freshness = Freshness(**state)
         self._refreshed = time.monotonic()
 
     def _prepare(self, entity_type: str, ids: Sequence[str], names, model) -> tuple[ReadPlan, list[tuple]]:

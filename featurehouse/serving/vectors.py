@@ -72,12 +72,19 @@ class Freshness:
     seconds, and when the batch sync last succeeded (epoch seconds)."""
 
     stream_lag_s: dict[str, float] = field(default_factory=dict)
+    stream_checked_at: dict[str, float] = field(default_factory=dict)
     synced_at: dict[str, float] = field(default_factory=dict)
 
     def lag(self, view: str, now_s: float) -> float:
-        """How far the view's materializers are behind (at epoch second `now_s`): the stream's lag, or
-        the time since the last successful sync."""
-        lag = self.stream_lag_s.get(view) or 0.0
+        """How far the view's materializers are behind (at epoch second `now_s`).
+
+        The stream's lag as its consumer last saw it, plus the time since it last looked (a stopped
+        consumer reports nothing, so its silence is lag too); and the time since the last good sync.
+        """
+        lag = 0.0
+        checked = self.stream_checked_at.get(view)
+        if checked is not None:
+            lag = (self.stream_lag_s.get(view) or 0.0) + max(0.0, now_s - checked)
         synced = self.synced_at.get(view)
         if synced is not None:
             lag = max(lag, now_s - synced)
