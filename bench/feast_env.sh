@@ -8,7 +8,7 @@
 set -euo pipefail
 
 FEAST_VENV="${FEAST_VENV:-$HOME/.cache/featurehouse-bench/feast-venv}"
-FEAST_SPEC="${FEAST_SPEC:-feast[duckdb]==0.67.*}"
+FEAST_SPEC="${FEAST_SPEC:-feast[duckdb,redis]==0.67.*}"
 PYTHON_BIN="${PYTHON_BIN:-python3.11}"
 command -v "$PYTHON_BIN" >/dev/null 2>&1 || PYTHON_BIN=python3
 
@@ -23,7 +23,7 @@ from importlib.metadata import version
 from importlib.util import find_spec
 want = sys.argv[1]
 v = version("feast")
-for mod in ("feast", "duckdb", "ibis", "dask"):  # duckdb store needs ibis-framework[duckdb]
+for mod in ("feast", "duckdb", "ibis", "dask", "redis"):  # duckdb store needs ibis-framework[duckdb]; redis: online store
     if find_spec(mod) is None:
         sys.exit(1)
 if want and not v.startswith(want + "."):
