@@ -52,22 +52,22 @@ def _error(status: int, code: str, detail, headers: dict | None = None) -> JSON:
 
 
 class Metrics:
+    """Prometheus metrics. Per-value counts go to plain dicts on the hot path and become counters only
+    when /metrics is scraped (a custom collector): no label lookups or locks per request."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.latency = Histogram("featurehouse_request_seconds", "Request latency", ["route"], registry=self.registry,
                                  buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
-        self.served = Counter("featurehouse_values_served_total", "Feature values served", ["view"], registry=self.registry)
-        self.stale = Counter("featurehouse_stale_values_served_total", "Stale values served", ["view"], registry=self.registry)
-        self.nulls = Counter("featurehouse_null_values_served_total", "Null values served", ["feature"], registry=self.registry)
         self.errors = Counter("featurehouse_errors_total", "Errors by class", ["error"], registry=self.registry)
-        self._children: dict = {}
         self.store_errors = Counter("featurehouse_online_store_errors_total", "Online store errors", registry=self.registry)
+        self.served: dict[str, int] = {}
+        self.stale: dict[str, int] = {}
+        self.nulls: dict[str, int] = {}
+        self.registry.register(_ValueCounts(self))
 
     def observe(self, vectors) -> None:
-        """Counted per request, then one increment per label (labels() lookups are the costly part)."""
-        served: dict[str, int] = {}
-        stale: dict[str, int] = {}
-        nulls: dict[str, int] = {}
+        served, stale, nulls = self.served, self.stale, self.nulls
         for vector in vectors:
             for name, value in vector.features.items():
                 view = name.partition(".")[0]
@@ -76,24 +76,37 @@ class Metrics:
                     stale[view] = stale.get(view, 0) + 1
                 if value.value is None:
                     nulls[name] = nulls.get(name, 0) + 1
-        for counts, metric in ((served, self.served), (stale, self.stale), (nulls, self.nulls)):
-            for label, n in counts.items():
-                child = self._children.get((metric, label))
-                if child is None:
-                    child = self._children[(metric, label)] = metric.labels(label)
-                child.inc(n)
+
+
+class _ValueCounts:
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily
+
+        for name, doc, label, counts in (
+                ("featurehouse_values_served", "Feature values served", "view", self.metrics.served),
+                ("featurehouse_stale_values_served", "Stale values served", "view", self.metrics.stale),
+                ("featurehouse_null_values_served", "Null values served", "feature", self.metrics.nulls)):
+            family = CounterMetricFamily(name, doc, labels=[label])
+            for key, value in list(counts.items()):
+                family.add_metric([key], value)
+            yield family
 
 
 def create_app(registry: Registry, config: ServeConfig) -> Starlette:
-    client = aioredis.Redis.from_url(config.redis_url, socket_timeout=config.timeout_s,
-                                     socket_connect_timeout=config.timeout_s)
+    # No socket_timeout: redis-py would wrap every read in asyncio.wait_for, a task per call. A slow store
+    # is bounded by asyncio.timeout around the request's read instead, which costs a timer, not a task.
+    client = aioredis.Redis.from_url(config.redis_url, socket_connect_timeout=config.timeout_s)
     reader = AsyncOnlineReader(registry, client, max_ids=config.max_ids)
     metrics = Metrics()
     spec = openapi_spec(config.max_ids)
 
     async def read(entity_type, ids, names, model):
         try:
-            return await asyncio.wait_for(reader.get(entity_type, ids, names, model), config.timeout_s * 2)
+            async with asyncio.timeout(config.timeout_s):
+                return await reader.get(entity_type, ids, names, model)
         except (redis.RedisError, OSError, asyncio.TimeoutError) as e:
             metrics.store_errors.inc()
             raise _StoreDown(str(e) or type(e).__name__) from None
@@ -171,7 +184,8 @@ def create_app(registry: Registry, config: ServeConfig) -> Starlette:
 
     async def readyz(_: Request) -> Response:
         try:
-            await asyncio.wait_for(client.ping(), config.timeout_s * 2)
+            async with asyncio.timeout(config.timeout_s):
+                await client.ping()
             return JSON({"status": "ready"})
         except (redis.RedisError, OSError, asyncio.TimeoutError) as e:
             metrics.store_errors.inc()
