@@ -48,9 +48,7 @@ class FeatureStore:
 
     def close(self) -> None:
         """Release the warehouse connection (DuckDB allows one writer process at a time) and the online store."""
-        if self._warehouse is not None and self.project is not None:
-            self._warehouse.close()
-            self._warehouse = None
+        self.close_warehouse()
         if self._online is not None:
             self._online.close()
             self._online = None
@@ -256,7 +254,7 @@ class FeatureStore:
     def build(self, select: Sequence[str] = (), quiet: bool = False) -> Any:
         """`dbt build`, then reload the registry from the fresh manifest."""
         assert self.project is not None
-        self.close()
+        self.close_warehouse()  # dbt opens the DuckDB file itself
         self.project.ensure_packages()
         args = ["build"] + (["--select", *select] if select else [])
         result = self.project.run_dbt(args, quiet=quiet)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlglot import exp
 
-from featurehouse.offline.warehouse import Warehouse
+from featurehouse.offline.warehouse import Warehouse, sql_literal, utc_now
 from featurehouse.registry.model import FeatureView
 
 SCHEMA = "featurehouse"
@@ -31,20 +31,6 @@ class VersionPeriod:
     active_until: datetime | None
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def _lit(value, dialect: str) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, datetime):
-        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), "TIMESTAMP").sql(dialect)
-    if isinstance(value, int):
-        return str(value)
-    return exp.Literal.string(str(value)).sql(dialect)
-
-
 def read_active(warehouse: Warehouse) -> dict[str, int]:
     """Promoted versions, without creating the log table when nothing was ever promoted."""
     from featurehouse.registry.model import Relation
@@ -57,12 +43,8 @@ def read_active(warehouse: Warehouse) -> dict[str, int]:
 class VersionLog:
     def __init__(self, warehouse: Warehouse):
         self.wh = warehouse
-        d = warehouse.dialect
-        self.table = exp.table_(TABLE, db=SCHEMA, quoted=True).sql(d)
-        self.view_col = exp.to_identifier("view", quoted=True).sql(d)
-        cols = ", ".join(f"{exp.to_identifier(c, quoted=True).sql(d)} {t}" for c, t in COLUMNS)
-        warehouse.execute(f"CREATE SCHEMA IF NOT EXISTS {exp.to_identifier(SCHEMA, quoted=True).sql(d)}")
-        warehouse.execute(f"CREATE TABLE IF NOT EXISTS {self.table} ({cols})")
+        self.table = warehouse.ensure_table(SCHEMA, TABLE, COLUMNS)
+        self.view_col = exp.to_identifier("view", quoted=True).sql(warehouse.dialect)
 
     def active(self) -> dict[str, int]:
         rows = self.wh.fetch_arrow(f"SELECT {self.view_col} AS v, version FROM {self.table} WHERE active_until IS NULL")
@@ -72,14 +54,14 @@ class VersionLog:
         """Make `view` (at its version) the active one; returns the version it replaces."""
         d = self.wh.dialect
         previous = self.active().get(view.name)
-        now = _now()
+        now = utc_now()
         schema = json.dumps({f.column: f.data_type for f in view.features})
         values = [view.name, view.version, schema, f"{view.unique_id}@{view.checksum}", now, None]
         self.wh.execute("BEGIN")
         try:
-            self.wh.execute(f"UPDATE {self.table} SET active_until = {_lit(now, d)} "
-                            f"WHERE {self.view_col} = {_lit(view.name, d)} AND active_until IS NULL")
-            self.wh.execute(f"INSERT INTO {self.table} VALUES ({', '.join(_lit(v, d) for v in values)})")
+            self.wh.execute(f"UPDATE {self.table} SET active_until = {sql_literal(now, d)} "
+                            f"WHERE {self.view_col} = {sql_literal(view.name, d)} AND active_until IS NULL")
+            self.wh.execute(f"INSERT INTO {self.table} VALUES ({', '.join(sql_literal(v, d) for v in values)})")
             self.wh.execute("COMMIT")
         except BaseException:
             self.wh.execute("ROLLBACK")
@@ -87,7 +69,7 @@ class VersionLog:
         return previous
 
     def history(self, view: str) -> list[VersionPeriod]:
-        rows = self.wh.fetch_arrow(f"SELECT * FROM {self.table} WHERE {self.view_col} = {_lit(view, self.wh.dialect)} "
+        rows = self.wh.fetch_arrow(f"SELECT * FROM {self.table} WHERE {self.view_col} = {sql_literal(view, self.wh.dialect)} "
                                    f"ORDER BY active_from").to_pylist()
         return [VersionPeriod(r["view"], r["version"], json.loads(r["schema"]), r["transform_ref"],
                               r["active_from"], r["active_until"]) for r in rows]

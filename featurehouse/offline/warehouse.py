@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,24 @@ import pyarrow as pa
 
 from featurehouse.errors import ProjectError
 from featurehouse.registry.model import Relation
+
+
+def utc_now() -> datetime:
+    """Now as naive UTC, the warehouse's convention for timestamps."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def sql_literal(value: Any, dialect: str) -> str:
+    """A Python value as a SQL literal of `dialect` (for featurehouse's own log tables)."""
+    from sqlglot import exp
+
+    if value is None:
+        return "NULL"
+    if isinstance(value, datetime):
+        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), "TIMESTAMP").sql(dialect)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return exp.Literal.number(value).sql(dialect)
+    return exp.Literal.string(str(value)).sql(dialect)
 
 
 class Warehouse:
@@ -49,6 +68,17 @@ class Warehouse:
 
     def describe(self, relation: Relation) -> dict[str, str] | None:
         raise NotImplementedError
+
+    def ensure_table(self, schema: str, name: str, columns: list[tuple[str, str]]) -> str:
+        """Create schema.name with these (column, type) pairs if missing; returns its quoted name."""
+        from sqlglot import exp
+
+        d = self.dialect
+        table = exp.table_(name, db=schema, quoted=True).sql(d)
+        cols = ", ".join(f"{exp.to_identifier(c, quoted=True).sql(d)} {t}" for c, t in columns)
+        self.execute(f"CREATE SCHEMA IF NOT EXISTS {exp.to_identifier(schema, quoted=True).sql(d)}")
+        self.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
+        return table
 
     def relation_sql(self, relation: Relation) -> str:
         from sqlglot import exp

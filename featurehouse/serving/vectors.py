@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Sequence
 
 from featurehouse.errors import InvalidRequest, UnknownEntity, UnknownFeature
+from featurehouse.offline.warehouse import utc_now as utcnow  # noqa: F401 - the clock serving judges by
 from featurehouse.online.codec import decode_values, from_micros, to_micros
 from featurehouse.online.keys import entity_key, time_field, value_field
 from featurehouse.registry.model import FeatureRef, FeatureView, Registry, parse_entity_key
@@ -185,10 +186,6 @@ def assemble_many(plan: ReadPlan, entity_ids: Sequence[str], replies: Sequence[S
         vectors.append(FeatureVector(plan.entity_type, entity_id,
                                      out if len(judged) == 1 else {n: out[n] for n in names}, stale_any, now))
     return vectors
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def json_default(value: Any) -> Any:

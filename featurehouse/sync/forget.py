@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from sqlglot import exp
 
 from featurehouse.errors import UnknownEntity
-from featurehouse.offline.warehouse import Warehouse
+from featurehouse.offline.warehouse import Warehouse, sql_literal, utc_now
 from featurehouse.online.keys import entity_key_pattern
 from featurehouse.online.store import OnlineStore
 from featurehouse.registry.model import Registry
@@ -54,7 +53,7 @@ def forget(warehouse: Warehouse, online: OnlineStore, registry: Registry, entity
             for k, v in wanted.items()])
         count = 0
         for relation in (view.relation, *view.extra_relations):  # the model and its pushed rows
-            target = exp.table_(relation.identifier, db=relation.schema, catalog=relation.database, quoted=True).sql(d)
+            target = warehouse.relation_sql(relation)
             count += warehouse.fetch_arrow(f"SELECT count(*) AS n FROM {target} WHERE {match.sql(d)}").column(0)[0].as_py()
             warehouse.execute(f"DELETE FROM {target} WHERE {match.sql(d)}")
         result.offline_rows_deleted[f"{name}@{version}"] = count
@@ -64,11 +63,9 @@ def forget(warehouse: Warehouse, online: OnlineStore, registry: Registry, entity
 
 def _record(warehouse: Warehouse, result: ForgetResult) -> None:
     d = warehouse.dialect
-    table = exp.table_(TABLE, db=SCHEMA, quoted=True).sql(d)
-    warehouse.execute(f"CREATE SCHEMA IF NOT EXISTS {exp.to_identifier(SCHEMA, quoted=True).sql(d)}")
-    warehouse.execute(f"CREATE TABLE IF NOT EXISTS {table} (entity_type VARCHAR, entity_key VARCHAR, "
-                      "deleted_at TIMESTAMP, online_keys_deleted BIGINT, offline_rows_deleted VARCHAR)")
-    values = [exp.Literal.string(result.entity_type), exp.Literal.string(json.dumps(list(map(str, result.key)))),
-              exp.cast(exp.Literal.string(datetime.now(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")), "TIMESTAMP"),
-              exp.Literal.number(result.online_keys_deleted), exp.Literal.string(json.dumps(result.offline_rows_deleted))]
-    warehouse.execute(f"INSERT INTO {table} VALUES ({', '.join(v.sql(d) for v in values)})")
+    table = warehouse.ensure_table(SCHEMA, TABLE, [
+        ("entity_type", "VARCHAR"), ("entity_key", "VARCHAR"), ("deleted_at", "TIMESTAMP"),
+        ("online_keys_deleted", "BIGINT"), ("offline_rows_deleted", "VARCHAR")])
+    values = [result.entity_type, json.dumps(list(map(str, result.key))), utc_now(), result.online_keys_deleted,
+              json.dumps(result.offline_rows_deleted)]
+    warehouse.execute(f"INSERT INTO {table} VALUES ({', '.join(sql_literal(v, d) for v in values)})")

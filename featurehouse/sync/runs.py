@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlglot import exp
 
-from featurehouse.offline.warehouse import Warehouse
+from featurehouse.offline.warehouse import Warehouse, sql_literal, utc_now
 
 SCHEMA = "featurehouse"
 TABLE = "featurehouse_sync_runs"
@@ -42,53 +42,35 @@ class SyncRun:
     error: str | None = None
 
 
-def now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
 class SyncRunLog:
     def __init__(self, warehouse: Warehouse):
         self.wh = warehouse
-        d = warehouse.dialect
-        self.table = exp.table_(TABLE, db=SCHEMA, quoted=True).sql(d)
-        cols = ", ".join(f"{exp.to_identifier(c, quoted=True).sql(d)} {t}" for c, t in COLUMNS)
-        warehouse.execute(f"CREATE SCHEMA IF NOT EXISTS {exp.to_identifier(SCHEMA, quoted=True).sql(d)}")
-        warehouse.execute(f"CREATE TABLE IF NOT EXISTS {self.table} ({cols})")
+        self.table = warehouse.ensure_table(SCHEMA, TABLE, COLUMNS)
 
     def start(self, view: str, version: int, mode: str, watermark_from, watermark_to) -> SyncRun:
-        run = SyncRun(uuid.uuid4().hex, view, version, mode, watermark_from, watermark_to, now())
-        values = ", ".join(_literal(getattr(run, c), self.wh.dialect) for c, _ in COLUMNS)
+        run = SyncRun(uuid.uuid4().hex, view, version, mode, watermark_from, watermark_to, utc_now())
+        values = ", ".join(sql_literal(getattr(run, c), self.wh.dialect) for c, _ in COLUMNS)
         self.wh.execute(f"INSERT INTO {self.table} VALUES ({values})")
         return run
 
     def finish(self, run: SyncRun, status: str, error: str | None = None) -> None:
-        run.status, run.error, run.finished_at = status, error, now()
+        run.status, run.error, run.finished_at = status, error, utc_now()
         sets = ", ".join(
-            f"{exp.to_identifier(c, quoted=True).sql(self.wh.dialect)} = {_literal(getattr(run, c), self.wh.dialect)}"
+            f"{exp.to_identifier(c, quoted=True).sql(self.wh.dialect)} = {sql_literal(getattr(run, c), self.wh.dialect)}"
             for c in ("rows_read", "rows_written", "rows_skipped_older", "finished_at", "status", "error"))
-        self.wh.execute(f"UPDATE {self.table} SET {sets} WHERE run_id = {_literal(run.run_id, self.wh.dialect)}")
+        self.wh.execute(f"UPDATE {self.table} SET {sets} WHERE run_id = {sql_literal(run.run_id, self.wh.dialect)}")
 
     def last_watermark(self, view: str, version: int) -> datetime | None:
         """The watermark of the newest successful run of this view version."""
         d = self.wh.dialect
         rows = self.wh.fetch_arrow(
             f"SELECT max(watermark_to) AS w FROM {self.table} WHERE status = 'success' "
-            f"AND {exp.to_identifier('view', quoted=True).sql(d)} = {_literal(view, d)} AND version = {int(version)}"
+            f"AND {exp.to_identifier('view', quoted=True).sql(d)} = {sql_literal(view, d)} AND version = {int(version)}"
         ).to_pylist()
         return rows[0]["w"] if rows else None
 
     def history(self, view: str | None = None, limit: int = 20) -> list[dict]:
         d = self.wh.dialect
-        where = f"WHERE {exp.to_identifier('view', quoted=True).sql(d)} = {_literal(view, d)}" if view else ""
+        where = f"WHERE {exp.to_identifier('view', quoted=True).sql(d)} = {sql_literal(view, d)}" if view else ""
         return self.wh.fetch_arrow(
             f"SELECT * FROM {self.table} {where} ORDER BY started_at DESC LIMIT {int(limit)}").to_pylist()
-
-
-def _literal(value, dialect: str) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, datetime):
-        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), "TIMESTAMP").sql(dialect)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return exp.Literal.number(value).sql(dialect)
-    return exp.Literal.string(str(value)).sql(dialect)
