@@ -104,6 +104,17 @@ def test_a_stopped_stream_consumer_makes_values_stale_before_they_age(client, on
     assert (value["value"], value["status"], value["age_seconds"] < 300) == (3, "stale", True)
 
 
+def test_an_id_holding_a_slash_is_served_when_percent_encoded(client, online):
+    online.write(registry().view("profile"), [OnlineRow(("a/b",), utcnow(), None, ("FR",))])
+    body = client.get("/v1/features/user/a%2Fb?names=profile.country").json()
+    assert (body["entity_id"], body["features"]["profile.country"]["value"]) == ("a/b", "FR")
+
+
+def test_a_vector_request_with_extra_path_segments_is_not_found(client):
+    response = client.get("/v1/features/user/1/extra?names=profile.country")
+    assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
 def test_composite_keys_use_the_documented_form(client):
     body = get(client, "card_merchant", "merchant_id=m;1;card_id=7", names="pair.n")
     assert body.status_code == 422  # ';' inside a value cannot be written in this form

@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
-from urllib.parse import unquote
+from functools import lru_cache
+from urllib.parse import parse_qsl, unquote
 
 import orjson
 import redis
@@ -111,17 +112,33 @@ def create_app(registry: Registry, config: ServeConfig) -> Starlette:
             metrics.store_errors.inc()
             raise _StoreDown(str(e) or type(e).__name__) from None
 
+    vector_latency = metrics.latency.labels("vector")
+
     async def vector(request: Request) -> Response:
+        """The Starlette form of the vector route; `ServingApp` answers it first (same judgements)."""
         started = time.perf_counter()
-        names = request.query_params.get("names")
-        model = request.query_params.get("model")
-        out = await _answer(metrics, read(request.path_params["entity_type"], [_entity_id(request)],
-                                          [n for n in names.split(",") if n] if names else None, model))
+        names, model = vector_query(request.scope.get("query_string", b""))
+        out = await _answer(metrics, read(request.path_params["entity_type"], [_entity_id(request)], names, model))
         if isinstance(out, list):
             metrics.observe(out)
             out = JSON(out[0])
-        metrics.latency.labels("vector").observe(time.perf_counter() - started)
+        vector_latency.observe(time.perf_counter() - started)
         return out
+
+    async def fast_vector(scope, receive, send, entity_type: str, entity_id: str) -> None:
+        started = time.perf_counter()
+        names, model = vector_query(scope["query_string"])
+        out = await _answer(metrics, read(entity_type, [entity_id], names, model))
+        if isinstance(out, list):
+            metrics.observe(out)
+            body = orjson.dumps(out[0], default=json_default, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+        else:
+            await out(scope, receive, send)
+        vector_latency.observe(time.perf_counter() - started)
 
     async def batch(request: Request) -> Response:
         started = time.perf_counter()
@@ -224,7 +241,48 @@ def create_app(registry: Registry, config: ServeConfig) -> Starlette:
         Route("/docs", docs, methods=["GET"]),
     ], exception_handlers={404: not_found, 405: not_found}, lifespan=lifespan)
     app.state.reader = reader
-    return app
+    return ServingApp(app, fast_vector)
+
+
+class ServingApp:
+    """The ASGI entry point: `GET /v1/features/{type}/{id}` is answered here, straight from the scope;
+    everything else goes to Starlette.
+
+    The vector route is nearly all the traffic, and Starlette's routing, request object, query
+    multidict and response class cost as much per request as the Redis round trip does
+    (bench/serve.py). Ids are taken from the raw path, percent-decoded once, so an id may hold `/`.
+    """
+
+    PREFIX = b"/v1/features/"
+
+    def __init__(self, starlette: Starlette, fast_vector):
+        self.starlette, self._fast_vector = starlette, fast_vector
+        self.state = starlette.state  # what tests and the SDK reach through the app
+        self.routes = starlette.routes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            raw = scope.get("raw_path") or scope["path"].encode("utf-8")
+            if raw.startswith(self.PREFIX):
+                entity_type, sep, entity_id = raw[len(self.PREFIX):].partition(b"/")
+                if sep and entity_type and entity_id and b"/" not in entity_id:
+                    await self._fast_vector(scope, receive, send, unquote(entity_type.decode("latin-1")),
+                                            unquote(entity_id.decode("latin-1")))
+                    return
+        await self.starlette(scope, receive, send)
+
+
+@lru_cache(maxsize=4096)
+def vector_query(query: bytes) -> tuple[list[str] | None, str | None]:
+    """`names=a,b&model=m` -> (names, model); the last value of a repeated parameter wins, as in
+    Starlette. Cached: model servers send the same few query strings over and over."""
+    names = model = None
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if name == "names":
+            names = value
+        elif name == "model":
+            model = value
+    return ([n for n in names.split(",") if n] if names else None), (model or None)
 
 
 def _entity_id(request: Request) -> str:
