@@ -81,9 +81,18 @@ class FeatureStore:
         self.attach_stream_tables()
         log = SyncRunLog(self.warehouse)
         built = self.project.built_at if self.project is not None else (lambda _uid: None)
-        return [sync_view(self.warehouse, self.online, log, view, full_refresh=full_refresh, progress=progress,
-                          rebuilt_at=None if view.created_at else built(view.unique_id))
-                for view in self.online_views(select)]
+        runs = []
+        for view in self.online_views(select):
+            runs.append(sync_view(self.warehouse, self.online, log, view, full_refresh=full_refresh, progress=progress,
+                                  rebuilt_at=None if view.created_at else built(view.unique_id)))
+            self.publish(view, "sync")
+        return runs
+
+    def publish(self, view, by: str) -> bool:
+        """Fix view@version's schema as published (first time only); `featurehouse check` guards it."""
+        from featurehouse.offline.published import PublishedSchemas
+
+        return PublishedSchemas(self.warehouse).publish(view, by)
 
     # -- serving ------------------------------------------------------------------------------
 
@@ -159,8 +168,10 @@ class FeatureStore:
         if self.project is not None and target.original_file_path:
             self.close_warehouse()
             self.project.run_dbt(["build", "--select", f"path:{target.original_file_path}"])
-        return sync_view(self.warehouse, self.online, SyncRunLog(self.warehouse), target, full_refresh=True,
-                         event_time_from=start, event_time_until=end, mode="backfill", progress=progress)
+        run = sync_view(self.warehouse, self.online, SyncRunLog(self.warehouse), target, full_refresh=True,
+                        event_time_from=start, event_time_until=end, mode="backfill", progress=progress)
+        self.publish(target, "backfill")
+        return run
 
     def promote(self, name: str, version: int) -> int | None:
         """Make view@version the one training (unpinned) and serving use; returns the version it replaced."""
@@ -173,6 +184,7 @@ class FeatureStore:
             if implicit.version != view.version:
                 log.promote(implicit)
         previous = log.promote(view)
+        self.publish(view, "promote")
         self.online.set_active_version(name, version)
         self.registry.active[name] = version
         return previous
@@ -265,13 +277,30 @@ class FeatureStore:
 
     def build_training_set(self, spine: Any, features: Sequence[str], timestamp: str,
                            entity: str | None = None, as_known_at: bool = False, keep_order: bool = True,
-                           include_event_times: bool = False, progress: Progress | None = None) -> TrainingSet:
+                           include_event_times: bool = False, progress: Progress | None = None,
+                           record: bool = True, name: str | None = None) -> TrainingSet:
+        """Build a training set; with `record` (the default) it is recorded for lineage and drift checks
+        (`training_set.record.training_set_id`) and the feature versions it used become published."""
         self.attach_stream_tables()
-        return build_training_set(
+        ts = build_training_set(
             self.warehouse, self.registry, self._spine(spine), features, timestamp, entity=entity,
             as_known_at=as_known_at, keep_order=keep_order, include_event_times=include_event_times,
             progress=progress,
         )
+        if record:
+            from featurehouse.offline.lineage import LineageLog
+
+            if progress:
+                progress("recording lineage and feature profiles")
+            ts.record = LineageLog(self.warehouse).record_training_set(ts, self.registry, timestamp, name)
+            for key in sorted({(f.rpartition("@")[0].partition(".")[0], int(f.rpartition("@")[2])) for f in ts.features}):
+                self.publish(self.registry.view(*key), "training-set")
+        return ts
+
+    def lineage_log(self):
+        from featurehouse.offline.lineage import LineageLog
+
+        return LineageLog(self.warehouse)
 
     def training_set(self, spine: Any, features: Sequence[str], timestamp: str, entity: str | None = None,
                      as_known_at: bool = False, keep_order: bool = True, include_event_times: bool = False):

@@ -28,9 +28,11 @@ from featurehouse.registry.model import FeatureRef
               help="Instead of running it, write models/training/NAME.sql: a dbt model calling "
                    "featurehouse.point_in_time_join (the spine must then be a dbt model).")
 @click.option("--show-sql", is_flag=True, help="Print the generated SQL.")
+@click.option("--name", default=None, help="A label kept with the training set's lineage record.")
+@click.option("--no-record", is_flag=True, help="Do not record the training set for lineage and drift checks.")
 @click.pass_obj
 def training_set(obj: CliContext, spine, timestamp, features, model_name, entity, as_known_at, no_order, out,
-                 as_model, show_sql) -> None:
+                 as_model, show_sql, name, no_record) -> None:
     """Build a point-in-time correct training set.
 
     Every spine row appears once, in order, with its own columns (labels) and, per feature, the value
@@ -64,7 +66,8 @@ def training_set(obj: CliContext, spine, timestamp, features, model_name, entity
 
     with obj.console.status("building training set") as status:
         result = store.build_training_set(spine, names, timestamp, entity=entity, as_known_at=as_known_at,
-                                          keep_order=not no_order, progress=lambda msg: status.update(msg))
+                                          keep_order=not no_order, progress=lambda msg: status.update(msg),
+                                          record=not no_record, name=name or model_name)
         if out is not None:
             status.update(f"writing {out}")
             write_table(result.table, out)
@@ -79,6 +82,10 @@ def training_set(obj: CliContext, spine, timestamp, features, model_name, entity
     for feature, column in zip(result.features, null_rates):
         summary.add_row(feature, column, f"{null_rates[column]:.1%}")
     obj.console.print(summary)
+    if result.record is not None:
+        obj.console.print(f"[green]✓[/green] recorded as training set [bold]{result.record.training_set_id}[/bold]; "
+                          f"bind a model to it: `featurehouse model register NAME@VERSION --training-set "
+                          f"{result.record.training_set_id}`")
     if out is not None:
         obj.console.print(f"[green]✓[/green] wrote {out}")
     else:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from featurehouse.cli import (commands_demo, commands_features, commands_online, commands_serve, commands_stream,
-                              commands_training, commands_versions)
+from featurehouse.cli import (commands_demo, commands_features, commands_guard, commands_online, commands_serve,
+                              commands_stream, commands_training, commands_versions)
 from featurehouse.cli.context import CliContext, FeaturehouseGroup
 
 
@@ -41,6 +41,7 @@ cli.add_command(commands_stream.push_api)
 cli.add_command(commands_serve.serve)
 cli.add_command(commands_versions.backfill)
 cli.add_command(commands_versions.promote)
+cli.add_command(commands_guard.check)
 cli.add_command(commands_demo.demo)
 
 

@@ -30,6 +30,7 @@ class TrainingSet:
     columns: list[str]  # the output column of each feature, e.g. user_txn_stats__txn_count_1h
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    record: Any = None  # the TrainingSetRecord, once recorded for lineage
 
     @property
     def rows(self) -> int:

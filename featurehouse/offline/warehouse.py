@@ -69,6 +69,11 @@ class Warehouse:
     def describe(self, relation: Relation) -> dict[str, str] | None:
         raise NotImplementedError
 
+    def describe_query(self, sql: str) -> dict[str, str]:
+        """Column -> type of what a query would return, in the same type names `describe` gives,
+        without running it to completion (the schema gate checks SQL that is not built yet)."""
+        raise NotImplementedError
+
     def ensure_table(self, schema: str, name: str, columns: list[tuple[str, str]]) -> str:
         """Create schema.name with these (column, type) pairs if missing; returns its quoted name."""
         from sqlglot import exp
@@ -166,6 +171,9 @@ class DuckDBWarehouse(Warehouse):
             [relation.identifier, relation.schema, relation.schema, relation.database, relation.database],
         ).fetchall()
         return {c: t for c, t in rows} or None
+
+    def describe_query(self, sql):
+        return {row[0]: row[1] for row in self.con.execute(f"DESCRIBE ({sql})").fetchall()}
 
     def close(self):
         self.con.close()
@@ -284,6 +292,17 @@ class PostgresWarehouse(Warehouse):
                 (relation.identifier, relation.schema, relation.schema),
             )
             return {c: t for c, t in cur.fetchall()} or None
+
+    def describe_query(self, sql):
+        with self.con.cursor() as cur:
+            cur.execute("CREATE TEMPORARY VIEW fh_describe_query AS " + sql)
+            try:
+                cur.execute("select column_name, data_type from information_schema.columns "
+                            "where table_name = 'fh_describe_query' and table_schema = pg_my_temp_schema()::regnamespace::text "
+                            "order by ordinal_position")
+                return {c: t for c, t in cur.fetchall()}
+            finally:
+                cur.execute("DROP VIEW IF EXISTS fh_describe_query")
 
     def close(self):
         self.con.close()
