@@ -253,3 +253,13 @@ def test_the_serving_app_accepts_pushed_rows(client):
     assert r.status_code == 202 and r.json()["accepted"] == 1
     bad = client.post("/v1/push/txn", json=[{"user_id": 5, "event_time": "2026-11-27T10:00:00", "count_1h": "x"}])
     assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "count_1h"
+
+
+def test_metrics_export_each_views_materializer_lag_and_breach(client, online):
+    import time
+
+    online.client.hset(MATERIALIZER, mapping={"txn@1:stream_lag_s": "600", "txn@1:stream_checked_at": time.time()})
+    text = client.get("/metrics").text
+    lag = next(line for line in text.splitlines() if line.startswith('featurehouse_view_materializer_lag_seconds{view="txn@1"}'))
+    assert 599 < float(lag.split()[-1]) < 700
+    assert 'featurehouse_view_materializer_breach{view="txn@1"} 1.0' in text  # SLO 5 min

@@ -61,3 +61,63 @@ def check(obj: CliContext, no_compile: bool, as_json: bool) -> None:
         if result.ok:
             obj.console.print("[green]✓[/green] no published schema changed")
     sys.exit(0 if result.ok else 1)
+
+
+def _when(value) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S}" if value is not None else "-"
+
+
+def _seconds(value) -> str:
+    from featurehouse.guard.freshness import _human
+
+    return _human(value) if value is not None else "-"
+
+
+@click.command()
+@click.option("--select", "-s", multiple=True, help="Views to check (`view` or `view@N`); default: every view's active version.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.option("--prometheus", "prometheus_file", type=click.Path(dir_okay=False), default=None,
+              help="Also write the figures as Prometheus gauges to this file (node_exporter's textfile collector).")
+@click.pass_obj
+def freshness(obj: CliContext, select, as_json: bool, prometheus_file) -> None:
+    """Freshness per view: newest event in the warehouse, last good sync and its watermark, stream lag,
+    age against the freshness SLO. Exits 1 on any breach (for cron and CI).
+
+    A breach is what makes serving flag every value of the view stale: its materializer lags past the
+    SLO (the same computation serving uses), or its newest event is older than the SLO.
+    """
+    from featurehouse.guard.freshness import prometheus_text, view_freshness
+
+    store = obj.store()
+    views = _views(store, select)
+    with obj.console.status("reading the warehouse and the online store"):
+        rows = view_freshness(views, store.warehouse, store.online.client)
+    if prometheus_file:
+        from pathlib import Path
+
+        tmp = Path(prometheus_file).with_suffix(".tmp")
+        tmp.write_text(prometheus_text(rows), encoding="utf-8")
+        tmp.replace(prometheus_file)  # atomic: the collector never reads half a file
+    if as_json:
+        emit_json([{**r.__dict__, "versioned_name": r.versioned_name} for r in rows])
+    else:
+        table = Table(title="freshness", title_justify="left")
+        for col in ("view@version", "newest event", "age", "last good sync", "watermark", "stream lag", "lag", "SLO",
+                    "status"):
+            table.add_column(col, justify="right" if col in ("age", "stream lag", "lag", "SLO") else "left")
+        for r in rows:
+            table.add_row(r.versioned_name, _when(r.newest_event_time), _seconds(r.data_age_s), _when(r.last_sync_at),
+                          _when(r.sync_watermark), _seconds(r.stream_lag_s), _seconds(r.materializer_lag_s),
+                          _seconds(r.slo_s), styled(r.status))
+        obj.console.print(table)
+        for r in rows:
+            for reason in r.reasons:
+                obj.console.print(f"[red]✗[/red] {r.versioned_name}: {reason}")
+    sys.exit(1 if any(r.status == "breach" for r in rows) else 0)
+
+
+def _views(store, select) -> list:
+    """`view` / `view@N` names, or every view's active version."""
+    if select:
+        return store.online_views(select)
+    return [store.registry.view(name) for name in store.registry.view_names()]

@@ -27,7 +27,8 @@ from featurehouse.errors import FeaturehouseError, InvalidRequest, UnknownEntity
 from featurehouse.registry.model import Registry
 from featurehouse.serving.openapi import openapi_spec
 from featurehouse.serving.reader import MAX_IDS, AsyncOnlineReader
-from featurehouse.serving.vectors import json_default
+from featurehouse.online.keys import MATERIALIZER
+from featurehouse.serving.vectors import Freshness, json_default
 from featurehouse.stream.http import push_route
 
 
@@ -65,6 +66,8 @@ class Metrics:
         self.served: dict[str, int] = {}
         self.stale: dict[str, int] = {}
         self.nulls: dict[str, int] = {}
+        self.views: list[tuple[str, float]] = []  # (view@N, SLO seconds) of online views with an SLO
+        self.freshness = Freshness()
         self.registry.register(_ValueCounts(self))
 
     def observe(self, vectors) -> None:
@@ -84,7 +87,7 @@ class _ValueCounts:
         self.metrics = metrics
 
     def collect(self):
-        from prometheus_client.core import CounterMetricFamily
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         for name, doc, label, counts in (
                 ("featurehouse_values_served", "Feature values served", "view", self.metrics.served),
@@ -94,6 +97,19 @@ class _ValueCounts:
             for key, value in list(counts.items()):
                 family.add_metric([key], value)
             yield family
+        # the same lag serving judges staleness by (and `featurehouse freshness` reports)
+        now = time.time()
+        lag = GaugeMetricFamily("featurehouse_view_materializer_lag_seconds",
+                                "How far the view's sync or stream consumer lags", labels=["view"])
+        breach = GaugeMetricFamily("featurehouse_view_materializer_breach",
+                                   "1 when the view's materializer lags past its freshness SLO", labels=["view"])
+        for view, slo in self.metrics.views:
+            if self.metrics.freshness.materialized(view):
+                seconds = self.metrics.freshness.lag(view, now)
+                lag.add_metric([view], seconds)
+                breach.add_metric([view], 1.0 if seconds > slo else 0.0)
+        yield lag
+        yield breach
 
 
 def create_app(registry: Registry, config: ServeConfig) -> Starlette:
@@ -102,6 +118,8 @@ def create_app(registry: Registry, config: ServeConfig) -> Starlette:
     client = aioredis.Redis.from_url(config.redis_url, socket_connect_timeout=config.timeout_s)
     reader = AsyncOnlineReader(registry, client, max_ids=config.max_ids)
     metrics = Metrics()
+    metrics.views = [(v.versioned_name, v.freshness_slo.total_seconds()) for v in registry.views.values()
+                     if v.online and v.freshness_slo]
     spec = openapi_spec(config.max_ids)
 
     async def read(entity_type, ids, names, model):
@@ -210,6 +228,11 @@ def create_app(registry: Registry, config: ServeConfig) -> Starlette:
                           {"Retry-After": str(config.retry_after_s)})
 
     async def prometheus(_: Request) -> Response:
+        try:
+            async with asyncio.timeout(config.timeout_s):
+                metrics.freshness = Freshness.from_hash(await client.hgetall(MATERIALIZER))
+        except (redis.RedisError, OSError, asyncio.TimeoutError):
+            metrics.store_errors.inc()  # the lag gauges keep their last known values
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(_: Request) -> Response:

@@ -40,13 +40,7 @@ class _Cached:
     def _apply(self, active: dict, materializer: dict) -> None:
         self.active = {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in active.items()}
         self._active_key = tuple(sorted(self.active.items()))
-        state: dict[str, dict[str, float]] = {"stream_lag_s": {}, "stream_checked_at": {}, "synced_at": {}}
-        for k, v in materializer.items():
-            k = k.decode() if isinstance(k, bytes) else k
-            view, _, what = k.rpartition(":")
-            if what in state:
-                state[what][view] = float(v)
-        self.freshness = Freshness(**state)
+        self.freshness = Freshness.from_hash(materializer)
         self._refreshed = time.monotonic()
 
     def _prepare(self, entity_type: str, ids: Sequence[str], names, model) -> tuple[ReadPlan, list[tuple]]:

@@ -76,6 +76,20 @@ class Freshness:
     stream_checked_at: dict[str, float] = field(default_factory=dict)
     synced_at: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def from_hash(cls, materializer: dict) -> "Freshness":
+        """Parse the online store's `fh:materializer` hash (`<view>@<N>:<what>` -> seconds)."""
+        state: dict[str, dict[str, float]] = {"stream_lag_s": {}, "stream_checked_at": {}, "synced_at": {}}
+        for k, v in materializer.items():
+            k = k.decode() if isinstance(k, bytes) else k
+            view, _, what = k.rpartition(":")
+            if what in state:
+                state[what][view] = float(v)
+        return cls(**state)
+
+    def materialized(self, view: str) -> bool:
+        return view in self.stream_checked_at or view in self.synced_at
+
     def lag(self, view: str, now_s: float) -> float:
         """How far the view's materializers are behind (at epoch second `now_s`).
 

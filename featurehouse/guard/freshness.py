@@ -1,0 +1,131 @@
+"""Freshness per view@version: how new the warehouse's data is, and how far its materializers lag.
+
+A view breaches its freshness SLO when its newest event in the warehouse is older than the SLO (the
+pipeline upstream stopped), or when its materializers lag past it: the stream consumer's lag plus its
+silence, or the time since the last good sync. The lag is computed by the same `Freshness.lag` that
+serving uses to mark values stale, so a breach here means every value serving returns for that view
+is flagged stale there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Sequence
+
+from sqlglot import exp
+
+from featurehouse.offline.warehouse import Warehouse, utc_now
+from featurehouse.online.keys import MATERIALIZER
+from featurehouse.registry.model import FeatureView, Relation
+from featurehouse.serving.vectors import Freshness
+from featurehouse.sync.runs import SCHEMA as RUNS_SCHEMA, TABLE as RUNS_TABLE
+
+
+@dataclass
+class ViewFreshness:
+    view: str
+    version: int
+    online: bool
+    slo_s: float | None
+    newest_event_time: datetime | None
+    data_age_s: float | None
+    last_sync_at: datetime | None
+    sync_watermark: datetime | None
+    stream_lag_s: float | None  # as the consumer last reported it, plus its silence since
+    materializer_lag_s: float | None
+    status: str = "ok"  # ok | breach | no slo
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def versioned_name(self) -> str:
+        return f"{self.view}@{self.version}"
+
+
+def newest_event_time(warehouse: Warehouse, view: FeatureView) -> datetime | None:
+    col = exp.column(view.event_time, quoted=True)
+    newest = None
+    for relation in (view.relation, *view.extra_relations):
+        sql = exp.select(exp.func("max", col).as_("m")).from_(
+            exp.table_(relation.identifier, db=relation.schema, catalog=relation.database, quoted=True))
+        value = warehouse.fetch_arrow(sql.sql(warehouse.dialect)).column(0)[0].as_py()
+        if value is not None and (newest is None or value > newest):
+            newest = value
+    return newest
+
+
+def last_good_syncs(warehouse: Warehouse) -> dict[tuple[str, int], dict]:
+    if not warehouse.describe(Relation(None, RUNS_SCHEMA, RUNS_TABLE)):
+        return {}
+    view_col = exp.to_identifier("view", quoted=True).sql(warehouse.dialect)
+    rows = warehouse.fetch_arrow(
+        f"SELECT {view_col} AS v, version, max(finished_at) AS finished_at, max(watermark_to) AS watermark "
+        f"FROM {exp.table_(RUNS_TABLE, db=RUNS_SCHEMA, quoted=True).sql(warehouse.dialect)} "
+        f"WHERE status = 'success' GROUP BY {view_col}, version").to_pylist()
+    return {(r["v"], r["version"]): r for r in rows}
+
+
+def view_freshness(views: Sequence[FeatureView], warehouse: Warehouse, online_client=None,
+                   now: datetime | None = None) -> list[ViewFreshness]:
+    now = now or utc_now()
+    now_s = (now - datetime(1970, 1, 1)).total_seconds()
+    state = Freshness.from_hash(online_client.hgetall(MATERIALIZER)) if online_client is not None else Freshness()
+    syncs = last_good_syncs(warehouse)
+    out = []
+    for view in views:
+        name = view.versioned_name
+        slo = view.freshness_slo.total_seconds() if view.freshness_slo else None
+        newest = newest_event_time(warehouse, view)
+        sync = syncs.get((view.name, view.version), {})
+        stream_lag = None
+        if name in state.stream_checked_at:
+            stream_lag = (state.stream_lag_s.get(name) or 0.0) + max(0.0, now_s - state.stream_checked_at[name])
+        lag = state.lag(name, now_s) if state.materialized(name) else None
+        row = ViewFreshness(view.name, view.version, view.online, slo, newest,
+                            (now - newest).total_seconds() if newest else None, sync.get("finished_at"),
+                            sync.get("watermark"), stream_lag, lag)
+        if slo is None:
+            row.status = "no slo"
+        else:
+            if newest is None:
+                row.reasons.append("no rows in the warehouse")
+            elif row.data_age_s > slo:
+                row.reasons.append(f"newest event is {_human(row.data_age_s)} old (SLO {_human(slo)})")
+            if view.online:
+                if lag is None:
+                    row.reasons.append("never synced or streamed to the online store")
+                elif lag > slo:
+                    which = "stream consumer" if stream_lag is not None and stream_lag >= lag else "sync"
+                    row.reasons.append(f"{which} lags {_human(lag)} (SLO {_human(slo)})")
+            row.status = "breach" if row.reasons else "ok"
+        out.append(row)
+    return out
+
+
+def _human(seconds: float) -> str:
+    seconds = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.1f}s"
+
+
+def prometheus_text(rows: Sequence[ViewFreshness]) -> str:
+    """The figures as Prometheus gauges (for node_exporter's textfile collector, or a pushgateway)."""
+    lines = []
+    gauges = (
+        ("featurehouse_view_newest_event_age_seconds", "Age of the newest event of the view in the warehouse",
+         lambda r: r.data_age_s),
+        ("featurehouse_view_materializer_lag_seconds", "How far the view's sync or stream consumer lags",
+         lambda r: r.materializer_lag_s),
+        ("featurehouse_view_freshness_slo_seconds", "The view's freshness SLO", lambda r: r.slo_s),
+        ("featurehouse_view_freshness_breach", "1 when the view breaches its freshness SLO",
+         lambda r: 1.0 if r.status == "breach" else 0.0),
+    )
+    for name, doc, value in gauges:
+        lines += [f"# HELP {name} {doc}", f"# TYPE {name} gauge"]
+        for r in rows:
+            v = value(r)
+            if v is not None:
+                lines.append(f'{name}{{view="{r.view}",version="{r.version}"}} {v:.6g}')
+    return "\n".join(lines) + "\n"
