@@ -121,3 +121,56 @@ def _views(store, select) -> list:
     if select:
         return store.online_views(select)
     return [store.registry.view(name) for name in store.registry.view_names()]
+
+
+@click.command()
+@click.option("--select", "-s", multiple=True,
+              help="Views to compare (`view`, or `view@N` for a candidate version before promote); default: online views.")
+@click.option("--sample", type=int, default=1000, show_default=True, help="Entities per view, picked by a hash of the key.")
+@click.option("--all", "all_entities", is_flag=True, help="Compare every entity instead of a sample.")
+@click.option("--max-mismatch", type=float, default=0.0, show_default=True,
+              help="Fail when the share of compared entities with any difference is above this.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def parity(obj: CliContext, select, sample: int, all_entities: bool, max_mismatch: float, as_json: bool) -> None:
+    """Compare online values and event times with the warehouse's latest rows.
+
+    Reports, per view and feature, the mismatch rate and examples (entity, online, warehouse). Rows
+    that reached the warehouse after the last good sync are counted as pending, not as mismatches.
+    Run it on a backfilled version before `promote` with `--select view@N`. Exits 1 above --max-mismatch.
+    """
+    from featurehouse.guard.parity import check_parity
+
+    store = obj.store()
+    store.attach_stream_tables()
+    results = []
+    with obj.console.status("comparing online values with the warehouse") as status:
+        for view in store.online_views(select):
+            status.update(f"comparing {view.versioned_name}")
+            results.append(check_parity(store.warehouse, store.online, view, None if all_entities else sample))
+    failed = [r for r in results if r.rate > max_mismatch]
+    if as_json:
+        emit_json([{"view": r.versioned_name, "compared": r.compared, "mismatched": r.mismatched, "rate": r.rate,
+                    "missing_online": r.missing_online, "event_time_differs": r.event_time_differs,
+                    "pending": r.pending, "expired": r.expired,
+                    "features": {f: {"mismatched": n, "rate": n / max(r.compared, 1),
+                                     "examples": [m.__dict__ for m in r.examples.get(f, [])]}
+                                 for f, n in r.per_feature.items()}} for r in results])
+        sys.exit(1 if failed else 0)
+    table = Table(title=f"parity: online vs warehouse ({'all entities' if all_entities else f'sample of {sample}'})",
+                  title_justify="left")
+    for col in ("view@version", "compared", "mismatched", "rate", "missing online", "event time differs", "pending",
+                "expired", "status"):
+        table.add_column(col, justify="left" if col in ("view@version", "status") else "right")
+    for r in results:
+        table.add_row(r.versioned_name, f"{r.compared:,}", f"{r.mismatched:,}", f"{r.rate:.2%}", f"{r.missing_online:,}",
+                      f"{r.event_time_differs:,}", f"{r.pending:,}", f"{r.expired:,}",
+                      styled("fail" if r in failed else "pass"))
+    obj.console.print(table)
+    for r in results:
+        for feature, n in sorted(r.per_feature.items(), key=lambda kv: -kv[1]):
+            obj.console.print(f"[red]✗[/red] {feature}@{r.version}: {n:,} of {r.compared:,} entities differ "
+                              f"({n / max(r.compared, 1):.2%})")
+            for m in r.examples.get(feature, []):
+                obj.console.print(f"    entity {m.entity_id}: online {m.online!r}, warehouse {m.warehouse!r}")
+    sys.exit(1 if failed else 0)

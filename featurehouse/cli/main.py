@@ -43,6 +43,7 @@ cli.add_command(commands_versions.backfill)
 cli.add_command(commands_versions.promote)
 cli.add_command(commands_guard.check)
 cli.add_command(commands_guard.freshness)
+cli.add_command(commands_guard.parity)
 cli.add_command(commands_demo.demo)
 
 
