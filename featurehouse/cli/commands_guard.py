@@ -174,3 +174,100 @@ def parity(obj: CliContext, select, sample: int, all_entities: bool, max_mismatc
             for m in r.examples.get(feature, []):
                 obj.console.print(f"    entity {m.entity_id}: online {m.online!r}, warehouse {m.warehouse!r}")
     sys.exit(1 if failed else 0)
+
+
+def _since(value: str | None):
+    from datetime import datetime
+
+    from featurehouse.errors import FeaturehouseError
+
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise FeaturehouseError(f"--since {value!r}: use an ISO timestamp (UTC) such as 2026-11-27T09:00") from None
+
+
+def _land(store, console) -> int:
+    from featurehouse.guard.served import land_served
+
+    with console.status("landing the served-vector log in the warehouse"):
+        return land_served(store.online.client, store.warehouse)
+
+
+@click.command()
+@click.option("--model", default=None, help="Only vectors served for this model (`name` or `name@version`).")
+@click.option("--since", default=None, help="Only vectors served since this time (ISO, UTC).")
+@click.option("--max-mismatch", type=float, default=0.01, show_default=True,
+              help="Flag a feature whose served values differ from the point-in-time values more often than this.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def skew(obj: CliContext, model, since, max_mismatch: float, as_json: bool) -> None:
+    """Training-serving skew: served values against the point-in-time values training would have joined.
+
+    Lands the served-vector log (`featurehouse serve` samples `log_sample_rate` of vectors), then runs
+    the point-in-time join at each logged `served_at` and compares per feature: mismatch rate, mean
+    absolute numeric error, null rate served vs offline. Exits 1 when a feature is past --max-mismatch.
+    """
+    from featurehouse.guard.skew import measure_skew
+
+    store = obj.store()
+    landed = _land(store, obj.console)
+    with obj.console.status("recomputing served vectors point-in-time"):
+        results = measure_skew(store, model, _since(since))
+    flagged = [r for r in results if r.mismatch_rate > max_mismatch]
+    if as_json:
+        emit_json([{**r.__dict__, "mismatch_rate": r.mismatch_rate, "flagged": r in flagged} for r in results])
+        sys.exit(1 if flagged else 0)
+    if not results:
+        obj.console.print("no served vectors logged" + (f" for model {model}" if model else "")
+                          + "; serving logs log_sample_rate of them (`featurehouse serve --config`)")
+        sys.exit(0)
+    table = Table(title=f"training-serving skew ({landed:,} vectors newly landed)", title_justify="left")
+    for col in ("feature", "served", "mismatch rate", "mean abs error", "null served", "null offline", "status"):
+        table.add_column(col, justify="left" if col in ("feature", "status") else "right")
+    for r in results:
+        table.add_row(r.feature, f"{r.compared:,}", f"{r.mismatch_rate:.2%}",
+                      "-" if r.mean_abs_error is None else f"{r.mean_abs_error:.4g}", f"{r.null_rate_served:.1%}",
+                      f"{r.null_rate_offline:.1%}", styled("flagged" if r in flagged else "ok"))
+    obj.console.print(table)
+    for r in flagged:
+        for entity, at, served, offline in r.examples:
+            obj.console.print(f"[red]✗[/red] {r.feature}: entity {entity} at {at}: served {served}, point-in-time {offline}")
+    sys.exit(1 if flagged else 0)
+
+
+@click.command()
+@click.option("--training-set", "training_set_id", required=True, help="A recorded training set's id (ts_...).")
+@click.option("--model", default=None, help="Only vectors served for this model (`name` or `name@version`).")
+@click.option("--since", default=None, help="Only vectors served since this time (ISO, UTC).")
+@click.option("--threshold", type=float, default=0.2, show_default=True, help="Flag a feature whose PSI is above this.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def drift(obj: CliContext, training_set_id, model, since, threshold: float, as_json: bool) -> None:
+    """Drift: served values' distribution against the training set's (PSI per feature, nulls included).
+
+    The training set's profile was recorded when it was built. Exits 1 when a feature's PSI is above
+    --threshold (0.1-0.2 is moderate, above 0.2 is drifted); features served fewer than 50 times are
+    not judged.
+    """
+    from featurehouse.guard.drift import measure_drift
+
+    store = obj.store()
+    _land(store, obj.console)
+    results = measure_drift(store, training_set_id, model, _since(since))
+    flagged = [r for r in results if r.flagged(threshold)]
+    if as_json:
+        emit_json([{**r.__dict__, "flagged": r in flagged} for r in results])
+        sys.exit(1 if flagged else 0)
+    table = Table(title=f"drift: served values vs training set {training_set_id}", title_justify="left")
+    for col in ("feature", "served", "PSI", "null training", "null served", "mean training", "mean served", "status"):
+        table.add_column(col, justify="left" if col in ("feature", "status") else "right")
+    for r in results:
+        status = "flagged" if r in flagged else ("skipped" if r.psi is None else "ok")
+        table.add_row(r.feature, f"{r.served:,}", "-" if r.psi is None else f"{r.psi:.3f}", f"{r.null_rate_training:.1%}",
+                      f"{r.null_rate_served:.1%}", "-" if r.mean_training is None else f"{r.mean_training:.4g}",
+                      "-" if r.mean_served is None else f"{r.mean_served:.4g}", styled(status))
+    obj.console.print(table)
+    sys.exit(1 if flagged else 0)

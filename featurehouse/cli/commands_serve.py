@@ -11,7 +11,7 @@ import yaml
 from featurehouse.cli.context import CliContext
 from featurehouse.errors import FeaturehouseError
 
-SETTINGS = ("redis_url", "max_ids", "timeout_s", "host", "port", "workers")
+SETTINGS = ("redis_url", "max_ids", "timeout_s", "host", "port", "workers", "log_sample_rate")
 
 
 def load_settings(config: Path | None) -> dict:
@@ -49,6 +49,13 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
     from granian.constants import HTTPModes, Interfaces, Loops
 
     settings = load_settings(config)
+    try:
+        rate = float(settings.get("log_sample_rate", 0.01))
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError
+    except ValueError:
+        raise FeaturehouseError(f"log_sample_rate {settings.get('log_sample_rate')!r}: give a share between 0 and 1 "
+                                "(0.01 logs 1% of served vectors for `featurehouse skew` and `drift`)") from None
     store = obj.store()
     project = store.project
     project.manifest()  # parse once here, not in every worker
@@ -60,6 +67,7 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
         "FEATUREHOUSE_SERVING_WORKER": "1", "FEATUREHOUSE_PROJECT_DIR": str(project.dir),
         "FEATUREHOUSE_REDIS_URL": url, "FEATUREHOUSE_MAX_IDS": str(settings.get("max_ids", 1000)),
         "FEATUREHOUSE_TIMEOUT_S": str(settings.get("timeout_s", 0.5)),
+        "FEATUREHOUSE_LOG_SAMPLE_RATE": str(settings.get("log_sample_rate", 0.01)),
     })
     if project.target_name:
         os.environ["FEATUREHOUSE_TARGET"] = project.target_name

@@ -44,6 +44,8 @@ cli.add_command(commands_versions.promote)
 cli.add_command(commands_guard.check)
 cli.add_command(commands_guard.freshness)
 cli.add_command(commands_guard.parity)
+cli.add_command(commands_guard.skew)
+cli.add_command(commands_guard.drift)
 cli.add_command(commands_demo.demo)
 
 

@@ -19,6 +19,7 @@ import redis
 import redis.asyncio as aioredis
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -27,6 +28,7 @@ from featurehouse.errors import FeaturehouseError, InvalidRequest, UnknownEntity
 from featurehouse.registry.model import Registry
 from featurehouse.serving.openapi import openapi_spec
 from featurehouse.serving.reader import MAX_IDS, AsyncOnlineReader
+from featurehouse.serving.served_log import ServedLog
 from featurehouse.online.keys import MATERIALIZER
 from featurehouse.serving.vectors import Freshness, json_default
 from featurehouse.stream.http import push_route
@@ -38,6 +40,7 @@ class ServeConfig:
     max_ids: int = MAX_IDS
     timeout_s: float = 0.5  # an online-store call slower than this is a 503
     retry_after_s: int = 1
+    log_sample_rate: float = 0.01  # share of served vectors logged for skew and drift checks
 
 
 class JSON(Response):
@@ -121,6 +124,14 @@ def create_app(registry: Registry, config: ServeConfig) -> Starlette:
     metrics.views = [(v.versioned_name, v.freshness_slo.total_seconds()) for v in registry.views.values()
                      if v.online and v.freshness_slo]
     spec = openapi_spec(config.max_ids)
+    served_log = ServedLog(config.log_sample_rate)
+
+    async def log_served(vectors, model) -> None:
+        """After the response went out: a store error here costs the sample, never the request."""
+        try:
+            await served_log.append_async(client, vectors, model)
+        except (redis.RedisError, OSError):
+            metrics.store_errors.inc()
 
     async def read(entity_type, ids, names, model):
         try:
@@ -139,7 +150,7 @@ def create_app(registry: Registry, config: ServeConfig) -> Starlette:
         out = await _answer(metrics, read(request.path_params["entity_type"], [_entity_id(request)], names, model))
         if isinstance(out, list):
             metrics.observe(out)
-            out = JSON(out[0])
+            out = JSON(out[0], background=BackgroundTask(log_served, out, model) if served_log.rate else None)
         vector_latency.observe(time.perf_counter() - started)
         return out
 
@@ -154,8 +165,11 @@ def create_app(registry: Registry, config: ServeConfig) -> Starlette:
                         "headers": [(b"content-type", b"application/json"),
                                     (b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body})
-        else:
-            await out(scope, receive, send)
+            vector_latency.observe(time.perf_counter() - started)
+            if served_log.rate:
+                await log_served(out, model)
+            return
+        await out(scope, receive, send)
         vector_latency.observe(time.perf_counter() - started)
 
     async def batch(request: Request) -> Response:
@@ -176,7 +190,7 @@ def create_app(registry: Registry, config: ServeConfig) -> Starlette:
         out = await _answer(metrics, read(request.path_params["entity_type"], [str(i) for i in body["ids"]], names, model))
         if isinstance(out, list):
             metrics.observe(out)
-            out = JSON({"vectors": out})
+            out = JSON({"vectors": out}, background=BackgroundTask(log_served, out, model) if served_log.rate else None)
         metrics.latency.labels("batch").observe(time.perf_counter() - started)
         return out
 

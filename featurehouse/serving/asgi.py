@@ -1,7 +1,8 @@
 """The ASGI app of a `featurehouse serve` worker, built from the environment the parent set.
 
 FEATUREHOUSE_PROJECT_DIR (the dbt project; its manifest is read, dbt is not run), FEATUREHOUSE_TARGET,
-FEATUREHOUSE_REDIS_URL, FEATUREHOUSE_MAX_IDS, FEATUREHOUSE_TIMEOUT_S. Serving never opens the
+FEATUREHOUSE_REDIS_URL, FEATUREHOUSE_MAX_IDS, FEATUREHOUSE_TIMEOUT_S,
+FEATUREHOUSE_LOG_SAMPLE_RATE. Serving never opens the
 warehouse: the registry comes from dbt's manifest and active versions from the online store.
 """
 
@@ -25,7 +26,8 @@ def serving_registry(project_dir: str, target: str | None = None) -> Registry:
 def config_from_env() -> ServeConfig:
     return ServeConfig(redis_url=os.environ["FEATUREHOUSE_REDIS_URL"],
                        max_ids=int(os.environ.get("FEATUREHOUSE_MAX_IDS", "1000")),
-                       timeout_s=float(os.environ.get("FEATUREHOUSE_TIMEOUT_S", "0.5")))
+                       timeout_s=float(os.environ.get("FEATUREHOUSE_TIMEOUT_S", "0.5")),
+                       log_sample_rate=float(os.environ.get("FEATUREHOUSE_LOG_SAMPLE_RATE", "0.01")))
 
 
 def build():

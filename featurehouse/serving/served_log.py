@@ -1,0 +1,67 @@
+"""The served-vector log: a sample of what serving returned, for skew and drift checks.
+
+A sampled vector is appended to a Redis Stream (`fh:served`, capped at about `maxlen` entries) after
+its response went out, so logging never delays the caller. `featurehouse skew` / `drift` land the
+stream into the warehouse (idempotent by stream id) and trim what landed. A vector is logged with
+values rendered exactly as the response rendered them, so the comparison is of what the model got.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+import orjson
+
+from featurehouse.online.codec import to_micros
+from featurehouse.serving.vectors import FeatureVector, json_default
+
+SERVED_STREAM = "fh:served"
+DEFAULT_MAXLEN = 1_000_000
+RENDER = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
+
+
+def render_value(value) -> str:
+    """A value as the HTTP response renders it (NaN/inf -> null, timestamps ISO-8601 Z, decimals as text)."""
+    return orjson.dumps(value, default=json_default, option=RENDER).decode()
+
+
+def log_entry(vector: FeatureVector, model: str | None) -> dict[str, bytes | str]:
+    features = {name: [render_value(v.value), to_micros(v.event_time) if v.event_time else None, v.status, v.version]
+                for name, v in vector.features.items()}
+    return {"entity_type": vector.entity_type, "entity_id": vector.entity_id, "model": model or "",
+            "served_at": str(to_micros(vector.served_at)), "features": orjson.dumps(features)}
+
+
+class ServedLog:
+    """Samples vectors into the served stream; `rate` 0 logs nothing, 1 logs every vector."""
+
+    def __init__(self, rate: float, maxlen: int = DEFAULT_MAXLEN, rng: random.Random | None = None):
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"log_sample_rate must be between 0 and 1, got {rate}")
+        self.rate, self.maxlen = rate, maxlen
+        self._random = (rng or random.Random()).random
+
+    def sample(self, vectors: Sequence[FeatureVector]) -> list[FeatureVector]:
+        if self.rate <= 0.0:
+            return []
+        if self.rate >= 1.0:
+            return list(vectors)
+        return [v for v in vectors if self._random() < self.rate]
+
+    def append(self, client, vectors: Sequence[FeatureVector], model: str | None) -> None:
+        """Synchronous append (in-process SDK)."""
+        chosen = self.sample(vectors)
+        if chosen:
+            pipe = client.pipeline(transaction=False)
+            for v in chosen:
+                pipe.xadd(SERVED_STREAM, log_entry(v, model), maxlen=self.maxlen, approximate=True)
+            pipe.execute()
+
+    async def append_async(self, client, vectors: Sequence[FeatureVector], model: str | None) -> None:
+        chosen = self.sample(vectors)
+        if chosen:
+            async with client.pipeline(transaction=False) as pipe:
+                for v in chosen:
+                    pipe.xadd(SERVED_STREAM, log_entry(v, model), maxlen=self.maxlen, approximate=True)
+                await pipe.execute()
