@@ -271,3 +271,43 @@ def drift(obj: CliContext, training_set_id, model, since, threshold: float, as_j
                       "-" if r.mean_served is None else f"{r.mean_served:.4g}", styled(status))
     obj.console.print(table)
     sys.exit(1 if flagged else 0)
+
+
+@click.command("deploy-check")
+@click.argument("ref", metavar="MODEL@VERSION")
+@click.option("--parity-sample", type=int, default=1000, show_default=True, help="Entities per view for the parity gate.")
+@click.option("--max-parity-mismatch", type=float, default=0.0, show_default=True)
+@click.option("--max-skew", type=float, default=0.01, show_default=True, help="Largest share of served values allowed to differ.")
+@click.option("--max-psi", type=float, default=0.2, show_default=True, help="Largest PSI allowed per feature.")
+@click.option("--since", default=None, help="Judge skew and drift on vectors served since this time (ISO, UTC).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def deploy_check(obj: CliContext, ref, parity_sample, max_parity_mismatch, max_skew, max_psi, since, as_json) -> None:
+    """Run every guardrail for the features MODEL@VERSION was trained on; exit 0 to deploy, 1 not to.
+
+    \b
+    Gates: schema (trained versions and types still there, contracts intact), freshness (each view
+    within its SLO), parity (online equals the warehouse), skew (served equals point-in-time) and
+    drift (served distributions near training). The verdict is stored online: serving by
+    `?model=MODEL@VERSION` marks the vectors of a version that failed it.
+    """
+    from featurehouse.guard.deploy_check import Thresholds, deploy_check as run
+
+    store = obj.store()
+    with obj.console.status(f"checking {ref}"):
+        report = run(store, ref, Thresholds(parity_sample, max_parity_mismatch, max_skew, max_psi), _since(since))
+    if as_json:
+        emit_json({"model": report.model, "training_set": report.training_set_id, "ok": report.ok,
+                   "gates": [g.__dict__ for g in report.gates]})
+        sys.exit(0 if report.ok else 1)
+    table = Table(title=f"deploy check: {report.model} (trained on {report.training_set_id})", title_justify="left")
+    for col in ("gate", "subject", "status", "detail"):
+        table.add_column(col)
+    for g in report.gates:
+        table.add_row(g.gate, g.subject, styled(g.status), g.detail)
+    obj.console.print(table)
+    if report.ok:
+        obj.console.print(f"[green]✓[/green] {report.model}: every gate passed or was skipped; safe to deploy")
+    else:
+        obj.console.print(f"[red]✗[/red] {report.model}: {len(report.failures)} gate(s) failed; do not deploy")
+    sys.exit(0 if report.ok else 1)

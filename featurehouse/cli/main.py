@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from featurehouse.cli import (commands_demo, commands_features, commands_guard, commands_online, commands_serve,
-                              commands_stream, commands_training, commands_versions)
+from featurehouse.cli import (commands_demo, commands_features, commands_guard, commands_lineage, commands_online,
+                              commands_serve, commands_stream, commands_training, commands_versions)
 from featurehouse.cli.context import CliContext, FeaturehouseGroup
 
 
@@ -46,6 +46,9 @@ cli.add_command(commands_guard.freshness)
 cli.add_command(commands_guard.parity)
 cli.add_command(commands_guard.skew)
 cli.add_command(commands_guard.drift)
+cli.add_command(commands_guard.deploy_check)
+cli.add_command(commands_lineage.lineage)
+cli.add_command(commands_lineage.model)
 cli.add_command(commands_demo.demo)
 
 

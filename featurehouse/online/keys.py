@@ -15,6 +15,8 @@ from typing import Any, Sequence
 PREFIX = "fh"
 # hash: <view>@<N>:stream_lag_s, :stream_checked_at (stream consumer), :synced_at (batch sync), epoch seconds
 MATERIALIZER = "fh:materializer"
+MODEL_VERSIONS = "fh:model_versions"  # name@version -> {"features": [view.column@N, ...], "training_set": id}
+DEPLOY_CHECKS = "fh:deploy_checks"  # name@version -> the last deploy check: {"ok", "checked_at", "failures"}
 _ESCAPES = {"%": "%25", "|": "%7C", "{": "%7B", "}": "%7D"}
 
 

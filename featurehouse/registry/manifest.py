@@ -95,6 +95,9 @@ def model_from_exposure(exposure: Mapping[str, Any], registry: Registry) -> Mode
         owner=owner.get("email") or owner.get("name"),
         description=exposure.get("description") or "",
         unique_id=exposure.get("unique_id", ""),
+        version=str(block["version"]) if block.get("version") is not None else None,
+        training_set=block.get("training_set"),
+        depends_on=tuple((exposure.get("depends_on") or {}).get("nodes", [])),
     )
 
 

@@ -130,6 +130,9 @@ class ModelSpec:
     owner: str | None = None
     description: str = ""
     unique_id: str = ""
+    version: str | None = None  # the model version the exposure describes, when it names one
+    training_set: str | None = None  # the recorded training set that version was trained on
+    depends_on: tuple[str, ...] = ()  # dbt nodes the exposure depends on
 
 
 @dataclass

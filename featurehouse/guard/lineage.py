@@ -1,0 +1,140 @@
+"""Lineage: sources -> dbt models -> feature@version -> training sets -> model versions.
+
+Upstream comes from dbt's manifest (each node's depends_on), downstream from the lineage records
+(offline/lineage.py). `lineage_tree` returns plain nested dicts, which the CLI draws as a tree or
+prints as JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from featurehouse.offline.lineage import LineageLog, ModelVersion, TrainingSetRecord
+from featurehouse.registry.model import FeatureRef, FeatureView
+
+Node = dict[str, Any]  # {"kind", "name", "detail", "children": [...]}
+
+
+def node(kind: str, name: str, detail: str = "", children: list[Node] | None = None) -> Node:
+    return {"kind": kind, "name": name, "detail": detail, "children": children or []}
+
+
+def upstream(manifest: dict, unique_id: str, seen: set[str] | None = None) -> list[Node]:
+    """The dbt nodes a node is computed from, down to sources and seeds."""
+    seen = set() if seen is None else seen
+    nodes = {**manifest.get("nodes", {}), **manifest.get("sources", {})}
+    this = nodes.get(unique_id) or {}
+    out = []
+    for parent in (this.get("depends_on") or {}).get("nodes", []):
+        info = nodes.get(parent, {})
+        kind = info.get("resource_type", parent.split(".")[0])
+        name = f"{info.get('source_name')}.{info.get('name')}" if kind == "source" else info.get("name", parent)
+        relation = info.get("relation_name") or ""
+        if parent in seen:
+            out.append(node(kind, name, "(shown above)"))
+            continue
+        seen.add(parent)
+        out.append(node(kind, name, relation, upstream(manifest, parent, seen)))
+    return out
+
+
+def _view_node(store, view: FeatureView, record_ref: str | None = None) -> Node:
+    manifest = store.project.manifest() if store.project is not None else {}
+    detail = f"{view.unique_id}@{view.checksum[:12]}" if view.checksum else view.unique_id
+    if record_ref and record_ref != f"{view.unique_id}@{view.checksum}":
+        detail += f" (trained on {record_ref.rpartition('@')[2][:12]}: the model's SQL changed since)"
+    return node("dbt model", view.model or view.name, detail, upstream(manifest, view.unique_id) if manifest else [])
+
+
+def _training_set_node(ts: TrainingSetRecord, children: list[Node] | None = None) -> Node:
+    label = f" '{ts.name}'" if ts.name else ""
+    return node("training set", ts.training_set_id,
+                f"{ts.row_count:,} rows, {ts.engine}, {ts.created_at:%Y-%m-%d %H:%M}{label}, spine {ts.spine_fingerprint}",
+                children)
+
+
+def feature_lineage(store, text: str) -> Node:
+    """FEATURE (view.column[@N]): its dbt model and sources, the training sets using it, their models."""
+    registry = store.registry
+    view, feature = registry.resolve(FeatureRef.parse(text))
+    versioned = f"{view.name}.{feature.column}@{view.version}"
+    log = LineageLog(store.warehouse)
+    models = log.model_versions_of()
+    sets = []
+    for ts in log.list_training_sets():
+        if versioned in ts.features:
+            bound = [node("model version", mv.ref, f"registered {mv.registered_at:%Y-%m-%d %H:%M} ({mv.source})")
+                     for mv in models if mv.training_set_id == ts.training_set_id and versioned in mv.features]
+            sets.append(_training_set_node(ts, bound))
+    return node("feature", versioned, f"{feature.data_type}, owner {view.owner or '-'}", [
+        node("computed by", "", "", [_view_node(store, view)]),
+        node("used by", f"{len(sets)} training set(s)", "", sets),
+    ])
+
+
+def model_lineage(store, ref: str) -> Node:
+    """MODEL@VERSION (or MODEL: every registered version): training set, features, dbt models, sources."""
+    log = LineageLog(store.warehouse)
+    if "@" in ref:
+        versions = [log.model_version(ref)]
+    else:
+        versions = log.model_versions_of(ref)
+        if not versions:
+            from featurehouse.offline.lineage import UnknownModelVersion
+
+            registered = sorted({mv.model for mv in log.model_versions_of()})
+            raise UnknownModelVersion(f"model '{ref}' has no registered versions (models with versions: "
+                                      f"{', '.join(registered) or 'none'}); bind one with "
+                                      f"`featurehouse model register {ref}@VERSION --training-set ID`")
+    children = [_model_version_node(store, log, mv) for mv in versions]
+    return children[0] if len(children) == 1 else node("model", ref, f"{len(children)} versions", children)
+
+
+def _model_version_node(store, log: LineageLog, mv: ModelVersion) -> Node:
+    """The version's training set, then its features grouped by view@version, each with its dbt model."""
+    ts = log.training_set(mv.training_set_id)
+    registry = store.registry
+    by_view: dict[tuple[str, int], list[str]] = {}
+    for versioned in mv.features:
+        base, _, version = versioned.rpartition("@")
+        by_view.setdefault((base.partition(".")[0], int(version)), []).append(versioned)
+    views = []
+    for (view_name, version), features in by_view.items():
+        columns = ", ".join(f"{f.rpartition('@')[0].partition('.')[2]} ({ts.schemas.get(f, '?')})" for f in features)
+        try:
+            view = registry.view(view_name, version)
+        except Exception as e:  # noqa: BLE001 - a version no longer declared is part of the story
+            views.append(node("features of", f"{view_name}@{version}", f"{columns}; not declared any more: {e}"))
+            continue
+        views.append(node("features of", f"{view_name}@{version}", columns,
+                          [_view_node(store, view, ts.transforms.get(view.versioned_name))]))
+    return node("model version", mv.ref, f"registered {mv.registered_at:%Y-%m-%d %H:%M} ({mv.source})",
+                [_training_set_node(ts, views)])
+
+
+def register_model(store, ref: str, training_set_id: str | None = None, features: list[str] | None = None):
+    """Bind MODEL@VERSION to a training set, in the warehouse's lineage and in the online store (for
+    serving by `?model=NAME@VERSION`, which then serves exactly those feature versions)."""
+    import json
+
+    from featurehouse.errors import FeaturehouseError
+    from featurehouse.online.keys import MODEL_VERSIONS
+
+    name, _, version = ref.partition("@")
+    if not name or not version:
+        raise FeaturehouseError(f"'{ref}': write MODEL@VERSION, e.g. fraud_model@3")
+    spec = store.registry.models.get(name)
+    source = "cli"
+    if training_set_id is None:
+        if spec is None or spec.training_set is None or (spec.version and spec.version != version):
+            raise FeaturehouseError(f"model {ref}: pass --training-set ID, or declare `training_set` and "
+                                    f"`version: {version}` in the exposure's meta.featurehouse")
+        training_set_id, source = spec.training_set, "exposure"
+    if features is None and spec is not None:
+        record = LineageLog(store.warehouse).training_set(training_set_id)
+        wanted = {f.partition("@")[0] for f in spec.features}
+        features = [f for f in record.features if f.rpartition("@")[0] in wanted] or None
+    mv = LineageLog(store.warehouse).register_model(name, version, training_set_id, features, source)
+    store.online.client.hset(MODEL_VERSIONS, mv.ref, json.dumps({"features": mv.features,
+                                                                 "training_set": mv.training_set_id}))
+    return mv
