@@ -14,7 +14,10 @@ VALUE = {"type": "object", "properties": {
 VECTOR = {"type": "object", "required": ["entity_type", "entity_id", "features", "stale", "served_at"], "properties": {
     "entity_type": {"type": "string"}, "entity_id": {"type": "string"},
     "features": {"type": "object", "additionalProperties": VALUE},
-    "stale": {"type": "boolean"}, "served_at": {"type": "string", "format": "date-time"}}}
+    "stale": {"type": "boolean"}, "served_at": {"type": "string", "format": "date-time"},
+    "guardrails": {"type": ["object", "null"], "description": "Set when served by model: ok is false when a value is "
+                   "not ok or the model version failed (or never passed) `featurehouse deploy-check`",
+                   "properties": {"ok": {"type": "boolean"}, "violations": {"type": "array", "items": {"type": "string"}}}}}}
 
 
 DEFINITION = {"type": "object", "required": ["name", "entity", "schema"], "properties": {

@@ -6,6 +6,7 @@ materializers' lag are re-read at most once per `refresh_s`, so a request costs 
 
 from __future__ import annotations
 
+import json
 import time
 from functools import lru_cache
 from typing import Sequence
@@ -14,11 +15,15 @@ import redis
 
 from featurehouse.online.store import ACTIVE_VERSIONS, FUNCTIONS
 from featurehouse.registry.model import Registry
-from featurehouse.serving.vectors import (Freshness, FeatureVector, ReadPlan, assemble_many, parse_ids,
-                                          now_micros, plan_request, redis_key)
-from featurehouse.online.keys import MATERIALIZER
+from featurehouse.serving.vectors import (Freshness, FeatureVector, ReadPlan, assemble_many, mark_guardrails,
+                                          now_micros, parse_ids, plan_request, redis_key)
+from featurehouse.online.keys import DEPLOY_CHECKS, MATERIALIZER, MODEL_VERSIONS
 
 MAX_IDS = 1000
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class _Cached:
@@ -27,21 +32,41 @@ class _Cached:
         self.active: dict[str, int] = {}
         self._active_key: tuple = ()
         self.freshness = Freshness()
+        self.model_versions: dict[str, list[str]] = {}  # name@version -> versioned features it was trained on
+        self.deploy_checks: dict[str, dict] = {}  # name@version -> its last deploy check
+        self._models_key: tuple = ()
         self._refreshed = 0.0
         self.plan = lru_cache(maxsize=1024)(self._plan)
 
     def _plan(self, entity_type: str, names: tuple[str, ...] | None, model: str | None,
-              active: tuple[tuple[str, int], ...]) -> ReadPlan:
-        return plan_request(self.registry, entity_type, names, model, dict(active))
+              active: tuple[tuple[str, int], ...], models: tuple = ()) -> ReadPlan:
+        return plan_request(self.registry, entity_type, names, model, dict(active), self.model_versions)
 
     def _due(self) -> bool:
         return time.monotonic() - self._refreshed >= self.refresh_s
 
-    def _apply(self, active: dict, materializer: dict) -> None:
+    def _apply(self, active: dict, materializer: dict, models: dict | None = None, checks: dict | None = None) -> None:
         self.active = {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in active.items()}
         self._active_key = tuple(sorted(self.active.items()))
         self.freshness = Freshness.from_hash(materializer)
+        self.model_versions = {_text(k): json.loads(v)["features"] for k, v in (models or {}).items()}
+        self._models_key = tuple(sorted((k, tuple(v)) for k, v in self.model_versions.items()))
+        self.deploy_checks = {_text(k): json.loads(v) for k, v in (checks or {}).items()}
         self._refreshed = time.monotonic()
+
+    def _refresh_commands(self, pipe) -> None:
+        pipe.hgetall(ACTIVE_VERSIONS)
+        pipe.hgetall(MATERIALIZER)
+        pipe.hgetall(MODEL_VERSIONS)
+        pipe.hgetall(DEPLOY_CHECKS)
+
+    def _judge(self, vectors: list[FeatureVector], model: str | None) -> list[FeatureVector]:
+        """Vectors served for a model carry its guardrails: values not ok, and a failed deploy check."""
+        if model:
+            check = self.deploy_checks.get(model) if "@" in model else None
+            for vector in vectors:
+                mark_guardrails(vector, model, check, registered="@" in model and model in self.model_versions)
+        return vectors
 
     def _prepare(self, entity_type: str, ids: Sequence[str], names, model) -> tuple[ReadPlan, list[tuple]]:
         from featurehouse.serving.vectors import BadRequest
@@ -50,7 +75,7 @@ class _Cached:
             raise BadRequest("no entity ids given")
         if len(ids) > self.max_ids:
             raise BadRequest(f"too many ids: {len(ids)} (at most {self.max_ids})")
-        plan = self.plan(entity_type, tuple(names) if names else None, model, self._active_key)
+        plan = self.plan(entity_type, tuple(names) if names else None, model, self._active_key, self._models_key)
         return plan, parse_ids(self.registry, entity_type, ids)
 
 
@@ -66,8 +91,7 @@ class OnlineReader(_Cached):
             model: str | None = None) -> list[FeatureVector]:
         if self._due():
             pipe = self.client.pipeline(transaction=False)
-            pipe.hgetall(ACTIVE_VERSIONS)
-            pipe.hgetall(MATERIALIZER)
+            self._refresh_commands(pipe)
             self._apply(*pipe.execute())
         plan, keys = self._prepare(entity_type, ids, names, model)
         names = [redis_key(plan, key) for key in keys]
@@ -86,7 +110,7 @@ class OnlineReader(_Cached):
             for name in names:
                 pipe.hmget(name, plan.fields)
             replies = pipe.execute()
-        return assemble_many(plan, [str(i) for i in ids], replies, now_micros(), self.freshness)
+        return self._judge(assemble_many(plan, [str(i) for i in ids], replies, now_micros(), self.freshness), model)
 
 
 class AsyncOnlineReader(_Cached):
@@ -101,8 +125,7 @@ class AsyncOnlineReader(_Cached):
                   model: str | None = None) -> list[FeatureVector]:
         if self._due():
             async with self.client.pipeline(transaction=False) as pipe:
-                pipe.hgetall(ACTIVE_VERSIONS)
-                pipe.hgetall(MATERIALIZER)
+                self._refresh_commands(pipe)
                 self._apply(*(await pipe.execute()))
         plan, keys = self._prepare(entity_type, ids, names, model)
         names = [redis_key(plan, key) for key in keys]
@@ -121,4 +144,4 @@ class AsyncOnlineReader(_Cached):
                 for name in names:
                     pipe.hmget(name, plan.fields)
                 replies = await pipe.execute()
-        return assemble_many(plan, [str(i) for i in ids], replies, now_micros(), self.freshness)
+        return self._judge(assemble_many(plan, [str(i) for i in ids], replies, now_micros(), self.freshness), model)

@@ -43,6 +43,19 @@ class FeatureVector:
     features: dict[str, FeatureValue]
     stale: bool
     served_at: datetime
+    guardrails: dict | None = None  # for vectors served by model: {"ok": bool, "violations": [...]}
+
+
+def mark_guardrails(vector: FeatureVector, model: str, check: dict | None, registered: bool) -> None:
+    """A model's vector breaks its guardrails when a value is not ok (stale, expired, missing) or when the
+    model version's last deploy check failed (or it was registered but never checked)."""
+    violations = [f"{name}: {value.status}" for name, value in vector.features.items() if value.status != "ok"]
+    if registered and check is None:
+        violations.append(f"{model} has not passed `featurehouse deploy-check` yet")
+    elif check is not None and not check.get("ok"):
+        first = (check.get("failures") or ["?"])[0]
+        violations.append(f"{model} failed its deploy check: {first}")
+    vector.guardrails = {"ok": not violations, "violations": violations}
 
 
 @dataclass(frozen=True)
@@ -107,16 +120,25 @@ class Freshness:
 
 
 def plan_request(registry: Registry, entity_type: str, names: Sequence[str] | None = None,
-                 model: str | None = None, active: dict[str, int] | None = None) -> ReadPlan:
-    """Resolve names (or a model's features of this entity type) to views, versions and fields."""
+                 model: str | None = None, active: dict[str, int] | None = None,
+                 model_versions: dict[str, list[str]] | None = None) -> ReadPlan:
+    """Resolve names (or a model's features of this entity type) to views, versions and fields.
+
+    `model=NAME@VERSION` of a registered model version serves exactly the feature versions it was
+    trained on; `model=NAME` serves the exposure's features at their active versions."""
     if entity_type not in registry.entities:
         raise UnknownEntity(f"unknown entity type '{entity_type}' (declared: {', '.join(sorted(registry.entities))})")
     if model:
         name, _, version = model.partition("@")
-        spec = registry.model(name)
-        if version and version != "1":
-            raise UnknownFeature(f"model '{name}' has no version {version} (exposures declare version 1)")
-        names = [n for n in spec.features if registry.resolve(n)[0].entity.name == entity_type]
+        registered = sorted(k for k in (model_versions or {}) if k.startswith(name + "@"))
+        if version and model in (model_versions or {}):
+            features = model_versions[model]
+        else:
+            if version and (registered or version != "1"):
+                raise UnknownFeature(f"model '{name}' has no registered version {version} "
+                                     f"(registered: {', '.join(registered) or 'none'})")
+            features = list(registry.model(name).features)
+        names = [n for n in features if registry.resolve(n)[0].entity.name == entity_type]
         if not names:
             raise BadRequest(f"model '{name}' uses no features of entity type '{entity_type}'")
     if not names:
