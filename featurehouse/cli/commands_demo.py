@@ -64,9 +64,10 @@ def demo(obj: CliContext, demo_dir: Path | None, scale: float, seed: int, end: s
                   f"{len(registry.models)} models")
 
     table = Table(title="training sets (point-in-time correct)", title_justify="left")
-    for col in ("model", "spine", "rows", "features", "non-null", "seconds", "written to"):
+    for col in ("model", "spine", "rows", "features", "non-null", "seconds", "training set", "written to"):
         table.add_column(col, justify="right" if col in ("rows", "features", "non-null", "seconds") else "left")
     out_dir = project_dir / ".featurehouse" / "training"
+    trained: dict[str, str] = {}
     for name, spec in sorted(registry.models.items()):
         with console.status(f"training set for {name}") as status:
             result = store.build_training_set(spec.spine, list(spec.features), spec.timestamp,
@@ -75,8 +76,10 @@ def demo(obj: CliContext, demo_dir: Path | None, scale: float, seed: int, end: s
             write_table(result.table, out)
         cells = result.rows * len(result.columns)
         nulls = sum(result.table.column(c).null_count for c in result.columns)
+        trained[name] = result.record.training_set_id
         table.add_row(name, spec.spine or "-", f"{result.rows:,}", str(len(result.features)),
-                      f"{1 - nulls / max(cells, 1):.0%}", f"{result.seconds:.2f}", str(out.relative_to(project_dir)))
+                      f"{1 - nulls / max(cells, 1):.0%}", f"{result.seconds:.2f}", result.record.training_set_id,
+                      str(out.relative_to(project_dir)))
     console.print(table)
 
     with console.status("sync: warehouse -> online store (embedded Redis)"):
@@ -85,11 +88,15 @@ def demo(obj: CliContext, demo_dir: Path | None, scale: float, seed: int, end: s
     console.print(f"[green]✓[/green] sync of {len(runs)} views: {sum(r.rows_read for r in runs):,} latest rows read, "
                   f"{sum(r.rows_written for r in runs):,} written, {sum(r.rows_skipped_older for r in runs):,} already "
                   f"current in the online store ({time.perf_counter() - t:.1f}s)")
+    registered = register_demo_models(store, trained)
+    console.print(f"[green]✓[/green] model versions bound to their training sets: {', '.join(registered)}")
     console.print(online_vs_offline(store, "user", "fraud_labels"))
     if not no_serve:
         with console.status("starting the HTTP server for one vector"):
             served = serve_one_vector(store, "user", "fraud_labels")
         console.print(served)
+    console.print(f"guardrails: `featurehouse --project-dir {project_dir} lineage {registered[0]}`, `freshness`, "
+                  f"`parity`, `deploy-check {registered[0]}`")
     console.print(f"done in {time.perf_counter() - started:.1f}s. Next: `featurehouse --project-dir {project_dir} "
                   f"features list`")
 
@@ -197,3 +204,21 @@ def online_vs_offline(store, entity_type: str, spine: str) -> Table:
             table.add_row(feature.name, repr(on), repr(off), str(record.event_time if record else "-"),
                           "[green]yes[/green]" if same else "[red]NO[/red]")
     return table
+
+
+def register_demo_models(store, trained: dict[str, str]) -> list[str]:
+    """Each demo model's version 1 bound to the training set just built (on a first run; a re-run keeps
+    the binding it made before, as a registry of model versions must)."""
+    from featurehouse.guard.lineage import register_model
+
+    refs = []
+    log = store.lineage_log()
+    for name, training_set_id in sorted(trained.items()):
+        existing = log.model_versions_of(name)
+        if existing:
+            refs.append(existing[-1].ref)
+            register_model(store, existing[-1].ref, existing[-1].training_set_id, existing[-1].features)
+        else:
+            refs.append(register_model(store, f"{name}@1", training_set_id).ref)
+    return refs
+
