@@ -37,7 +37,7 @@ def land_served(client, warehouse: Warehouse, batch: int = 5000) -> int:
         warehouse.append_table(SCHEMA, TABLE, _rows(entries), "stream_id")
         last = entries[-1][0].decode() if isinstance(entries[-1][0], bytes) else entries[-1][0]
         ms, _, seq = last.partition("-")
-        client.xtrim(SERVED_STREAM, minid=f"{ms}-{int(seq) + 1}")  # drop what landed, nothing newer
+        client.xtrim(SERVED_STREAM, minid=f"{ms}-{int(seq) + 1}", approximate=False)  # what landed, exactly
         landed += len(entries)
         if len(entries) < batch:
             return landed

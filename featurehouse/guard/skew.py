@@ -40,60 +40,71 @@ def measure_skew(store, model: str | None = None, since: datetime | None = None,
     table = served_values(store.warehouse, model, since)
     if table.num_rows == 0:
         return []
-    rows = table.to_pylist()
-    if features:
-        wanted = set(features)
-        rows = [r for r in rows if f"{r['feature']}@{r['version']}" in wanted]
-    registry: Registry = store.registry
-    by_type: dict[str, list[dict]] = {}
-    for r in rows:
-        by_type.setdefault(r["entity_type"], []).append(r)
+    # columns, not row dicts: served logs run to millions of values
+    cols = {c: table.column(c).to_pylist() for c in ("entity_type", "entity_id", "feature", "version", "value_json")}
+    served_us = table.column("served_at").cast(pa.int64()).to_pylist()
+    wanted = set(features) if features else None
+    by_type: dict[str, list[int]] = {}
+    versioned = [f"{f}@{v}" for f, v in zip(cols["feature"], cols["version"])]
+    for i, entity_type in enumerate(cols["entity_type"]):
+        if wanted is None or versioned[i] in wanted:
+            by_type.setdefault(entity_type, []).append(i)
     out: list[FeatureSkew] = []
-    for entity_type, typed in by_type.items():
-        out += _skew_of_entity_type(store, registry, entity_type, typed)
+    for entity_type, rows in by_type.items():
+        out += _skew_of_entity_type(store, store.registry, entity_type, rows, cols, served_us, versioned)
     return sorted(out, key=lambda s: s.feature)
 
 
-def _skew_of_entity_type(store, registry: Registry, entity_type: str, rows: list[dict]) -> list[FeatureSkew]:
+def _skew_of_entity_type(store, registry: Registry, entity_type: str, rows: list[int], cols: dict, served_us: list[int],
+                         versioned: list[str]) -> list[FeatureSkew]:
     entity = registry.entities[entity_type]
-    versioned = sorted({f"{r['feature']}@{r['version']}" for r in rows})
-    # one spine row per served vector
-    vectors: dict[tuple[str, datetime], int] = {}
-    for r in rows:
-        vectors.setdefault((r["entity_id"], r["served_at"]), len(vectors))
-    casts = _key_casts(store, registry, entity_type, versioned)
-    spine_cols: dict[str, list] = {k: [] for k in entity.keys}
-    spine_cols["__fh_served_at"] = []
-    for (entity_id, served_at) in vectors:
+    names = sorted({versioned[i] for i in rows})
+    vectors: dict[tuple[str, int], int] = {}  # (entity id, served_at µs) -> spine row
+    by_feature: dict[str, list[tuple[int, int]]] = {n: [] for n in names}  # feature -> [(log row, spine row)]
+    for i in rows:
+        spine_row = vectors.setdefault((cols["entity_id"][i], served_us[i]), len(vectors))
+        by_feature[versioned[i]].append((i, spine_row))
+    casts = _key_casts(store, registry, entity_type, names)
+    keys: dict[str, list] = {k: [] for k in entity.keys}
+    for entity_id, _ in vectors:
         for k, v in zip(entity.keys, parse_entity_key(entity, entity_id)):
-            spine_cols[k].append(casts[k](v))
-        spine_cols["__fh_served_at"].append(served_at)
-    spine = pa.table({**{k: spine_cols[k] for k in entity.keys},
-                      "__fh_served_at": pa.array(spine_cols["__fh_served_at"], pa.timestamp("us"))})
-    ts = store.build_training_set(spine, versioned, "__fh_served_at", entity=entity_type, record=False)
+            keys[k].append(casts[k](v))
+    spine = pa.table({**keys, "__fh_served_at": pa.array([at for _, at in vectors], pa.int64()).cast(pa.timestamp("us"))})
+    ts = store.build_training_set(spine, names, "__fh_served_at", entity=entity_type, record=False)
     column_of = dict(zip(ts.features, ts.columns))
-    offline = {c: ts.table.column(c).to_pylist() for c in ts.columns}
     results = []
-    for feature in versioned:
-        served = [r for r in rows if f"{r['feature']}@{r['version']}" == feature]
-        values = offline[column_of[feature]]
-        mismatches, errors, nulls_served, nulls_offline, examples = 0, [], 0, 0, []
-        for r in served:
-            index = vectors[(r["entity_id"], r["served_at"])]
-            offline_json = render_value(values[index])
-            served_value, offline_value = orjson.loads(r["value_json"]), values[index]
-            nulls_served += served_value is None
+    for feature in names:
+        offline = ts.table.column(column_of[feature]).to_pylist()
+        rendered: dict[int, str] = {}
+        mismatches = nulls_served = nulls_offline = 0
+        errors: list[float] = []
+        examples = []
+        for i, spine_row in by_feature[feature]:
+            offline_json = rendered.get(spine_row)
+            if offline_json is None:
+                offline_json = rendered[spine_row] = render_value(offline[spine_row])
+            served_json = cols["value_json"][i]
+            nulls_served += served_json == "null"
             nulls_offline += offline_json == "null"
-            if r["value_json"] != offline_json:
+            if served_json != offline_json:
                 mismatches += 1
                 if len(examples) < 5:
-                    examples.append((r["entity_id"], r["served_at"], r["value_json"], offline_json))
-            if _number(served_value) and _number(offline_value):
-                errors.append(abs(float(served_value) - float(offline_value)))
-        n = len(served)
+                    examples.append((cols["entity_id"][i], _at(served_us[i]), served_json, offline_json))
+                served_value, offline_value = orjson.loads(served_json), offline[spine_row]
+                if _number(served_value) and _number(offline_value):
+                    errors.append(abs(float(served_value) - float(offline_value)))
+            elif _number(offline[spine_row]):
+                errors.append(0.0)
+        n = len(by_feature[feature])
         results.append(FeatureSkew(feature, n, mismatches, sum(errors) / len(errors) if errors else None,
                                    nulls_served / n, nulls_offline / n, examples))
     return results
+
+
+def _at(micros: int) -> datetime:
+    from featurehouse.online.codec import from_micros
+
+    return from_micros(micros)
 
 
 def _number(value) -> bool:
