@@ -105,7 +105,6 @@ def check_parity(warehouse: Warehouse, online, view: FeatureView, sample: int | 
         for row, key, rec in zip(chunk, keys, records):
             record = rec[view.versioned_name]
             et = row["__fh_event_time"]
-            ident = entity_id(view, key)
             expired = view.ttl is not None and et < now - view.ttl
             pending = (watermark is not None and row["__fh_created_at"] is not None
                        and row["__fh_created_at"] > watermark)
@@ -119,7 +118,7 @@ def check_parity(warehouse: Warehouse, online, view: FeatureView, sample: int | 
                 result.compared += 1
                 result.mismatched += 1
                 result.missing_online += 1
-                result.add(Mismatch(f"{view.name}.<entity>", ident, None, et, "missing_online"))
+                result.add(Mismatch(f"{view.name}.<entity>", entity_id(view, key), None, et, "missing_online"))
                 continue
             if record.event_time < et and pending:
                 result.pending += 1
@@ -129,11 +128,13 @@ def check_parity(warehouse: Warehouse, online, view: FeatureView, sample: int | 
             if record.event_time != et:
                 differs = True
                 result.event_time_differs += 1
-                result.add(Mismatch(f"{view.name}.{view.event_time}", ident, record.event_time, et, "event_time"))
+                result.add(Mismatch(f"{view.name}.{view.event_time}", entity_id(view, key), record.event_time, et,
+                                    "event_time"))
             for column in columns:
                 online_value, offline_value = record.values.get(column), row[column]
                 if not same(online_value, offline_value):
                     differs = True
-                    result.add(Mismatch(f"{view.name}.{column}", ident, online_value, offline_value, "value"))
+                    result.add(Mismatch(f"{view.name}.{column}", entity_id(view, key), online_value, offline_value,
+                                        "value"))
             result.mismatched += differs
     return result

@@ -250,6 +250,7 @@ class RedisOnlineStore:
         except redis.RedisError as e:
             raise OnlineStoreError(f"online store read failed: {e}") from None
         out = []
+        columns = [view.feature_columns for view, _ in views]
         for reply in replies:
             records: dict[str, ViewRecord | None] = {}
             for i, (view, version) in enumerate(views):
@@ -261,7 +262,7 @@ class RedisOnlineStore:
                 et, ca = (int(x) for x in times.split(b":"))
                 values = decode_values(payload)
                 records[name] = ViewRecord(view.name, version, from_micros(et), None if ca < 0 else from_micros(ca),
-                                           dict(zip(view.feature_columns, values)))
+                                           dict(zip(columns[i], values)))
             out.append(records)
         return out
 
