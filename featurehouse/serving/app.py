@@ -127,11 +127,21 @@ def create_app(registry: Registry, config: ServeConfig) -> Starlette:
     served_log = ServedLog(config.log_sample_rate)
 
     async def log_served(vectors, model) -> None:
-        """After the response went out: a store error here costs the sample, never the request."""
+        """After the response went out: sampled vectors are buffered and written 100 at a time."""
+        if served_log.add(vectors, model):
+            await flush_served()
+
+    async def flush_served() -> None:
+        """A store error here costs the buffered samples, never a request."""
         try:
-            await served_log.append_async(client, vectors, model)
+            await served_log.flush_async(client)
         except (redis.RedisError, OSError):
             metrics.store_errors.inc()
+
+    async def flush_periodically() -> None:
+        while True:
+            await asyncio.sleep(served_log.flush_every_s)
+            await flush_served()
 
     async def read(entity_type, ids, names, model):
         try:
@@ -261,7 +271,11 @@ def create_app(registry: Registry, config: ServeConfig) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
+        flusher = asyncio.create_task(flush_periodically()) if served_log.rate else None
         yield
+        if flusher is not None:
+            flusher.cancel()
+            await flush_served()
         await client.aclose()
 
     app = Starlette(routes=[
