@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pyarrow as pa
@@ -181,3 +182,10 @@ def test_an_unknown_model_version_is_a_clear_error(store):
         deploy_check(store, "fraud@2")
 
 
+
+
+def test_a_model_version_can_be_bound_through_the_exposures_meta(store):
+    store.registry.models["fraud"] = dataclasses.replace(store.registry.models["fraud"], version="2",
+                                                         training_set=store.trained_on)
+    mv = register_model(store, "fraud@2")
+    assert (mv.training_set_id, mv.source, mv.features) == (store.trained_on, "exposure", ["risk.score@1", "risk.band@1"])

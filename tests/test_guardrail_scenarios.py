@@ -79,3 +79,35 @@ def test_deploy_check_fails_a_demo_model_on_freshness_with_a_readable_report(dem
 def test_check_passes_on_the_demo_project(demo):
     result = invoke(demo, "check")
     assert result.exit_code == 0, result.output
+
+
+def log_served_vectors(demo, n: int = 120) -> None:
+    """Vectors for fraud_model as serving would log them (every one sampled)."""
+    from featurehouse.serving.served_log import ServedLog
+
+    store = FeatureStore(demo)
+    try:
+        users = store.warehouse.fetch_arrow(f"select user_id from user_profile order by user_id limit {n}").column(0).to_pylist()
+        vectors = store.online_features("user", [str(u) for u in users], model="fraud_model")
+        ServedLog(1.0).append(store.online.client, vectors, "fraud_model@1")
+    finally:
+        store.close()
+
+
+def test_skew_of_served_vectors_is_zero_when_serving_reads_a_synced_store(demo):
+    log_served_vectors(demo)
+    result = invoke(demo, "skew", "--model", "fraud_model@1", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert {r["feature"] for r in rows} >= {"user_txn_stats.txn_count_1h@1", "user_profile.country@1"}
+    assert all(r["compared"] >= 120 and r["mismatches"] == 0 for r in rows), rows
+
+
+def test_drift_reports_a_psi_per_feature_of_the_training_set(demo):
+    log_served_vectors(demo)
+    training_set = json.loads(invoke(demo, "lineage", "fraud_model@1", "--json").output)["children"][0]["name"]
+    result = invoke(demo, "drift", "--training-set", training_set, "--json")
+    assert result.exit_code in (0, 1), result.output
+    rows = {r["feature"]: r for r in json.loads(result.output)}
+    assert rows["user_txn_stats.txn_count_1h@1"]["served"] >= 120 and rows["user_txn_stats.txn_count_1h@1"]["psi"] is not None
+    assert all(r["flagged"] == (r["psi"] is not None and r["psi"] > 0.2) for r in rows.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pyarrow as pa
@@ -96,3 +97,16 @@ def test_values_past_the_ttl_that_retention_removed_are_not_compared(store):
 def test_equality_is_exact_with_nan_equal_and_bools_not_ints():
     assert same(float("nan"), float("nan")) and same(1.5, 1.5) and same(None, None)
     assert not same(True, 1) and not same(1.0, 1.0000001) and not same(None, 0)
+
+
+def test_a_backfilled_candidate_version_is_compared_in_its_own_namespace(store):
+    store.warehouse.load_table("risk_v2", pa.Table.from_pylist([{**r, "score": r["score"] * 2} for r in rows()]))
+    store.registry.add(dataclasses.replace(risk_view(), version=2, relation=Relation(None, None, "risk_v2"),
+                                           features=tuple(dataclasses.replace(f, version=2) for f in risk_view().features)))
+    store.backfill("risk", 2)
+    v2 = store.registry.view("risk", 2)
+    assert check_parity(store.warehouse, store.online, v2, None).mismatched == 0
+    store.online.client.hset(entity_key("user", ("4",)), value_field("risk", 2), encode_values([0.5, "b1"]))
+    candidate = check_parity(store.warehouse, store.online, v2, None)
+    assert (candidate.mismatched, candidate.examples["risk.score"][0].entity_id) == (1, "4")
+    assert parity(store).mismatched == 0  # the active version is untouched
