@@ -88,7 +88,10 @@ class DbtProject:
 
         flags = ["--quiet"] if quiet else []
         with contextlib.chdir(self.dir):
-            result = dbtRunner().invoke(flags + command + self.dbt_args())
+            try:
+                result = dbtRunner().invoke(flags + command + self.dbt_args())
+            finally:
+                _release_dbt_duckdb()
         if not result.success:
             detail = result.exception or _first_error(result.result)
             raise ProjectError(f"dbt {' '.join(command)} failed in {self.dir}: {detail}")
@@ -139,6 +142,24 @@ class DbtProject:
             self.run_dbt(["parse"])
         with open(self.manifest_path, encoding="utf-8") as f:
             return json.load(f)
+
+
+def _release_dbt_duckdb() -> None:
+    """dbt-duckdb keeps one DuckDB environment per process and reuses it while the profile's settings
+    are equal: a relative `path` is equal in two projects, so a second project's build would run in
+    the first project's file. Closing it after every dbt call also frees the file for our own reads."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # dbt-duckdb not installed: nothing cached
+        return
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        if env is not None:
+            try:
+                env.close()
+            except Exception:  # noqa: BLE001 - closing is best effort; dropping the reference is what matters
+                pass
+        DuckDBConnectionManager.close_all_connections()
 
 
 def _read_yaml(path: Path, render: bool = False) -> dict[str, Any]:

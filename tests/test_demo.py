@@ -186,3 +186,16 @@ def test_the_http_client_reads_what_the_in_process_sdk_reads(duckdb_demo):
             proc.wait(timeout=10)
     finally:
         store.close()
+
+
+def test_a_second_project_in_the_same_process_builds_into_its_own_warehouse(duckdb_demo, tmp_path):
+    """dbt-duckdb caches its DuckDB per process; both demo profiles say `.featurehouse/warehouse.duckdb`."""
+    first, _ = duckdb_demo
+    second = copy_example(tmp_path)
+    run_demo(second)
+    for project in (first, second):
+        store = FeatureStore(project)
+        try:
+            assert store.warehouse.fetch_arrow("select count(*) from fraud_labels").column(0)[0].as_py() > 0
+        finally:
+            store.close()
