@@ -12,28 +12,19 @@ import pytest
 from click.testing import CliRunner
 
 from featurehouse.cli.main import cli
-from featurehouse.offline.warehouse import DuckDBWarehouse
 from tests import fixture_data
+from tests.projects import fixture_project
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURE = Path(__file__).resolve().parent / "dbt_fixture"
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """The fixture dbt project on DuckDB, raw data loaded, built with `featurehouse build`."""
-    path = tmp_path_factory.mktemp("cli") / "fixture"
-    shutil.copytree(FIXTURE, path, ignore=shutil.ignore_patterns("target", "dbt_packages", "logs", "*.duckdb"))
-    (path / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FH_FIXTURE_DUCKDB", str(path / "fixture.duckdb"))
-    with DuckDBWarehouse(path / "fixture.duckdb") as wh:
-        for name, table in fixture_data.tables(fixture_data.make()).items():
-            wh.replace_table("fh_raw", name, table)
-    result = invoke(path, "build")
-    assert result.exit_code == 0, result.output
-    yield path
-    mp.undo()
+    with fixture_project(tmp_path_factory.mktemp("cli")) as path:
+        result = invoke(path, "build")
+        assert result.exit_code == 0, result.output
+        yield path
 
 
 def invoke(project: Path, *args: str):

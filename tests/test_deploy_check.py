@@ -9,53 +9,41 @@ import pyarrow as pa
 import pytest
 from starlette.testclient import TestClient
 
-from featurehouse import FeatureStore
 from featurehouse.guard.deploy_check import deploy_check
 from featurehouse.guard.lineage import feature_lineage, model_lineage, register_model
-from featurehouse.offline.warehouse import utc_now
 from featurehouse.online.codec import encode_values
 from featurehouse.online.keys import entity_key, value_field
-from featurehouse.online.store import RedisOnlineStore
-from featurehouse.registry.model import Entity, Feature, FeatureView, ModelSpec, Registry, Relation
+from featurehouse.registry.model import FeatureView, ModelSpec, Registry
 from featurehouse.serving.app import ServeConfig, create_app
+from tests.risk_data import NOW, USER, risk_rows, risk_view as base_view
+from tests.stores import store_over
 
-USER = Entity("user", ("user_id",))
-NOW = utc_now().replace(microsecond=0)
 USERS = range(120)
 TABLES = ("featurehouse_sync_runs", "featurehouse_served_values", "featurehouse_training_sets",
           "featurehouse_model_versions", "featurehouse_published_schemas", "featurehouse_view_versions")
 
 
 def risk_view(score_type: str = "double") -> FeatureView:
-    return FeatureView("risk", 1, USER, Relation(None, None, "risk"), "event_time",
-                       (Feature("risk", "score", score_type, 1), Feature("risk", "band", "varchar", 1)),
-                       created_at="created_at", freshness_slo=timedelta(hours=6))
+    return base_view(score_type, freshness_slo=timedelta(hours=6))
 
 
 def rows(shift: float = 0.0, age=timedelta(hours=2)) -> list[dict]:
-    return [{"user_id": u, "event_time": NOW - age, "created_at": NOW - age, "score": (u % 10) + shift,
-             "band": "high" if (u % 10) + shift > 7 else "low"} for u in USERS]
+    return risk_rows(USERS, shift, age)
 
 
 @pytest.fixture
 def store(warehouse, redis_url):
     warehouse.load_table("risk", pa.Table.from_pylist(rows()))
-    for table in TABLES:
-        warehouse.execute(f"DROP TABLE IF EXISTS featurehouse.{table}")
     registry = Registry(entities={"user": USER})
     registry.add(risk_view())
     registry.models["fraud"] = ModelSpec("fraud", ("risk.score", "risk.band"))
-    s = FeatureStore.from_registry(registry, warehouse)
-    online = RedisOnlineStore.from_url(redis_url)
-    online.client.flushdb()
-    s.use_online_store(online)
-    s.sync()
-    spine = pa.table({"user_id": list(USERS), "ts": pa.array([NOW - timedelta(minutes=30)] * len(USERS), pa.timestamp("us"))})
-    ts = s.build_training_set(spine, ["risk.score", "risk.band"], "ts", name="fraud-2026-11")
-    register_model(s, "fraud@1", ts.record.training_set_id)
-    s.trained_on = ts.record.training_set_id
-    yield s
-    online.close()
+    with store_over(registry, warehouse, redis_url, TABLES) as s:
+        spine = pa.table({"user_id": list(USERS),
+                          "ts": pa.array([NOW - timedelta(minutes=30)] * len(USERS), pa.timestamp("us"))})
+        ts = s.build_training_set(spine, ["risk.score", "risk.band"], "ts", name="fraud-2026-11")
+        register_model(s, "fraud@1", ts.record.training_set_id)
+        s.trained_on = ts.record.training_set_id
+        yield s
 
 
 def failed_gates(report) -> list[tuple[str, str]]:

@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from featurehouse import FeatureStore, UnknownEntity
-from featurehouse.online.store import OnlineRow, RedisOnlineStore
+from featurehouse import UnknownEntity
+from featurehouse.online.store import OnlineRow
 from featurehouse.registry.model import Entity, Feature, FeatureView, Registry, Relation
+from tests.stores import store_over
 
 NOW = datetime(2026, 6, 1, 12)
 USER = Entity("user", ("user_id",))
@@ -34,15 +35,8 @@ def store(warehouse, redis_url):
         [{"user_id": u, "event_time": ts, "bucket": "b"} for u in (41, 42, 43)]))
     warehouse.load_table("affinity", pa.Table.from_pylist(
         [{"user_id": u, "item_id": i, "event_time": ts, "last_action": "click"} for u in (41, 42, 43) for i in (1, 2)]))
-    warehouse.execute("DROP TABLE IF EXISTS featurehouse.featurehouse_deletions")
-    warehouse.execute("DROP TABLE IF EXISTS featurehouse.featurehouse_sync_runs")
-    s = FeatureStore.from_registry(registry, warehouse)
-    online = RedisOnlineStore.from_url(redis_url)
-    online.client.flushdb()
-    s.use_online_store(online)
-    s.sync()
-    yield s
-    online.close()
+    with store_over(registry, warehouse, redis_url, ("featurehouse_deletions", "featurehouse_sync_runs")) as s:
+        yield s
 
 
 def count(store, table, user):

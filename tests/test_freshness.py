@@ -8,12 +8,11 @@ from datetime import timedelta
 import pyarrow as pa
 import pytest
 
-from featurehouse import FeatureStore
 from featurehouse.guard.freshness import prometheus_text, view_freshness
 from featurehouse.offline.warehouse import utc_now
-from featurehouse.online.store import RedisOnlineStore
 from featurehouse.registry.model import Entity, Feature, FeatureView, Registry, Relation
 from featurehouse.stream.log import landing_relation
+from tests.stores import store_over
 
 CARD = Entity("card", ("card_id",))
 
@@ -24,27 +23,22 @@ def card_view(slo: timedelta) -> FeatureView:
                        freshness_slo=slo)
 
 
-def make_store(warehouse, redis_url, newest_age: timedelta, slo: timedelta) -> FeatureStore:
+def make_store(warehouse, redis_url, newest_age: timedelta, slo: timedelta):
+    """A store over card_velocity whose newest event is `newest_age` old; nothing synced yet."""
     now = utc_now()
     warehouse.load_table("card_velocity", pa.Table.from_pylist(
         [{"card_id": c, "event_time": now - newest_age - timedelta(minutes=c), "created_at": now - newest_age,
           "txn_count_1m": c} for c in range(5)]))
-    warehouse.execute(f"DROP TABLE IF EXISTS featurehouse.{landing_relation(card_view(slo)).identifier}")
-    warehouse.execute("DROP TABLE IF EXISTS featurehouse.featurehouse_sync_runs")
     registry = Registry(entities={"card": CARD})
     registry.add(card_view(slo))
-    store = FeatureStore.from_registry(registry, warehouse)
-    online = RedisOnlineStore.from_url(redis_url)
-    online.client.flushdb()
-    store.use_online_store(online)
-    return store
+    drop = (landing_relation(card_view(slo)).identifier, "featurehouse_sync_runs")
+    return store_over(registry, warehouse, redis_url, drop, sync=False)
 
 
 @pytest.fixture
 def fresh(warehouse, redis_url):
-    store = make_store(warehouse, redis_url, newest_age=timedelta(seconds=5), slo=timedelta(hours=1))
-    yield store
-    store.online.close()
+    with make_store(warehouse, redis_url, newest_age=timedelta(seconds=5), slo=timedelta(hours=1)) as store:
+        yield store
 
 
 def freshness_of(store):
@@ -66,20 +60,16 @@ def test_a_view_never_synced_online_breaches(fresh):
 
 
 def test_old_warehouse_data_breaches_and_every_served_value_is_stale(warehouse, redis_url):
-    store = make_store(warehouse, redis_url, newest_age=timedelta(hours=3), slo=timedelta(hours=1))
-    try:
+    with make_store(warehouse, redis_url, newest_age=timedelta(hours=3), slo=timedelta(hours=1)) as store:
         store.sync()
         row = freshness_of(store)
         assert row.status == "breach" and row.reasons[0].startswith("newest event is 3.0h old (SLO 1.0h)")
         vectors = store.online_features("card", [str(c) for c in range(5)], ["card_velocity.txn_count_1m"])
         assert all(v.stale for v in vectors)
-    finally:
-        store.online.close()
 
 
 def test_a_stopped_stream_consumer_breaches_and_serving_flags_the_same_values_stale(warehouse, redis_url):
-    store = make_store(warehouse, redis_url, newest_age=timedelta(0), slo=timedelta(seconds=1))
-    try:
+    with make_store(warehouse, redis_url, newest_age=timedelta(0), slo=timedelta(seconds=1)) as store:
         store.push("card_velocity", [{"card_id": 9, "event_time": utc_now().isoformat(), "txn_count_1m": 1}])
         store.stream_consumer().run_once()  # then the consumer stops
         assert freshness_of(store).status == "ok"
@@ -89,8 +79,6 @@ def test_a_stopped_stream_consumer_breaches_and_serving_flags_the_same_values_st
         assert row.status == "breach" and any(r.startswith("stream consumer lags") for r in row.reasons)
         store._reader.refresh_s = 0
         assert store.online_features("card", ["9"], ["card_velocity.txn_count_1m"])[0].stale
-    finally:
-        store.online.close()
 
 
 def test_the_figures_are_prometheus_gauges(fresh):

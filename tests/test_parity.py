@@ -8,13 +8,12 @@ from datetime import timedelta
 import pyarrow as pa
 import pytest
 
-from featurehouse import FeatureStore
 from featurehouse.guard.parity import check_parity, same
 from featurehouse.offline.warehouse import utc_now
 from featurehouse.online.codec import encode_values
 from featurehouse.online.keys import entity_key, value_field
-from featurehouse.online.store import RedisOnlineStore
 from featurehouse.registry.model import Entity, Feature, FeatureView, Registry, Relation
+from tests.stores import store_over
 
 USER = Entity("user", ("user_id",))
 NOW = utc_now().replace(microsecond=0)
@@ -34,17 +33,10 @@ def rows(n: int = 50, age=timedelta(hours=1)) -> list[dict]:
 @pytest.fixture
 def store(warehouse, redis_url):
     warehouse.load_table("risk", pa.Table.from_pylist(rows()))
-    for table in ("featurehouse_sync_runs", "featurehouse_published_schemas"):
-        warehouse.execute(f"DROP TABLE IF EXISTS featurehouse.{table}")
     registry = Registry(entities={"user": USER})
     registry.add(risk_view())
-    s = FeatureStore.from_registry(registry, warehouse)
-    online = RedisOnlineStore.from_url(redis_url)
-    online.client.flushdb()
-    s.use_online_store(online)
-    s.sync()
-    yield s
-    online.close()
+    with store_over(registry, warehouse, redis_url, ("featurehouse_sync_runs", "featurehouse_published_schemas")) as s:
+        yield s
 
 
 def parity(store, sample=None):

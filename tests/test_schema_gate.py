@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -14,11 +13,8 @@ from click.testing import CliRunner
 from featurehouse.cli.main import cli
 from featurehouse.guard.schema_gate import compare, normalize_type
 from featurehouse.offline.published import PublishedSchema
-from featurehouse.offline.warehouse import DuckDBWarehouse
-from tests import fixture_data
+from tests.projects import fixture_project
 
-REPO = Path(__file__).resolve().parent.parent
-FIXTURE = Path(__file__).resolve().parent / "dbt_fixture"
 WHEN = datetime(2026, 1, 1)
 
 
@@ -79,21 +75,13 @@ def test_type_spellings_of_one_type_are_equal():
 
 @pytest.fixture
 def project(tmp_path):
-    path = tmp_path / "fixture"
-    shutil.copytree(FIXTURE, path, ignore=shutil.ignore_patterns("target", "dbt_packages", "logs", "*.duckdb"))
-    (path / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FH_FIXTURE_DUCKDB", str(path / "fixture.duckdb"))
-    with DuckDBWarehouse(path / "fixture.duckdb") as wh:
-        for name, table in fixture_data.tables(fixture_data.make()).items():
-            wh.replace_table("fh_raw", name, table)
-    assert invoke(path, "build").exit_code == 0
-    # a recorded training set publishes the versions it used
-    result = invoke(path, "training-set", "--spine", "spine", "--entity", "thing", "--timestamp", "as_of",
-                    "--features", "stats.cnt,stats.label_txt,profile.score")
-    assert result.exit_code == 0 and "recorded as training set" in result.output, result.output
-    yield path
-    mp.undo()
+    with fixture_project(tmp_path) as path:
+        assert invoke(path, "build").exit_code == 0
+        # a recorded training set publishes the versions it used
+        result = invoke(path, "training-set", "--spine", "spine", "--entity", "thing", "--timestamp", "as_of",
+                        "--features", "stats.cnt,stats.label_txt,profile.score")
+        assert result.exit_code == 0 and "recorded as training set" in result.output, result.output
+        yield path
 
 
 def invoke(project: Path, *args: str):

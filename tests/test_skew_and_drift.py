@@ -8,46 +8,30 @@ import pyarrow as pa
 import pytest
 from starlette.testclient import TestClient
 
-from featurehouse import FeatureStore
 from featurehouse.guard.drift import measure_drift
 from featurehouse.guard.served import land_served, served_values
 from featurehouse.guard.skew import measure_skew
-from featurehouse.offline.warehouse import utc_now
-from featurehouse.online.store import RedisOnlineStore
-from featurehouse.registry.model import Entity, Feature, FeatureView, Registry, Relation
+from featurehouse.registry.model import Registry
 from featurehouse.serving.app import ServeConfig, create_app
 from featurehouse.serving.served_log import SERVED_STREAM
+from tests.risk_data import NOW, USER, risk_rows, risk_view
+from tests.stores import store_over
 
-USER = Entity("user", ("user_id",))
-NOW = utc_now().replace(microsecond=0)
 USERS = range(200)
 
 
-def risk_view() -> FeatureView:
-    return FeatureView("risk", 1, USER, Relation(None, None, "risk"), "event_time",
-                       (Feature("risk", "score", "double", 1), Feature("risk", "band", "varchar", 1)),
-                       created_at="created_at")
-
-
 def rows(shift: float = 0.0, age=timedelta(hours=2)) -> list[dict]:
-    return [{"user_id": u, "event_time": NOW - age, "created_at": NOW - age, "score": (u % 10) + shift,
-             "band": "high" if (u % 10) + shift > 7 else "low"} for u in USERS]
+    return risk_rows(USERS, shift, age)
 
 
 @pytest.fixture
 def store(warehouse, redis_url):
     warehouse.load_table("risk", pa.Table.from_pylist(rows()))
-    for table in ("featurehouse_sync_runs", "featurehouse_served_values", "featurehouse_training_sets"):
-        warehouse.execute(f"DROP TABLE IF EXISTS featurehouse.{table}")
     registry = Registry(entities={"user": USER})
     registry.add(risk_view())
-    s = FeatureStore.from_registry(registry, warehouse)
-    online = RedisOnlineStore.from_url(redis_url)
-    online.client.flushdb()
-    s.use_online_store(online)
-    s.sync()
-    yield s
-    online.close()
+    drop = ("featurehouse_sync_runs", "featurehouse_served_values", "featurehouse_training_sets")
+    with store_over(registry, warehouse, redis_url, drop) as s:
+        yield s
 
 
 def serve_all(store, redis_url, rate: float = 1.0, model: str | None = None) -> None:

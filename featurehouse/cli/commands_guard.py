@@ -177,16 +177,9 @@ def parity(obj: CliContext, select, sample: int, all_entities: bool, max_mismatc
 
 
 def _since(value: str | None):
-    from datetime import datetime
+    from featurehouse.cli.commands_versions import _when as parse_when
 
-    from featurehouse.errors import FeaturehouseError
-
-    if value is None:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise FeaturehouseError(f"--since {value!r}: use an ISO timestamp (UTC) such as 2026-11-27T09:00") from None
+    return parse_when(value, "--since")
 
 
 def _land(store, console) -> int:
