@@ -127,3 +127,10 @@ def test_check_passes_a_changed_schema_declared_as_a_new_version(project):
     assert result.exit_code == 0, result.output
     rows = {f"{r['view']}@{r['version']}": r["status"] for r in json.loads(result.output)["views"]}
     assert rows == {"stats@1": "ok", "stats@2": "new", "profile@1": "ok"}
+
+
+def test_a_query_is_described_without_being_built_on_every_engine(warehouse):
+    described = warehouse.describe_query("select cast(1 as bigint) as n, cast('x' as varchar) as s, "
+                                         "cast(1.5 as double precision) as d, cast(null as timestamp) as t")
+    assert {c: normalize_type(t) for c, t in described.items()} == {
+        "n": "bigint", "s": "varchar", "d": "double", "t": "timestamp"}
