@@ -295,6 +295,9 @@ class FeatureStore:
             ts.record = LineageLog(self.warehouse).record_training_set(ts, self.registry, timestamp, name)
             for key in sorted({(f.rpartition("@")[0].partition(".")[0], int(f.rpartition("@")[2])) for f in ts.features}):
                 self.publish(self.registry.view(*key), "training-set")
+            from featurehouse.offline.openlineage import emit_training_set
+
+            emit_training_set(self, ts, ts.record)
         return ts
 
     def lineage_log(self):

@@ -177,3 +177,29 @@ def test_a_model_version_can_be_bound_through_the_exposures_meta(store):
                                                          training_set=store.trained_on)
     mv = register_model(store, "fraud@2")
     assert (mv.training_set_id, mv.source, mv.features) == (store.trained_on, "exposure", ["risk.score@1", "risk.band@1"])
+
+
+def test_a_recorded_training_set_is_sent_as_an_openlineage_event_when_configured(store, tmp_path, monkeypatch):
+    import json
+
+    events = tmp_path / "openlineage.jsonl"
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__TYPE", "file")
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", str(events))
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__APPEND", "true")
+    spine = pa.table({"user_id": [1, 2], "ts": pa.array([NOW, NOW], pa.timestamp("us"))})
+    ts = store.build_training_set(spine, ["risk.score", "risk.band"], "ts", name="fraud-weekly")
+    (event,) = [json.loads(line) for line in events.read_text().splitlines()]
+    assert (event["eventType"], event["job"]["name"]) == ("COMPLETE", "training_set.fraud-weekly")
+    assert [d["name"].rpartition(".")[2] for d in event["inputs"]] == ["risk"]
+    assert [f["name"] for f in event["inputs"][0]["facets"]["schema"]["fields"]] == ["score", "band"]
+    assert event["outputs"][0]["name"] == f"training_sets/{ts.record.training_set_id}"
+
+
+def test_no_openlineage_event_is_sent_unless_configured(store, tmp_path, monkeypatch):
+    from featurehouse.offline.openlineage import configured
+
+    for key in [k for k in __import__("os").environ if k.startswith("OPENLINEAGE")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert not configured()
