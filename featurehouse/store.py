@@ -293,8 +293,9 @@ class FeatureStore:
             if progress:
                 progress("recording lineage and feature profiles")
             ts.record = LineageLog(self.warehouse).record_training_set(ts, self.registry, timestamp, name)
-            for key in sorted({(f.rpartition("@")[0].partition(".")[0], int(f.rpartition("@")[2])) for f in ts.features}):
-                self.publish(self.registry.view(*key), "training-set")
+            for view_ref in sorted(ts.record.transforms):  # every view@version the training set read
+                name, _, version = view_ref.partition("@")
+                self.publish(self.registry.view(name, int(version)), "training-set")
             from featurehouse.offline.openlineage import emit_training_set
 
             emit_training_set(self, ts, ts.record)

@@ -68,9 +68,9 @@ def _when(value) -> str:
 
 
 def _seconds(value) -> str:
-    from featurehouse.guard.freshness import _human
+    from featurehouse.guard.freshness import human_duration
 
-    return _human(value) if value is not None else "-"
+    return human_duration(value) if value is not None else "-"
 
 
 @click.command()

@@ -90,19 +90,19 @@ def view_freshness(views: Sequence[FeatureView], warehouse: Warehouse, online_cl
             if newest is None:
                 row.reasons.append("no rows in the warehouse")
             elif row.data_age_s > slo:
-                row.reasons.append(f"newest event is {_human(row.data_age_s)} old (SLO {_human(slo)})")
+                row.reasons.append(f"newest event is {human_duration(row.data_age_s)} old (SLO {human_duration(slo)})")
             if view.online:
                 if lag is None:
                     row.reasons.append("never synced or streamed to the online store")
                 elif lag > slo:
                     which = "stream consumer" if stream_lag is not None and stream_lag >= lag else "sync"
-                    row.reasons.append(f"{which} lags {_human(lag)} (SLO {_human(slo)})")
+                    row.reasons.append(f"{which} lags {human_duration(lag)} (SLO {human_duration(slo)})")
             row.status = "breach" if row.reasons else "ok"
         out.append(row)
     return out
 
 
-def _human(seconds: float) -> str:
+def human_duration(seconds: float) -> str:
     seconds = abs(seconds)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:

@@ -14,6 +14,7 @@ from datetime import datetime
 import orjson
 import pyarrow as pa
 
+from featurehouse.guard.schema_gate import type_family
 from featurehouse.guard.served import served_values
 from featurehouse.registry.model import Registry, parse_entity_key
 from featurehouse.serving.served_log import render_value
@@ -119,15 +120,6 @@ def _key_casts(store, registry: Registry, entity_type: str, versioned: list[str]
     described = store.warehouse.describe(view.relation) or {}
     casts = {}
     for key in registry.entities[entity_type].keys:
-        kind = family_of_sql_type(described.get(key, "varchar"))
+        kind = type_family(described.get(key, "varchar"))
         casts[key] = int if kind == "integer" else float if kind == "float" else str
     return casts
-
-
-def family_of_sql_type(data_type: str) -> str:
-    t = data_type.lower()
-    if any(x in t for x in ("int", "serial")):
-        return "integer"
-    if any(x in t for x in ("double", "float", "real", "numeric", "decimal")):
-        return "float"
-    return "string"

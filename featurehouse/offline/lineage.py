@@ -17,7 +17,7 @@ import pyarrow as pa
 from featurehouse.errors import FeaturehouseError
 from featurehouse.offline.profile import profile_table
 from featurehouse.offline.warehouse import Warehouse, sql_literal, utc_now
-from featurehouse.registry.model import Registry, Relation
+from featurehouse.registry.model import Registry
 
 SCHEMA = "featurehouse"
 TRAINING_SETS = "featurehouse_training_sets"
@@ -188,10 +188,6 @@ class LineageLog:
                                   f"bind it with `featurehouse model register {ref} --training-set ID`")
 
 
-def lineage_tables_exist(warehouse: Warehouse) -> bool:
-    return bool(warehouse.describe(Relation(None, SCHEMA, TRAINING_SETS)))
-
-
 def _training_set(r: dict) -> TrainingSetRecord:
     extra = json.loads(r["profile"] or "{}")
     return TrainingSetRecord(r["training_set_id"], r["created_at"], r["name"], r["spine_fingerprint"], r["row_count"],
@@ -201,4 +197,4 @@ def _training_set(r: dict) -> TrainingSetRecord:
 
 
 __all__ = ["LineageLog", "ModelVersion", "TrainingSetRecord", "UnknownModelVersion", "UnknownTrainingSet",
-           "spine_fingerprint", "lineage_tables_exist"]
+           "spine_fingerprint"]
