@@ -20,6 +20,8 @@ def _name_version(text: str) -> tuple[str, int | None]:
 class FeatureStore:
     """Features of one dbt project: its registry (from the manifest) and its offline store."""
 
+    log_sample_rate: float = 0.01  # share of in-process vectors logged for skew and drift (0 turns it off)
+
     def __init__(self, project_dir: str | os.PathLike = ".", target: str | None = None,
                  profiles_dir: str | os.PathLike | None = None):
         self.project: DbtProject | None = DbtProject(project_dir, profiles_dir, target)
@@ -49,6 +51,11 @@ class FeatureStore:
     def close(self) -> None:
         """Release the warehouse connection (DuckDB allows one writer process at a time) and the online store."""
         self.close_warehouse()
+        if self._online is not None and getattr(self, "_served_log", None) is not None:
+            try:
+                self._served_log.close(self._online.client)
+            except Exception:  # noqa: BLE001 - a store that went away costs the buffered samples only
+                pass
         if self._online is not None:
             self._online.close()
             self._online = None
@@ -100,15 +107,22 @@ class FeatureStore:
         """Feature vectors from the online store, in-process: values with event time, age and staleness.
 
         `ids` are entity keys as text (`42`, or `card_id=1;merchant_id=7`); `names` are features
-        (`view.column[@N]`), or `model` names an exposure whose features of this entity type are read.
+        (`view.column[@N]`), or `model` names an exposure (or `NAME@VERSION` a registered model version)
+        whose features of this entity type are read. A sample of the vectors (`log_sample_rate`, 1% by
+        default, as in `featurehouse serve`) is logged for `featurehouse skew` and `drift`, 100 at a time.
         """
         if getattr(self, "_reader", None) is None:
             from featurehouse.serving.reader import OnlineReader
+            from featurehouse.serving.served_log import ServedLog
 
             self._reader = OnlineReader(self.registry, self.online.client)
+            self._served_log = ServedLog(self.log_sample_rate)
         if isinstance(ids, (str, int)):
             ids = [ids]
-        return self._reader.get(entity_type, [str(i) for i in ids], names, model)
+        vectors = self._reader.get(entity_type, [str(i) for i in ids], names, model)
+        if self._served_log.rate and self._served_log.add(vectors, model):
+            self._served_log.flush_in_background(self.online.client)
+        return vectors
 
     # -- push / stream ------------------------------------------------------------------------
 

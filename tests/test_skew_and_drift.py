@@ -113,3 +113,16 @@ def test_a_shifted_distribution_is_flagged_as_drift(store, redis_url):
     drift = {d.feature: d for d in measure_drift(store, ts.record.training_set_id)}
     assert drift["risk.score@1"].flagged(0.2) and drift["risk.band@1"].flagged(0.2)
     assert drift["risk.score@1"].mean_served == pytest.approx(drift["risk.score@1"].mean_training + 5, abs=0.1)
+
+
+def test_in_process_vectors_are_logged_too_and_flushed_on_close(store):
+    store.log_sample_rate = 1.0
+    store.online_features("user", [str(u) for u in range(30)], ["risk.score"], model=None)
+    assert store.online.client.xlen(SERVED_STREAM) == 0  # buffered: 30 < 100
+    store.online_features("user", [str(u) for u in range(30, 110)], ["risk.score"])  # 110: handed to the writer
+    store.online_features("user", ["1"], ["risk.score"])
+    store._served_log.close(store.online.client)  # what FeatureStore.close() does: drain the writer, flush the rest
+    assert store.online.client.xlen(SERVED_STREAM) == 111
+    land_served(store.online.client, store.warehouse)
+    skew = {s.feature: s for s in measure_skew(store)}
+    assert skew["risk.score@1"].compared == 111 and skew["risk.score@1"].mismatches == 0

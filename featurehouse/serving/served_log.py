@@ -10,7 +10,9 @@ values rendered exactly as the response rendered them, so the comparison is of w
 
 from __future__ import annotations
 
+import queue
 import random
+import threading
 from typing import Sequence
 
 import orjson
@@ -47,6 +49,8 @@ class ServedLog:
         self.rate, self.maxlen = rate, maxlen
         self._random = (rng or random.Random()).random
         self._buffer: list[dict] = []
+        self._writer: threading.Thread | None = None
+        self._queue: queue.SimpleQueue | None = None
 
     def add(self, vectors: Sequence[FeatureVector], model: str | None) -> bool:
         """Buffer the sampled vectors' entries; True when the buffer is due to be flushed."""
@@ -70,11 +74,51 @@ class ServedLog:
             return list(vectors)
         return [v for v in vectors if self._random() < self.rate]
 
-    def append(self, client, vectors: Sequence[FeatureVector], model: str | None) -> None:
-        """Synchronous append (in-process SDK)."""
-        chosen = self.sample(vectors)
-        if chosen:
+    def flush(self, client) -> int:
+        """The synchronous flush (redis-py)."""
+        entries, self._buffer = self._buffer, []
+        self._write(client, entries)
+        return len(entries)
+
+    def _write(self, client, entries: list[dict]) -> None:
+        if entries:
             pipe = client.pipeline(transaction=False)
-            for v in chosen:
-                pipe.xadd(SERVED_STREAM, log_entry(v, model), maxlen=self.maxlen, approximate=True)
+            for entry in entries:
+                pipe.xadd(SERVED_STREAM, entry, maxlen=self.maxlen, approximate=True)
             pipe.execute()
+
+    def flush_in_background(self, client) -> None:
+        """Hand the buffer to a writer thread (in-process SDK): the caller that filled the buffer does not
+        wait for the write, so logging stays out of the caller's latency tail."""
+        entries, self._buffer = self._buffer, []
+        if not entries:
+            return
+        if self._writer is None:
+            self._queue = queue.SimpleQueue()
+            self._writer = threading.Thread(target=self._write_forever, args=(client,), name="featurehouse-served-log",
+                                            daemon=True)
+            self._writer.start()
+        self._queue.put(entries)
+
+    def _write_forever(self, client) -> None:
+        while True:
+            entries = self._queue.get()
+            if entries is None:
+                return
+            try:
+                self._write(client, entries)
+            except Exception:  # noqa: BLE001 - a store error costs these samples, never a caller
+                pass
+
+    def close(self, client) -> None:
+        """Write what is buffered and stop the writer thread."""
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join(timeout=5)
+            self._writer = None
+        self.flush(client)
+
+    def append(self, client, vectors: Sequence[FeatureVector], model: str | None) -> None:
+        """Sample and write at once (tools and tests; serving buffers with `add`)."""
+        self.add(vectors, model)
+        self.flush(client)
