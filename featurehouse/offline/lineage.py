@@ -183,7 +183,7 @@ class LineageLog:
         for mv in versions:
             if mv.version == version:
                 return mv
-        known = ", ".join(mv.ref for mv in versions) or "none registered"
+        known = ", ".join(mv.ref for mv in versions) or "none"
         raise UnknownModelVersion(f"unknown model version '{ref}' (registered: {known}); "
                                   f"bind it with `featurehouse model register {ref} --training-set ID`")
 
