@@ -8,9 +8,8 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from featurehouse import FeatureStore
-from featurehouse.online.store import RedisOnlineStore
 from featurehouse.registry.model import Entity, Feature, FeatureView, Registry, Relation
+from tests.stores import store_over
 from featurehouse.stream.log import GROUP, dead_letter_key, decode_entry, landing_relation, stream_key, stream_lag
 
 T0 = datetime(2026, 5, 1, 12)
@@ -27,15 +26,10 @@ def card_view() -> FeatureView:
 def store(warehouse, redis_url):
     warehouse.load_table("card_velocity", pa.Table.from_pylist(
         [{"card_id": 1, "event_time": T0, "created_at": T0, "txn_count_1m": 1, "merchant": "batch"}]))
-    warehouse.execute(f"DROP TABLE IF EXISTS featurehouse.{landing_relation(card_view()).identifier}")
     registry = Registry(entities={"card": CARD})
     registry.add(card_view())
-    s = FeatureStore.from_registry(registry, warehouse)
-    online = RedisOnlineStore.from_url(redis_url)
-    online.client.flushdb()
-    s.use_online_store(online)
-    yield s
-    online.close()
+    with store_over(registry, warehouse, redis_url, (landing_relation(card_view()).identifier,), sync=False) as s:
+        yield s
 
 
 def pushed(i: int, card: int = 1) -> dict:

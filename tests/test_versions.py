@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from featurehouse import FeatureStore, FeaturehouseError
+from featurehouse import FeaturehouseError
 from featurehouse.offline.versions import VersionLog
-from featurehouse.online.store import RedisOnlineStore
 from featurehouse.registry.model import Entity, Feature, FeatureView, Registry, Relation
+from tests.stores import store_over
 
 T0 = datetime(2026, 5, 1)
 USER = Entity("user", ("user_id",))
@@ -31,17 +31,12 @@ def rows(factor: float, n: int = 30) -> pa.Table:
 def store(warehouse, redis_url):
     warehouse.load_table("risk_v1", rows(1.0))
     warehouse.load_table("risk_v2", rows(2.0))
-    for table in ("featurehouse_view_versions", "featurehouse_sync_runs"):
-        warehouse.execute(f"DROP TABLE IF EXISTS featurehouse.{table}")
     registry = Registry(entities={"user": USER})
     registry.add(view(1, "risk_v1"))
     registry.add(view(2, "risk_v2"))
-    s = FeatureStore.from_registry(registry, warehouse)
-    online = RedisOnlineStore.from_url(redis_url)
-    online.client.flushdb()
-    s.use_online_store(online)
-    yield s
-    online.close()
+    drop = ("featurehouse_view_versions", "featurehouse_sync_runs", "featurehouse_published_schemas")
+    with store_over(registry, warehouse, redis_url, drop, sync=False) as s:
+        yield s
 
 
 def online_scores(store, version):
