@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -199,3 +200,48 @@ def test_a_second_project_in_the_same_process_builds_into_its_own_warehouse(duck
             assert store.warehouse.fetch_arrow("select count(*) from fraud_labels").column(0)[0].as_py() > 0
         finally:
             store.close()
+
+
+def test_metrics_add_up_every_worker_of_a_multi_worker_server(duckdb_demo):
+    """Whichever worker answers the scrape, it reports the requests all workers served."""
+    import re
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    project, _ = duckdb_demo
+    store = FeatureStore(project)
+    try:
+        store.online.ping()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        env["FEATUREHOUSE_REDIS_URL"] = store.online.embedded.url
+        proc = subprocess.Popen([sys.executable, "-m", "featurehouse.cli.main", "--project-dir", str(project),
+                                 "serve", "--port", str(port), "--workers", "2"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    urllib.request.urlopen(f"{base}/healthz", timeout=1).read()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            for _ in range(40):  # new connections: the kernel spreads them over both workers
+                urllib.request.urlopen(f"{base}/v1/features/user/1?names=user_profile.country", timeout=5).read()
+            time.sleep(1.2)  # each worker adds its value counts to the shared counters once a second
+            for _ in range(6):
+                text = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
+                count = re.search(r'featurehouse_request_seconds_count\{route="vector"\} ([\d.]+)', text)
+                assert count and float(count.group(1)) == 40.0, text[:2000]
+                served = re.search(r'featurehouse_values_served_total\{view="user_profile"\} ([\d.]+)', text)
+                assert served and float(served.group(1)) == 40.0
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    finally:
+        store.close()

@@ -42,8 +42,9 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
     """Serve feature vectors over HTTP (granian, ASGI): GET /v1/features/{entityType}/{entityId}.
 
     Interactive docs at /docs, OpenAPI at /openapi.json, health at /healthz and /readyz, Prometheus
-    metrics at /metrics. The online store is FEATUREHOUSE_REDIS_URL, or the project's embedded Redis,
-    which this process then owns for as long as it serves.
+    metrics at /metrics (with --workers N, any worker's /metrics adds up all of them). The online
+    store is FEATUREHOUSE_REDIS_URL, or the project's embedded Redis, which this process then owns for
+    as long as it serves.
     """
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
@@ -74,8 +75,25 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
     host = host or settings.get("host", "127.0.0.1")
     port = int(port or settings.get("port", 8000))
     workers = int(workers or settings.get("workers", 1))
+    if workers > 1:
+        multiprocess_metrics_dir(project.dir)
     obj.console.print(f"serving on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}); "
                       f"docs at http://{host}:{port}/docs")
     # uvloop: a third more requests per second than asyncio's loop on the same handler (bench/serve.py)
     Granian("featurehouse.serving.asgi:app", address=host, port=port, workers=workers, interface=Interfaces.ASGI,
             loop=Loops.uvloop, http=HTTPModes.http1, websockets=False, log_enabled=False).serve()
+
+
+def multiprocess_metrics_dir(project_dir: Path) -> Path:
+    """Workers write their metrics under <project>/.featurehouse/metrics (emptied at start) and any
+    worker's /metrics adds them up: prometheus_client's multiprocess mode. An existing
+    PROMETHEUS_MULTIPROC_DIR is respected."""
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or project_dir / ".featurehouse" / "metrics")
+    if path.is_dir():
+        for child in path.glob("*.db"):
+            child.unlink()
+    else:
+        path.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
+

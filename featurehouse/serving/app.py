@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -57,21 +58,38 @@ def _error(status: int, code: str, detail, headers: dict | None = None) -> JSON:
 
 
 class Metrics:
-    """Prometheus metrics. Per-value counts go to plain dicts on the hot path and become counters only
-    when /metrics is scraped (a custom collector): no label lookups or locks per request."""
+    """Prometheus metrics. Per-value counts go to plain dicts on the hot path and are added to counters
+    once a second and at each scrape (`flush`): no label lookups or locks per request.
+
+    With several workers, `featurehouse serve` sets PROMETHEUS_MULTIPROC_DIR: every worker's counters
+    and histograms are then files that any worker's /metrics adds up (prometheus_client's multiprocess
+    mode), so a scrape sees the whole server, whichever worker answers it."""
 
     def __init__(self) -> None:
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = CollectorRegistry()
         self.latency = Histogram("featurehouse_request_seconds", "Request latency", ["route"], registry=self.registry,
                                  buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
         self.errors = Counter("featurehouse_errors_total", "Errors by class", ["error"], registry=self.registry)
         self.store_errors = Counter("featurehouse_online_store_errors_total", "Online store errors", registry=self.registry)
+        self.served_total = Counter("featurehouse_values_served", "Feature values served", ["view"], registry=self.registry)
+        self.stale_total = Counter("featurehouse_stale_values_served", "Stale values served", ["view"],
+                                   registry=self.registry)
+        self.nulls_total = Counter("featurehouse_null_values_served", "Null values served", ["feature"],
+                                   registry=self.registry)
         self.served: dict[str, int] = {}
         self.stale: dict[str, int] = {}
         self.nulls: dict[str, int] = {}
         self.views: list[tuple[str, float]] = []  # (view@N, SLO seconds) of online views with an SLO
         self.freshness = Freshness()
-        self.registry.register(_ValueCounts(self))
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            self.scrape_registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(self.scrape_registry)
+        else:
+            self.scrape_registry = self.registry
+        self.scrape_registry.register(_MaterializerLag(self))
 
     def observe(self, vectors) -> None:
         served, stale, nulls = self.served, self.stale, self.nulls
@@ -84,22 +102,25 @@ class Metrics:
                 if value.value is None:
                     nulls[name] = nulls.get(name, 0) + 1
 
+    def flush(self) -> None:
+        """Move the counts gathered since the last flush into the counters."""
+        for counts, counter in ((self.served, self.served_total), (self.stale, self.stale_total),
+                                (self.nulls, self.nulls_total)):
+            for key in list(counts):
+                counter.labels(key).inc(counts.pop(key))
 
-class _ValueCounts:
+    def render(self) -> bytes:
+        self.flush()
+        return generate_latest(self.scrape_registry)
+
+
+class _MaterializerLag:
     def __init__(self, metrics: Metrics):
         self.metrics = metrics
 
     def collect(self):
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        from prometheus_client.core import GaugeMetricFamily
 
-        for name, doc, label, counts in (
-                ("featurehouse_values_served", "Feature values served", "view", self.metrics.served),
-                ("featurehouse_stale_values_served", "Stale values served", "view", self.metrics.stale),
-                ("featurehouse_null_values_served", "Null values served", "feature", self.metrics.nulls)):
-            family = CounterMetricFamily(name, doc, labels=[label])
-            for key, value in list(counts.items()):
-                family.add_metric([key], value)
-            yield family
         # the same lag serving judges staleness by (and `featurehouse freshness` reports)
         now = time.time()
         lag = GaugeMetricFamily("featurehouse_view_materializer_lag_seconds",
@@ -142,6 +163,11 @@ def create_app(registry: Registry, config: ServeConfig) -> Starlette:
         while True:
             await asyncio.sleep(served_log.flush_every_s)
             await flush_served()
+
+    async def flush_metrics_periodically() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            metrics.flush()
 
     async def read(entity_type, ids, names, model):
         try:
@@ -257,7 +283,7 @@ def create_app(registry: Registry, config: ServeConfig) -> Starlette:
                 metrics.freshness = Freshness.from_hash(await client.hgetall(MATERIALIZER))
         except (redis.RedisError, OSError, asyncio.TimeoutError):
             metrics.store_errors.inc()  # the lag gauges keep their last known values
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(_: Request) -> Response:
         return JSON(spec)
@@ -272,7 +298,10 @@ def create_app(registry: Registry, config: ServeConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         flusher = asyncio.create_task(flush_periodically()) if served_log.rate else None
+        counting = asyncio.create_task(flush_metrics_periodically())
         yield
+        counting.cancel()
+        metrics.flush()
         if flusher is not None:
             flusher.cancel()
             await flush_served()
