@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -149,44 +150,54 @@ def test_demo_ends_with_a_vector_served_over_http(duckdb_demo):
     assert "user_txn_stats.txn_count_1h" in served and "status" in served
 
 
-def test_the_http_client_reads_what_the_in_process_sdk_reads(duckdb_demo):
-    """A real `featurehouse serve` process on the demo; the client mirrors FeatureStore.online_features."""
-    import os
+@contextlib.contextmanager
+def demo_server(project: Path, *args: str):
+    """A real `featurehouse serve` process on the demo's online store, answering /healthz; yields
+    (its base URL, an in-process store over the same Redis)."""
     import socket
     import subprocess
     import sys
     import time
+    import urllib.request
 
-    from featurehouse.serving.client import ServingClient
-
-    project, _ = duckdb_demo
     store = FeatureStore(project)
     try:
         store.online.ping()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        env = dict(os.environ, FEATUREHOUSE_REDIS_URL=store.online.embedded.url)
+        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        env["FEATUREHOUSE_REDIS_URL"] = store.online.embedded.url
         proc = subprocess.Popen([sys.executable, "-m", "featurehouse.cli.main", "--project-dir", str(project),
-                                 "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+                                 "serve", "--port", str(port), *args], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
         try:
-            client = ServingClient(f"http://127.0.0.1:{port}")
-            for _ in range(200):
+            for _ in range(300):
                 try:
-                    remote = client.online_features("user", ["1", "2"], model="fraud_model")
+                    urllib.request.urlopen(f"{base}/healthz", timeout=1).read()
                     break
-                except Exception:  # noqa: BLE001 - not listening yet
+                except OSError:
                     time.sleep(0.05)
-            local = store.online_features("user", ["1", "2"], model="fraud_model")
-            assert [{n: (v.value, v.event_time, v.status) for n, v in r.features.items()} for r in remote] == \
-                   [{n: (v.value, v.event_time, v.status) for n, v in r.features.items()} for r in local]
-            assert len(remote[0].features) >= 8
+            yield base, store
         finally:
             proc.terminate()
             proc.wait(timeout=10)
     finally:
         store.close()
+
+
+def test_the_http_client_reads_what_the_in_process_sdk_reads(duckdb_demo):
+    """A real `featurehouse serve` process on the demo; the client mirrors FeatureStore.online_features."""
+    from featurehouse.serving.client import ServingClient
+
+    project, _ = duckdb_demo
+    with demo_server(project) as (base, store):
+        remote = ServingClient(base).online_features("user", ["1", "2"], model="fraud_model")
+        local = store.online_features("user", ["1", "2"], model="fraud_model")
+        assert [{n: (v.value, v.event_time, v.status) for n, v in r.features.items()} for r in remote] == \
+               [{n: (v.value, v.event_time, v.status) for n, v in r.features.items()} for r in local]
+        assert len(remote[0].features) >= 8
 
 
 def test_a_second_project_in_the_same_process_builds_into_its_own_warehouse(duckdb_demo, tmp_path):
@@ -205,43 +216,17 @@ def test_a_second_project_in_the_same_process_builds_into_its_own_warehouse(duck
 def test_metrics_add_up_every_worker_of_a_multi_worker_server(duckdb_demo):
     """Whichever worker answers the scrape, it reports the requests all workers served."""
     import re
-    import socket
-    import subprocess
-    import sys
     import time
     import urllib.request
 
     project, _ = duckdb_demo
-    store = FeatureStore(project)
-    try:
-        store.online.ping()
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-        env["FEATUREHOUSE_REDIS_URL"] = store.online.embedded.url
-        proc = subprocess.Popen([sys.executable, "-m", "featurehouse.cli.main", "--project-dir", str(project),
-                                 "serve", "--port", str(port), "--workers", "2"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(300):
-                try:
-                    urllib.request.urlopen(f"{base}/healthz", timeout=1).read()
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            for _ in range(40):  # new connections: the kernel spreads them over both workers
-                urllib.request.urlopen(f"{base}/v1/features/user/1?names=user_profile.country", timeout=5).read()
-            time.sleep(1.2)  # each worker adds its value counts to the shared counters once a second
-            for _ in range(6):
-                text = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
-                count = re.search(r'featurehouse_request_seconds_count\{route="vector"\} ([\d.]+)', text)
-                assert count and float(count.group(1)) == 40.0, text[:2000]
-                served = re.search(r'featurehouse_values_served_total\{view="user_profile"\} ([\d.]+)', text)
-                assert served and float(served.group(1)) == 40.0
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
-    finally:
-        store.close()
+    with demo_server(project, "--workers", "2") as (base, _store):
+        for _ in range(40):  # new connections: the kernel spreads them over both workers
+            urllib.request.urlopen(f"{base}/v1/features/user/1?names=user_profile.country", timeout=5).read()
+        time.sleep(1.2)  # each worker adds its value counts to the shared counters once a second
+        for _ in range(6):
+            text = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
+            count = re.search(r'featurehouse_request_seconds_count\{route="vector"\} ([\d.]+)', text)
+            assert count and float(count.group(1)) == 40.0, text[:2000]
+            served = re.search(r'featurehouse_values_served_total\{view="user_profile"\} ([\d.]+)', text)
+            assert served and float(served.group(1)) == 40.0
