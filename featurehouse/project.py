@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import importlib.util
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +20,21 @@ WATCHED = ("models", "macros", "snapshots", "seeds", "analyses", "tests")
 
 @dataclass(frozen=True)
 class Target:
-    """The profile target's settings (rendered), e.g. {'type': 'duckdb', 'path': ...}."""
+    """The profile target: its settings as dbt renders them, e.g. {'type': 'duckdb', 'path': ...}, and, when the
+    target's dbt adapter is installed, that adapter's credentials (e.g. PostgresCredentials), which hold dbt's
+    defaults (port type, connect_timeout, search_path...) so that nobody has to guess them again."""
 
     name: str
     settings: dict[str, Any]
+    credentials: Any = field(default=None, compare=False)
 
     @property
     def type(self) -> str:
         return str(self.settings.get("type", ""))
+
+    def __repr__(self) -> str:
+        """Name and type only: the settings and credentials may hold a password (a secret env var's value)."""
+        return f"Target(name={self.name!r}, type={self.type!r})"
 
 
 class DbtProject:
@@ -61,20 +70,21 @@ class DbtProject:
         return self.target_dir / "manifest.json"
 
     def target(self) -> Target:
-        """The profile target, rendered with env_var() the way dbt renders it."""
-        profile_name = self.config.get("profile") or self.name
+        """The profile target, rendered by dbt's own profile renderer, so env_var(), var(), secret env vars and
+        the as_number / as_bool / as_native filters behave exactly as in `dbt run`; like dbt, only the chosen
+        target is rendered (an env var that only another target uses need not be set)."""
+        profile_name = str(self.config.get("profile") or self.name)
         path = self.profiles_dir / "profiles.yml"
         if not path.is_file():
             raise ProjectError(f"no profiles.yml in {self.profiles_dir} (set DBT_PROFILES_DIR)")
-        profiles = _read_yaml(path, render=True)
-        profile = profiles.get(profile_name)
+        profile = _read_yaml(path).get(profile_name)
         if not profile:
             raise ProjectError(f"profile '{profile_name}' not found in {path}")
-        name = self.target_name or profile.get("target")
-        outputs = profile.get("outputs") or {}
-        if name not in outputs:
-            raise ProjectError(f"target '{name}' not found in profile '{profile_name}' (targets: {', '.join(outputs)})")
-        return Target(name, dict(outputs[name]))
+        name, settings = contextvars.copy_context().run(_render_target, profile, profile_name, self.target_name, path)
+        credentials = None
+        if _adapter_installed(settings.get("type")):
+            credentials = adapter_credentials(settings, profile_name, name, where=str(path))
+        return Target(name, settings, credentials)
 
     def dbt_args(self) -> list[str]:
         args = ["--project-dir", str(self.dir), "--profiles-dir", str(self.profiles_dir)]
@@ -162,23 +172,73 @@ def _release_dbt_duckdb() -> None:
         DuckDBConnectionManager.close_all_connections()
 
 
-def _read_yaml(path: Path, render: bool = False) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
-    if render:
-        import jinja2
-
-        def env_var(name: str, default: str | None = None) -> str:
-            if name in os.environ:
-                return os.environ[name]
-            if default is None:
-                raise ProjectError(f"{path}: env var '{name}' is not set and has no default")
-            return default
-
-        text = jinja2.Environment().from_string(text).render(env_var=env_var)
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML file as plain data; Jinja in it is left alone (dbt renders profiles.yml value by value, after
+    parsing it: see `_render_target`)."""
     try:
-        return yaml.safe_load(text) or {}
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise ProjectError(f"{path}: not valid YAML: {e}") from None
+
+
+def _render_target(profile: dict[str, Any], profile_name: str, target_name: str | None,
+                   path: Path) -> tuple[str, dict[str, Any]]:
+    """The chosen target's name and its rendered settings, rendered the two-step way dbt renders a profile
+    (dbt.config.profile.Profile.render_profile): first the target name, then that output alone.
+
+    dbt's renderer reads env vars through dbt's invocation context, a context variable: call this in a copy
+    of the current context (contextvars.copy_context().run) so the snapshot of os.environ taken here never
+    leaks into a later dbt run in this process."""
+    from dbt.config.profile import Profile
+    from dbt.config.renderer import ProfileRenderer
+    from dbt_common.context import set_invocation_context
+
+    set_invocation_context(os.environ)
+    renderer = ProfileRenderer({})  # dbt renders profiles with --vars only, never the project's vars
+    with _dbt_errors(str(path)):
+        name = target_name or (renderer.render_value(profile["target"]) if "target" in profile else "default")
+        outputs = profile.get("outputs") or {}
+        if name not in outputs:
+            raise ProjectError(f"target '{name}' not found in profile '{profile_name}' (targets: {', '.join(outputs)})")
+        _, settings = Profile.render_profile(profile, profile_name, name, renderer)
+    return name, settings
+
+
+def adapter_credentials(settings: dict[str, Any], profile_name: str = "featurehouse", target_name: str = "target",
+                        where: str = "profiles.yml") -> Any:
+    """The dbt adapter's Credentials for a rendered target, made by dbt itself: its aliases (pass, dbname),
+    its validation (a port must be a number) and its defaults, so a connection of ours sees what dbt's sees."""
+    from dbt.config.profile import Profile
+
+    data = {k: v for k, v in settings.items() if k != "threads"}  # threads is dbt's, not the connection's
+    with _dbt_errors(where):
+        return Profile._credentials_from_profile(data, profile_name, target_name)
+
+
+def _adapter_installed(adapter_type: Any) -> bool:
+    """Whether dbt has an adapter for this target type; a target of another warehouse still has settings
+    (the error that names the supported warehouses comes later, when a connection is asked for)."""
+    if not adapter_type or not str(adapter_type).isidentifier():
+        return False
+    try:
+        return importlib.util.find_spec(f"dbt.adapters.{adapter_type}") is not None
+    except ImportError:
+        return False
+
+
+@contextlib.contextmanager
+def _dbt_errors(where: str):
+    """dbt's profile errors as one-line ProjectErrors naming the file, instead of a traceback."""
+    from dbt.exceptions import EnvVarMissingError
+    from dbt_common.exceptions import DbtBaseException
+
+    try:
+        yield
+    except EnvVarMissingError as e:
+        raise ProjectError(f"{where}: env var '{e.var}' is not set and has no default") from None
+    except DbtBaseException as e:
+        message = " ".join(str(getattr(e, "msg", None) or e).split())
+        raise ProjectError(f"{where}: {message}") from None
 
 
 def _first_error(result: Any) -> str:

@@ -8,7 +8,6 @@ from typing import Any, Sequence
 from featurehouse.offline.training_set import Progress, TrainingSet, build_training_set
 from featurehouse.offline.warehouse import Warehouse, warehouse_for_target
 from featurehouse.project import DbtProject
-from featurehouse.registry.manifest import parse_entities, registry_from_manifest
 from featurehouse.registry.model import Registry, Relation
 
 
@@ -25,7 +24,6 @@ class FeatureStore:
     def __init__(self, project_dir: str | os.PathLike = ".", target: str | None = None,
                  profiles_dir: str | os.PathLike | None = None):
         self.project: DbtProject | None = DbtProject(project_dir, profiles_dir, target)
-        self._relations: dict[str, Relation] = {}
         self._warehouse: Warehouse | None = None
         self._online = None
         self._registry: Registry | None = None
@@ -34,7 +32,7 @@ class FeatureStore:
     def from_registry(cls, registry: Registry, warehouse: Warehouse) -> "FeatureStore":
         """A store over a registry built by hand (tests, benchmarks): no dbt project involved."""
         store = cls.__new__(cls)
-        store.project, store._warehouse, store._registry, store._relations = None, warehouse, registry, {}
+        store.project, store._warehouse, store._registry = None, warehouse, registry
         store._online = None
         return store
 
@@ -80,20 +78,51 @@ class FeatureStore:
         names = list(select) or [n for n in self.registry.view_names() if self.registry.view(n).online]
         return [self.registry.view(*_name_version(n)) for n in names]
 
-    def sync(self, select: Sequence[str] = (), full_refresh: bool = False, progress=None) -> list:
-        """Push the latest value per entity of each online view to the online store; one SyncRun per view."""
+    def sync(self, select: Sequence[str] = (), full_refresh: bool = False, progress=None,
+             restate: Sequence[str] = ()) -> list:
+        """Push the latest value per entity of each online view to the online store; one SyncRun per view.
+
+        A view named in `restate` (`view` or `view@N`), or declaring `meta.featurehouse.restatement`
+        whose SQL changed since its last sync, is restated: every row is read again and stored values
+        that differ at an equal event time and created_at are replaced (a corrected view, same version)."""
         from featurehouse.sync.batch import sync_view
         from featurehouse.sync.runs import SyncRunLog
 
         self.attach_stream_tables()
+        self.registry.active.update(self._read_active_versions())  # a promote by another process counts
+        for name in restate:
+            self.registry.view(*_name_version(name))  # an unknown view is an error naming it
         log = SyncRunLog(self.warehouse)
+        changed = self._logic_changed()  # a declared restatement applies once: until published anew
         built = self.project.built_at if self.project is not None else (lambda _uid: None)
         runs = []
         for view in self.online_views(select):
-            runs.append(sync_view(self.warehouse, self.online, log, view, full_refresh=full_refresh, progress=progress,
-                                  rebuilt_at=None if view.created_at else built(view.unique_id)))
+            run = sync_view(self.warehouse, self.online, log, view, full_refresh=full_refresh, progress=progress,
+                            rebuilt_at=None if view.created_at else built(view.unique_id),
+                            restate=view.name in restate or view.versioned_name in restate
+                            or (view.restatement is not None and (view.name, view.version) in changed))
+            runs.append(run)
             self.publish(view, "sync")
+            if run.mode == "restate":
+                from featurehouse.offline.published import PublishedSchemas
+
+                PublishedSchemas(self.warehouse).restate(view)
+        self.publish_active_versions()
         return runs
+
+    def _logic_changed(self) -> set[tuple[str, int]]:
+        """Published view versions whose SQL changed since (featurehouse/guard/logic_gate.py)."""
+        from featurehouse.guard.logic_gate import logic_changes
+        from featurehouse.offline.published import read_published
+
+        return {(c.view, c.version) for c in logic_changes(self.registry, read_published(self.warehouse))}
+
+    def publish_active_versions(self) -> dict[str, int]:
+        """Tell the online store which version of every view is active, as the warehouse's version log
+        says: serving reads this, so a wiped store is whole again after one sync."""
+        active = {name: self.registry.active_version(name) for name in self.registry.view_names()}
+        self.online.set_active_versions(active)
+        return active
 
     def publish(self, view, by: str) -> bool:
         """Fix view@version's schema as published (first time only); `featurehouse check` guards it."""
@@ -123,6 +152,33 @@ class FeatureStore:
         if self._served_log.rate and self._served_log.add(vectors, model):
             self._served_log.flush_in_background(self.online.client)
         return vectors
+
+    def batch_features(self, entity_type: str, ids=None, names=None, model: str | None = None, as_of=None,
+                       spine=None, all_entities: bool = False, progress=None):
+        """Batch scoring: what `online_features` would answer, for many entities, from the warehouse.
+
+        Serving's rules (feature resolution, versions, TTL expiry, SLO staleness; featurehouse/serving/
+        batch.py) on the rows the sync writes online, so a batch score and an online score of the same
+        entity see the same inputs. `ids` as serving takes them, or a `spine` holding the entity's key
+        columns, or `all_entities`; `as_of` reads the warehouse as it was then. Returns BatchFeatures
+        (`.table`, `.to_pandas()`)."""
+        from featurehouse.serving.batch import batch_features
+
+        if isinstance(ids, (str, int)):
+            ids = [ids]
+        self.attach_stream_tables()
+        self.registry.active.update(self._read_active_versions())
+        bound = None
+        if model and "@" in model:
+            from featurehouse.offline.lineage import UnknownModelVersion
+
+            try:
+                bound = {model: self.lineage_log().model_version(model).features}
+            except UnknownModelVersion:
+                bound = {}  # serving's rule: an unregistered NAME@1 is the exposure; others are unknown
+        return batch_features(self.warehouse, self.registry, entity_type, ids=ids, spine=spine, names=names,
+                              model=model, as_of=as_of, model_versions=bound, all_entities=all_entities,
+                              progress=progress)
 
     # -- push / stream ------------------------------------------------------------------------
 
@@ -182,6 +238,8 @@ class FeatureStore:
         if self.project is not None and target.original_file_path:
             self.close_warehouse()
             self.project.run_dbt(["build", "--select", f"path:{target.original_file_path}"])
+            self.load_registry()  # the new version's columns as built, not as declared before it existed
+            target = self.registry.view(name, version)
         run = sync_view(self.warehouse, self.online, SyncRunLog(self.warehouse), target, full_refresh=True,
                         event_time_from=start, event_time_until=end, mode="backfill", progress=progress)
         self.publish(target, "backfill")
@@ -217,17 +275,11 @@ class FeatureStore:
         return self._registry
 
     def load_registry(self, refresh: bool = False) -> Registry:
-        """Parse the dbt project (when it changed) and read feature views from the manifest."""
+        """Parse the dbt project (when it changed) and read feature views: the one loader every process uses."""
+        from featurehouse.registry.loader import load_registry
+
         assert self.project is not None, "a hand-built store has no dbt project"
-        manifest = self.project.manifest(refresh=refresh)
-        self._relations = {
-            node["name"]: Relation(node.get("database"), node.get("schema"), node.get("alias") or node["name"])
-            for node in list(manifest.get("nodes", {}).values()) + list(manifest.get("sources", {}).values())
-            if node.get("resource_type") in ("model", "seed", "snapshot", "source")
-        }
-        entities = parse_entities(self.project.featurehouse_vars.get("entities"))
-        self._registry = registry_from_manifest(manifest, entities, describe=self._describe)
-        self._registry.active = self._read_active_versions()
+        self._registry = load_registry(self.project, self._describe, self._read_active_versions, refresh=refresh)
         self.attach_stream_tables()
         return self._registry
 
@@ -259,9 +311,7 @@ class FeatureStore:
         """The warehouse relation of a dbt model, seed, snapshot or source table by its name."""
         if self.project is None:
             return None
-        if self._registry is None:
-            self.load_registry()
-        return self._relations.get(name)
+        return self.registry.relations.get(name)
 
     def _spine(self, spine: Any) -> Any:
         """A spine given as a dbt model's name reads that model's relation."""
@@ -272,10 +322,7 @@ class FeatureStore:
         return spine
 
     def _describe(self, relation):
-        try:
-            return self.warehouse.describe(relation)
-        except Exception:  # not built yet, or warehouse unreachable: declared types are used
-            return None
+        return self.warehouse.describe(relation)  # None when not built; errors are the loader's to judge
 
     def build(self, select: Sequence[str] = (), quiet: bool = False) -> Any:
         """`dbt build`, then reload the registry from the fresh manifest."""
@@ -294,7 +341,11 @@ class FeatureStore:
                            include_event_times: bool = False, progress: Progress | None = None,
                            record: bool = True, name: str | None = None) -> TrainingSet:
         """Build a training set; with `record` (the default) it is recorded for lineage and drift checks
-        (`training_set.record.training_set_id`) and the feature versions it used become published."""
+        (`training_set.record.training_set_id`) and the feature versions it used become published.
+
+        The join's result is worth more than its lineage: when recording fails, the training set is
+        still returned, with `record_error` saying why (and `record` None if no record was written),
+        and a LineageNotRecorded warning."""
         self.attach_stream_tables()
         ts = build_training_set(
             self.warehouse, self.registry, self._spine(spine), features, timestamp, entity=entity,
@@ -302,17 +353,27 @@ class FeatureStore:
             progress=progress,
         )
         if record:
+            import warnings
+
             from featurehouse.offline.lineage import LineageLog
+            from featurehouse.offline.openlineage import emit_training_set
+            from featurehouse.offline.training_set import LineageNotRecorded
 
             if progress:
                 progress("recording lineage and feature profiles")
-            ts.record = LineageLog(self.warehouse).record_training_set(ts, self.registry, timestamp, name)
-            for view_ref in sorted(ts.record.transforms):  # every view@version the training set read
-                name, _, version = view_ref.partition("@")
-                self.publish(self.registry.view(name, int(version)), "training-set")
-            from featurehouse.offline.openlineage import emit_training_set
-
-            emit_training_set(self, ts, ts.record)
+            failed = "training set not recorded for lineage"
+            try:
+                ts.record = LineageLog(self.warehouse).record_training_set(ts, self.registry, timestamp, name)
+                failed = f"training set {ts.record.training_set_id} recorded, but its feature versions not published"
+                for view_ref in sorted(ts.record.transforms):  # every view@version the training set read
+                    view_name, _, version = view_ref.partition("@")
+                    self.publish(self.registry.view(view_name, int(version)), "training-set")
+                failed = f"training set {ts.record.training_set_id} recorded, but no OpenLineage event sent"
+                emit_training_set(self, ts, ts.record)
+            except Exception as e:  # noqa: BLE001 - any engine's error; it is kept and warned about, not raised
+                cause = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
+                ts.record_error = f"{failed}: {type(e).__name__}" + (f": {cause}" if cause else "")
+                warnings.warn(ts.record_error, LineageNotRecorded, stacklevel=2)
         return ts
 
     def lineage_log(self):

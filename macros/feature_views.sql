@@ -9,13 +9,35 @@
 {% endmacro %}
 
 
-{% macro find_feature_view(view_name, version=none) %}
-  {%- set found = [] -%}
-  {%- for node in graph.nodes.values() -%}
-    {%- if node.resource_type == 'model' and node.name == view_name and (node.config.meta or {}).get('featurehouse') is mapping -%}
-      {%- do found.append(node) -%}
+{#- Every feature view node of dbt's graph (a model with a meta.featurehouse mapping), by unique_id. -#}
+{% macro feature_view_nodes() %}
+  {%- set nodes = [] -%}
+  {%- for node in graph.nodes.values() | sort(attribute='unique_id') -%}
+    {%- if node.resource_type == 'model' and (node.config.meta or {}).get('featurehouse') is mapping -%}
+      {%- do nodes.append(node) -%}
     {%- endif -%}
   {%- endfor -%}
+  {{ return(nodes) }}
+{% endmacro %}
+
+
+{#- The key columns of an entity type in vars.featurehouse.entities: [a, b], a, or {keys: [a, b]}. -#}
+{% macro entity_keys(entity) %}
+  {%- set keys = (var('featurehouse', {}) or {}).get('entities', {}).get(entity, []) -%}
+  {%- if keys is mapping -%}{%- set keys = keys.get('keys') or keys.get('key_columns') or [] -%}{%- endif -%}
+  {{ return([keys] if keys is string else keys | list) }}
+{% endmacro %}
+
+
+{#- The columns of a feature view that are not features: its entity keys, event_time and created_at. -#}
+{% macro non_feature_columns(node) %}
+  {%- set block = node.config.meta.featurehouse -%}
+  {{ return(featurehouse.entity_keys(block.entity) + ([block.event_time, block.get('created_at')] | select | list)) }}
+{% endmacro %}
+
+
+{% macro find_feature_view(view_name, version=none) %}
+  {%- set found = featurehouse.feature_view_nodes() | selectattr('name', 'equalto', view_name) | list -%}
   {%- if not found -%}
     {{ exceptions.raise_compiler_error("unknown feature view '" ~ view_name ~ "'") }}
   {%- endif -%}
@@ -67,9 +89,9 @@
       {%- if block.entity not in entities -%}
         {{ exceptions.raise_compiler_error("model '" ~ node.name ~ "': meta.featurehouse.entity: unknown entity '" ~ block.entity ~ "'") }}
       {%- endif -%}
-      {%- set keys = entities[block.entity] if entities[block.entity] is not string else [entities[block.entity]] -%}
+      {%- set keys = featurehouse.entity_keys(block.entity) -%}
       {%- set relation = api.Relation.create(database=node.database, schema=node.schema, identifier=(node.alias or node.name)) -%}
-      {%- set skip = keys + [block.event_time, block.get('created_at')] -%}
+      {%- set skip = featurehouse.non_feature_columns(node) -%}
       {%- set view_columns = [] -%}
       {%- for col in adapter.get_columns_in_relation(relation) -%}
         {%- if col.name not in skip -%}{%- do view_columns.append(col) -%}{%- endif -%}
@@ -117,4 +139,109 @@
 
 {% macro view_columns_names(columns) %}
   {{ return(columns | map(attribute='name') | list) }}
+{% endmacro %}
+
+
+{#-
+  The columns of each relation in `relations` (a CTE or table with the columns name, version,
+  relation_database, relation_schema, relation_identifier) as the warehouse has them built now, in order:
+  name, version, column_name, column_position, data_type. The type names are those the Python registry's
+  warehouse describe reads (information_schema.columns.data_type), so both spell a type alike.
+-#}
+{% macro relation_columns(relations) %}
+  {{ return(adapter.dispatch('relation_columns', 'featurehouse')(relations)) }}
+{% endmacro %}
+
+{% macro default__relation_columns(relations) %}
+    select
+        r.name,
+        r.version,
+        cast(c.column_name as {{ dbt.type_string() }}) as column_name,
+        cast(c.ordinal_position as {{ dbt.type_int() }}) as column_position,
+        cast(c.data_type as {{ dbt.type_string() }}) as data_type
+    from {{ relations }} as r
+    inner join information_schema.columns as c
+        on c.table_name = r.relation_identifier
+        and (r.relation_schema is null or c.table_schema = r.relation_schema)
+        and (r.relation_database is null or c.table_catalog = r.relation_database)
+{%- endmacro %}
+
+
+{#-
+  Rows of Jinja values as a select: `columns` maps each column name to its type ('string', 'int' or
+  'boolean'). The first row names and casts the columns, the others follow one a line; no rows give
+  an empty select of the same columns.
+-#}
+{% macro literal_rows(rows, columns) %}
+  {%- set types = {'string': dbt.type_string(), 'int': dbt.type_int(), 'boolean': dbt.type_boolean()} -%}
+  {%- for row in rows or [none] %}
+    {%- if loop.first %}
+    select
+        {%- for name, type in columns.items() %}
+        cast({{ featurehouse.sql_literal(row[name] if row else none) }} as {{ types[type] }}) as {{ name }}
+        {{- ',' if not loop.last }}
+        {%- endfor %}
+    {%- if not rows %}
+    where 1 = 0
+    {%- endif %}
+    {%- else %}
+    union all select
+        {%- for name in columns %} {{ featurehouse.sql_literal(row[name]) }}{{ ',' if not loop.last }}{% endfor %}
+    {%- endif %}
+  {%- endfor %}
+{%- endmacro %}
+
+
+{#- A Jinja value as a SQL literal: null, true/false, a number, or a quoted string. -#}
+{% macro sql_literal(value) %}
+  {%- if value is none -%}null
+  {%- elif value is sameas true or value is sameas false -%}{{ 'true' if value else 'false' }}
+  {%- elif value is number -%}{{ value }}
+  {%- else -%}{{ featurehouse.sql_string(value) }}
+  {%- endif -%}
+{% endmacro %}
+
+
+{#- A string expression as a JSON string: quoted, with backslashes and double quotes escaped. -#}
+{% macro json_string(expression) -%}
+  '"' || replace(replace({{ expression }}, '\', '\\'), '"', '\"') || '"'
+{%- endmacro %}
+
+
+{#-
+  A feature value as it is trained on and served (docs/semantics.md, "Types"): 128-bit and unbounded
+  integers (HUGEINT, UHUGEINT, BIGNUM) as BIGINT, DECIMAL/NUMERIC as a double; every other type as it
+  is. The same rule as featurehouse.types.serving_cast in Python, so the macros' training sets and the
+  Python ones hold the same types. Rankings and tie-breaks use the raw column.
+-#}
+{% macro serving_value(expression, column) %}
+  {{ return(adapter.dispatch('serving_value', 'featurehouse')(expression, column)) }}
+{% endmacro %}
+
+{% macro default__serving_value(expression, column) -%}
+  {%- set t = ((column.dtype if column is not none else '') or '') | upper | trim -%}
+  {%- if t.startswith(('HUGEINT', 'UHUGEINT', 'INT128', 'UINT128', 'INT256', 'UINT256', 'BIGNUM', 'VARINT')) -%}
+    cast({{ expression }} as bigint)
+  {%- elif t.startswith(('DECIMAL', 'NUMERIC')) -%}
+    cast({{ expression }} as {{ featurehouse.double_type() }})
+  {%- else -%}
+    {{ expression }}
+  {%- endif -%}
+{%- endmacro %}
+
+
+{#- A 64-bit float's type name: dbt.type_float() is 32-bit REAL on DuckDB, so it is not used. -#}
+{% macro double_type() %}
+  {{ return(adapter.dispatch('double_type', 'featurehouse')()) }}
+{% endmacro %}
+
+{% macro default__double_type() %}{{ return('double') }}{% endmacro %}
+
+{#- PostgreSQL has no type named double. -#}
+{% macro postgres__double_type() %}{{ return('double precision') }}{% endmacro %}
+
+
+{#- The column named `name` of a request's view (from the built relation). -#}
+{% macro view_column(req, name) %}
+  {{ return(req.view_columns | selectattr('name', 'equalto', name) | first) }}
 {% endmacro %}

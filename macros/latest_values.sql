@@ -24,7 +24,7 @@ select
     {{ adapter.quote(req.created_at) }},
     {%- endif %}
     {%- for col in req.view_columns %}
-    {{ adapter.quote(col.name) }}{{ ',' if not loop.last }}
+    {{ featurehouse.serving_value(adapter.quote(col.name), col) }} as {{ adapter.quote(col.name) }}{{ ',' if not loop.last }}
     {%- endfor %}
 from (
     select

@@ -75,7 +75,7 @@ __fh_v{{ loop.index0 }} as (
     select
         s.__fh_row,
         {%- for f in req.features %}
-        f.{{ adapter.quote(f) }} as __fh_f{{ loop.index0 }},
+        {{ featurehouse.serving_value('f.' ~ adapter.quote(f), featurehouse.view_column(req, f)) }} as __fh_f{{ loop.index0 }},
         {%- endfor %}
         row_number() over (
             partition by s.__fh_row
@@ -127,7 +127,7 @@ __fh_v{{ loop.index0 }} as (
         {%- endfor %}
         {{ adapter.quote(req.event_time) }} as __fh_et
         {%- for f in req.features %},
-        {{ adapter.quote(f) }} as __fh_f{{ loop.index0 }}
+        {{ featurehouse.serving_value(adapter.quote(f), featurehouse.view_column(req, f)) }} as __fh_f{{ loop.index0 }}
         {%- endfor %}
     from {{ req.relation }} as __fh_src
     where {{ adapter.quote(req.event_time) }} is not null

@@ -89,6 +89,7 @@ def test_values_past_the_ttl_that_retention_removed_are_not_compared(store):
 def test_equality_is_exact_with_nan_equal_and_bools_not_ints():
     assert same(float("nan"), float("nan")) and same(1.5, 1.5) and same(None, None)
     assert not same(True, 1) and not same(1.0, 1.0000001) and not same(None, 0)
+    assert not same(1, 1.0) and not same(1.0, 1)  # one Python type per feature on every path
 
 
 def test_a_backfilled_candidate_version_is_compared_in_its_own_namespace(store):

@@ -71,7 +71,7 @@ def demo(obj: CliContext, demo_dir: Path | None, scale: float, seed: int, end: s
     for name, spec in sorted(registry.models.items()):
         with console.status(f"training set for {name}") as status:
             result = store.build_training_set(spec.spine, list(spec.features), spec.timestamp,
-                                              progress=lambda msg: status.update(f"{name}: {msg}"))
+                                              progress=lambda msg, name=name: status.update(f"{name}: {msg}"))
             out = out_dir / f"{name}.parquet"
             write_table(result.table, out)
         cells = result.rows * len(result.columns)
@@ -138,6 +138,7 @@ def serve_one_vector(store, entity_type: str, spine: str) -> Table:
     cmd = [sys.executable, "-m", "featurehouse.cli.main", "--project-dir", str(store.project.dir)]
     if store.project.target_name:
         cmd += ["--target", store.project.target_name]
+    store.close_warehouse()  # the server loads the registry from the same DuckDB file
     proc = subprocess.Popen(cmd + ["serve", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/v1/features/{entity_type}/{entity_id}?names={','.join(names)}"

@@ -34,12 +34,14 @@ def emit_json(payload) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def check(obj: CliContext, no_compile: bool, as_json: bool) -> None:
-    """Schema gate: fail if a published feature version's columns or types changed.
+    """Schema gate: fail if a published feature version's columns, types or SQL changed.
 
     A view@version is published once it was synced, backfilled, promoted or used in a recorded training
     set. dbt compiles the feature views and the warehouse describes the compiled SQL (nothing is built),
     so run this in CI before `dbt build`. A new version always passes; so do metadata-only edits (owner,
-    SLO, description). Exits 1 naming view, column, old and new type and the version to bump to.
+    SLO, description). A published version whose SQL changed fails too (its online values would keep the
+    old logic), unless it declares `meta.featurehouse.restatement: <reason>`. Exits 1 naming view,
+    column, old and new type and the version to bump to.
     """
     from featurehouse.guard.schema_gate import check as run_check
 
@@ -48,7 +50,8 @@ def check(obj: CliContext, no_compile: bool, as_json: bool) -> None:
         result = run_check(store, compile_sql=not no_compile)
     if as_json:
         emit_json({"ok": result.ok, "views": [r.__dict__ for r in result.rows],
-                   "changes": [{**c.__dict__, "message": c.message} for c in result.changes]})
+                   "changes": [{**c.__dict__, "message": c.message} for c in result.changes],
+                   "logic_changes": [{**c.__dict__, "ok": c.ok, "message": c.message} for c in result.logic]})
     else:
         table = Table(title="schema gate: published feature versions", title_justify="left")
         for col in ("view@version", "status", "detail"):
@@ -58,8 +61,10 @@ def check(obj: CliContext, no_compile: bool, as_json: bool) -> None:
         obj.console.print(table)
         for c in result.changes:
             obj.console.print(f"[red]✗[/red] {c.message}")
+        for lc in result.logic:
+            obj.console.print(f"[yellow]![/yellow] {lc.message}" if lc.ok else f"[red]✗[/red] {lc.message}")
         if result.ok:
-            obj.console.print("[green]✓[/green] no published schema changed")
+            obj.console.print("[green]✓[/green] no published schema changed, nor published SQL without a new version")
     sys.exit(0 if result.ok else 1)
 
 
@@ -284,7 +289,8 @@ def deploy_check(obj: CliContext, ref, parity_sample, max_parity_mismatch, max_s
     drift (served distributions near training). The verdict is stored online: serving by
     `?model=MODEL@VERSION` marks the vectors of a version that failed it.
     """
-    from featurehouse.guard.deploy_check import Thresholds, deploy_check as run
+    from featurehouse.guard.deploy_check import Thresholds
+    from featurehouse.guard.deploy_check import deploy_check as run
 
     store = obj.store()
     with obj.console.status(f"checking {ref}"):

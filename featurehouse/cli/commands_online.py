@@ -12,15 +12,20 @@ from featurehouse.cli.context import CliContext
 @click.command()
 @click.option("--select", "-s", multiple=True, help="Only these views (repeatable; `view` or `view@N`).")
 @click.option("--full-refresh", is_flag=True, help="Ignore the watermark: read the latest row of every entity again.")
+@click.option("--restate", multiple=True, metavar="VIEW",
+              help="Correct VIEW's stored values in place (repeatable): values that differ at an equal event time "
+                   "and created_at are rewritten. For a deliberate fix of a published version; the seed of any "
+                   "other logic change is a new version (`backfill`, then `promote`).")
 @click.pass_obj
-def sync(obj: CliContext, select: tuple[str, ...], full_refresh: bool) -> None:
+def sync(obj: CliContext, select: tuple[str, ...], full_refresh: bool, restate: tuple[str, ...]) -> None:
     """Push the latest value per entity of every online view to the online store.
 
     Incremental: only rows ingested (created_at) since the last successful run are read, and the
     warehouse deduplicates them to one row per entity. Writes are guarded inside Redis, so an older
     event never replaces a newer value and a re-run changes nothing. Every run is recorded in the
     warehouse table featurehouse.featurehouse_sync_runs. The online store is FEATUREHOUSE_REDIS_URL,
-    or an embedded Redis under <project>/.featurehouse/redis.
+    or an embedded Redis under <project>/.featurehouse/redis. A view declaring
+    `meta.featurehouse.restatement: <reason>` is restated once after its SQL changed.
     """
     store = obj.store()
     views = store.online_views(select)
@@ -31,14 +36,16 @@ def sync(obj: CliContext, select: tuple[str, ...], full_refresh: bool) -> None:
         def progress(name: str, done: int, total: int) -> None:
             bar.update(tasks[name], completed=done, total=total)
 
-        runs = store.sync(select, full_refresh=full_refresh, progress=progress)
+        runs = store.sync(select, full_refresh=full_refresh, progress=progress, restate=restate)
     table = Table(title=f"sync: {len(runs)} views", title_justify="left")
-    for col in ("view", "mode", "rows read", "written", "skipped (older)", "watermark", "seconds", "status"):
-        table.add_column(col, justify="right" if col in ("rows read", "written", "skipped (older)", "seconds") else "left")
+    numbers = ("rows read", "written", "restated", "skipped (older)", "seconds")
+    for col in ("view", "mode", "rows read", "written", "restated", "skipped (older)", "watermark", "seconds", "status"):
+        table.add_column(col, justify="right" if col in numbers else "left")
     for run in runs:
         seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else 0
         table.add_row(f"{run.view}@{run.version}", run.mode, f"{run.rows_read:,}", f"{run.rows_written:,}",
-                      f"{run.rows_skipped_older:,}", str(run.watermark_to or "-"), f"{seconds:.2f}", run.status)
+                      f"{run.rows_restated:,}", f"{run.rows_skipped_older:,}", str(run.watermark_to or "-"),
+                      f"{seconds:.2f}", run.status)
     obj.console.print(table)
 
 

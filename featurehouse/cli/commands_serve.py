@@ -59,13 +59,18 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
                                 "(0.01 logs 1% of served vectors for `featurehouse skew` and `drift`)") from None
     store = obj.store()
     project = store.project
-    project.manifest()  # parse once here, not in every worker
+    # The registry is loaded once, here, by the loader every process uses; workers read this snapshot.
+    from featurehouse.registry.loader import save_snapshot
+
+    snapshot = save_snapshot(store.registry, project.dir / ".featurehouse" / "serving" / f"registry-{os.getpid()}.pickle")
+    store.close_warehouse()  # a DuckDB file stays free for syncs while we serve
     url = settings.get("redis_url") or os.environ.get("FEATUREHOUSE_REDIS_URL")
     if not url:
         url = store.online.embedded.url if store.online.embedded else None
     store.online.ping()
     os.environ.update({
         "FEATUREHOUSE_SERVING_WORKER": "1", "FEATUREHOUSE_PROJECT_DIR": str(project.dir),
+        "FEATUREHOUSE_REGISTRY_SNAPSHOT": str(snapshot),
         "FEATUREHOUSE_REDIS_URL": url, "FEATUREHOUSE_MAX_IDS": str(settings.get("max_ids", 1000)),
         "FEATUREHOUSE_TIMEOUT_S": str(settings.get("timeout_s", 0.5)),
         "FEATUREHOUSE_LOG_SAMPLE_RATE": str(settings.get("log_sample_rate", 0.01)),
@@ -80,8 +85,11 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
     obj.console.print(f"serving on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}); "
                       f"docs at http://{host}:{port}/docs")
     # uvloop: a third more requests per second than asyncio's loop on the same handler (bench/serve.py)
-    Granian("featurehouse.serving.asgi:app", address=host, port=port, workers=workers, interface=Interfaces.ASGI,
-            loop=Loops.uvloop, http=HTTPModes.http1, websockets=False, log_enabled=False).serve()
+    try:
+        Granian("featurehouse.serving.asgi:app", address=host, port=port, workers=workers, interface=Interfaces.ASGI,
+                loop=Loops.uvloop, http=HTTPModes.http1, websockets=False, log_enabled=False).serve()
+    finally:
+        snapshot.unlink(missing_ok=True)
 
 
 def multiprocess_metrics_dir(project_dir: Path) -> Path:

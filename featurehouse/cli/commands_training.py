@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import click
@@ -9,6 +10,7 @@ from rich.table import Table
 
 from featurehouse.cli.context import CliContext
 from featurehouse.errors import FeaturehouseError, InvalidSpine
+from featurehouse.offline.training_set import LineageNotRecorded, arrow_to_pandas
 from featurehouse.registry.model import FeatureRef
 
 
@@ -64,7 +66,8 @@ def training_set(obj: CliContext, spine, timestamp, features, model_name, entity
         obj.console.print(f"[green]✓[/green] wrote {path}; build it with `featurehouse build --select {as_model}`")
         return
 
-    with obj.console.status("building training set") as status:
+    with obj.console.status("building training set") as status, warnings.catch_warnings():
+        warnings.simplefilter("ignore", LineageNotRecorded)  # printed below as one line, not as a Python warning
         result = store.build_training_set(spine, names, timestamp, entity=entity, as_known_at=as_known_at,
                                           keep_order=not no_order, progress=lambda msg: status.update(msg),
                                           record=not no_record, name=name or model_name)
@@ -82,6 +85,8 @@ def training_set(obj: CliContext, spine, timestamp, features, model_name, entity
     for feature, column in zip(result.features, null_rates):
         summary.add_row(feature, column, f"{null_rates[column]:.1%}")
     obj.console.print(summary)
+    if result.record_error:
+        click.echo(f"warning: {result.record_error}", err=True)
     if result.record is not None:
         obj.console.print(f"[green]✓[/green] recorded as training set [bold]{result.record.training_set_id}[/bold]; "
                           f"bind a model to it: `featurehouse model register NAME@VERSION --training-set "
@@ -89,7 +94,7 @@ def training_set(obj: CliContext, spine, timestamp, features, model_name, entity
     if out is not None:
         obj.console.print(f"[green]✓[/green] wrote {out}")
     else:
-        obj.console.print(result.table.slice(0, 10).to_pandas().to_string(max_cols=20))
+        obj.console.print(arrow_to_pandas(result.table.slice(0, 10)).to_string(max_cols=20))
 
 
 def write_table(table, out: Path) -> None:

@@ -6,8 +6,18 @@ from pathlib import Path
 
 import click
 
-from featurehouse.cli import (commands_demo, commands_features, commands_guard, commands_lineage, commands_online,
-                              commands_serve, commands_stream, commands_training, commands_versions)
+from featurehouse.cli import (
+    commands_batch,
+    commands_demo,
+    commands_features,
+    commands_guard,
+    commands_lineage,
+    commands_online,
+    commands_serve,
+    commands_stream,
+    commands_training,
+    commands_versions,
+)
 from featurehouse.cli.context import CliContext, FeaturehouseGroup
 
 
@@ -32,6 +42,7 @@ cli.add_command(commands_features.init)
 cli.add_command(commands_features.build)
 cli.add_command(commands_features.features)
 cli.add_command(commands_training.training_set)
+cli.add_command(commands_batch.batch_features)
 cli.add_command(commands_online.sync)
 cli.add_command(commands_online.forget)
 cli.add_command(commands_online.retention)

@@ -25,9 +25,8 @@ All timestamps are naive UTC `timestamp[us]`; keys are int64.
 
 from __future__ import annotations
 
-from typing import Any
-
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pyarrow as pa

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from featurehouse.guard.drift import measure_drift
 from featurehouse.guard.freshness import view_freshness
+from featurehouse.guard.logic_gate import logic_changes
 from featurehouse.guard.parity import check_parity
 from featurehouse.guard.schema_gate import compare, normalize_type
 from featurehouse.guard.served import land_served
@@ -85,6 +86,9 @@ def deploy_check(store, ref: str, thresholds: Thresholds = Thresholds(), since: 
     gate = compare(published, {(v.name, v.version): view_schema(v) for v in views.values()})
     for change in gate.changes:
         report.gates.append(Gate("schema", f"{change.view}@{change.version}", "fail", change.message))
+    for logic in logic_changes(registry, published):
+        if not logic.ok:
+            report.gates.append(Gate("schema", f"{logic.view}@{logic.version}", "fail", logic.message))
     if not any(g.gate == "schema" for g in report.gates):
         report.gates.append(Gate("schema", f"{len(mv.features)} features", "pass",
                                  f"at their trained versions and types in {len(views)} view(s)"))
@@ -102,7 +106,8 @@ def deploy_check(store, ref: str, thresholds: Thresholds = Thresholds(), since: 
         detail = f"{p.mismatched:,} of {p.compared:,} entities differ ({p.rate:.2%})"
         if worst:
             example = p.examples[worst[0]][0]
-            detail += f"; e.g. {worst[0]} of entity {example.entity_id}: online {example.online!r}, warehouse {example.warehouse!r}"
+            detail += (f"; e.g. {worst[0]} of entity {example.entity_id}: online {example.online!r}, "
+                       f"warehouse {example.warehouse!r}")
         report.gates.append(Gate("parity", view.versioned_name,
                                  "fail" if p.rate > thresholds.max_parity_mismatch else "pass", detail))
     # -- skew and drift, on served vectors of these features

@@ -19,7 +19,8 @@ from featurehouse.offline.warehouse import Warehouse, utc_now
 from featurehouse.online.keys import MATERIALIZER
 from featurehouse.registry.model import FeatureView, Relation
 from featurehouse.serving.vectors import Freshness
-from featurehouse.sync.runs import SCHEMA as RUNS_SCHEMA, TABLE as RUNS_TABLE
+from featurehouse.sync.runs import SCHEMA as RUNS_SCHEMA
+from featurehouse.sync.runs import TABLE as RUNS_TABLE
 
 
 @dataclass

@@ -71,12 +71,12 @@ def entity_id(view: FeatureView, key: tuple) -> str:
 
 
 def same(a: Any, b: Any) -> bool:
-    """Exact equality (values round-trip the online store exactly), NaN equal to NaN, True not 1."""
+    """Exact equality: the same type and value (values round-trip the online store with their types,
+    and every path serves one Python type per feature: an int 1 is not a float 1.0, True is not 1),
+    NaN equal to NaN."""
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
-    if isinstance(a, bool) != isinstance(b, bool):
-        return False
-    return a == b
+    return type(a) is type(b) and a == b
 
 
 def sample_sql(view: FeatureView, dialect: str, sample: int | None, seed: str = "featurehouse") -> str:

@@ -13,28 +13,15 @@ import contextlib
 import io
 from dataclasses import dataclass, field
 
+from featurehouse import types
+from featurehouse.guard.logic_gate import LogicChange, logic_changes
 from featurehouse.offline.published import PublishedSchema, read_published, view_schema
 from featurehouse.registry.model import FeatureView, Registry
 
-ALIASES = {
-    "int": "integer", "int4": "integer", "int32": "integer", "signed": "integer",
-    "int8": "bigint", "int64": "bigint", "long": "bigint",
-    "int2": "smallint", "int16": "smallint", "short": "smallint",
-    "float8": "double", "float64": "double", "double precision": "double",
-    "float4": "float", "real": "float", "float32": "float",
-    "text": "varchar", "string": "varchar", "character varying": "varchar", "char": "varchar",
-    "bool": "boolean", "logical": "boolean",
-    "timestamp without time zone": "timestamp", "datetime": "timestamp",
-    "timestamp with time zone": "timestamptz",
-    "numeric": "decimal",
-}
-
 
 def normalize_type(data_type: str | None) -> str:
-    t = " ".join((data_type or "").strip().lower().split())
-    base, paren, rest = t.partition("(")
-    base = ALIASES.get(base.strip(), base.strip())
-    return base + (paren + rest if paren else "")
+    """The canonical spelling of a type (featurehouse.types): 'int8' and 'BIGINT' are both 'bigint'."""
+    return types.canonical(data_type)
 
 
 @dataclass(frozen=True)
@@ -77,10 +64,11 @@ class GateRow:
 class GateResult:
     rows: list[GateRow] = field(default_factory=list)
     changes: list[SchemaChange] = field(default_factory=list)
+    logic: list[LogicChange] = field(default_factory=list)  # SQL changed under a published version
 
     @property
     def ok(self) -> bool:
-        return not self.changes
+        return not self.changes and all(change.ok for change in self.logic)
 
 
 def compare(published: dict[tuple[str, int], PublishedSchema], current: dict[tuple[str, int], dict[str, str]],
@@ -125,7 +113,7 @@ def _diff(view: str, version: int, old: dict[str, str], new: dict[str, str], bum
     for col, t in old.items():
         if col not in new:
             changes.append(SchemaChange(view, version, "removed_column", col, t, None, bump))
-        elif normalize_type(t) != normalize_type(new[col]):
+        elif not types.same_type(t, new[col], exact=True):
             changes.append(SchemaChange(view, version, "type_changed", col, t, new[col], bump))
     for col, t in new.items():
         if col not in old:
@@ -164,40 +152,31 @@ def current_schemas(store, compile_sql: bool = True) -> dict[tuple[str, int], di
 
 
 def _feature_schema(view: FeatureView, described: dict[str, str], declared: dict[str, str]) -> dict[str, str]:
-    """The type each column will have: the declared one while the SQL still yields a type of its family
+    """The type each column will have: the declared one while the SQL still yields the same logical type
     (YAML says integer, DuckDB says BIGINT), else what the SQL yields (YAML without an enforced contract
-    does not stop a cast to varchar)."""
+    does not stop a cast to varchar, nor a SUM that yields HUGEINT)."""
     skip = set(view.entity.keys) | {view.event_time, view.created_at}
     out = {}
     for column, described_type in described.items():
         if column in skip:
             continue
         declared_type = declared.get(column)
-        same_family = declared_type and type_family(declared_type) == type_family(described_type)
-        out[column] = declared_type if same_family else described_type
+        same = declared_type and types.same_type(declared_type, described_type)
+        out[column] = declared_type if same else described_type
     return out
 
 
-FAMILIES = {
-    "integer": ("tinyint", "smallint", "integer", "bigint", "hugeint", "utinyint", "usmallint", "uinteger",
-                "ubigint", "uhugeint", "serial", "bigserial"),
-    "float": ("float", "double", "decimal"),
-    "string": ("varchar",),
-    "boolean": ("boolean",),
-    "timestamp": ("timestamp", "timestamptz", "date"),
-}
-
-
-def type_family(data_type: str | None) -> str:
-    base = normalize_type(data_type).partition("(")[0]
-    for family, members in FAMILIES.items():
-        if base in members:
-            return family
-    return base
-
-
 def check(store, compile_sql: bool = True) -> GateResult:
+    """Published schemas against the current SQL's, and published logic against the current SQL."""
     current = current_schemas(store, compile_sql)
     published = read_published(store.warehouse)
     ids = {(v.name, v.version): v.unique_id for v in store.registry.views.values()}
-    return compare(published, current, dict(store.registry.active), ids)
+    result = compare(published, current, dict(store.registry.active), ids)
+    result.logic = logic_changes(store.registry, published)
+    rows = {(r.view, r.version): r for r in result.rows}
+    for change in result.logic:
+        row = rows.get((change.view, change.version))
+        if row is not None and row.status == "ok":
+            row.status = "restated" if change.ok else "changed"
+            row.detail = change.message.split(": ", 1)[1]
+    return result

@@ -14,7 +14,7 @@ from datetime import datetime
 import orjson
 import pyarrow as pa
 
-from featurehouse.guard.schema_gate import type_family
+from featurehouse import types
 from featurehouse.guard.served import served_values
 from featurehouse.registry.model import Registry, parse_entity_key
 from featurehouse.serving.served_log import render_value
@@ -120,6 +120,6 @@ def _key_casts(store, registry: Registry, entity_type: str, versioned: list[str]
     described = store.warehouse.describe(view.relation) or {}
     casts = {}
     for key in registry.entities[entity_type].keys:
-        kind = type_family(described.get(key, "varchar"))
-        casts[key] = int if kind == "integer" else float if kind == "float" else str
+        kind = types.family(described.get(key, "varchar"), store.warehouse.dialect)
+        casts[key] = int if kind is types.Family.INTEGER else float if kind is types.Family.FLOAT else str
     return casts

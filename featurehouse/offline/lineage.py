@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
+from sqlglot import exp
 
 from featurehouse.errors import FeaturehouseError
 from featurehouse.offline.profile import profile_table
-from featurehouse.offline.warehouse import Warehouse, sql_literal, utc_now
+from featurehouse.offline.warehouse import Warehouse, utc_now
 from featurehouse.registry.model import Registry
 
 SCHEMA = "featurehouse"
@@ -82,11 +85,30 @@ def spine_fingerprint(table: pa.Table, columns: list[str]) -> str:
     con = duckdb.connect()
     try:
         con.register("spine", table.select(columns))
-        cols = ", ".join(f'"{c}"' for c in columns)
+        cols = ", ".join(exp.to_identifier(c, quoted=True).sql("duckdb") for c in columns)
         total, count = con.execute(f"SELECT sum(hash({cols})::HUGEINT)::VARCHAR, count(*) FROM spine").fetchone()
     finally:
         con.close()
     return hashlib.sha256(f"{columns}|{total}|{count}".encode()).hexdigest()[:16]
+
+
+def insert_row(warehouse: Warehouse, table: str, columns: Sequence[str], values: Sequence[Any]) -> None:
+    """INSERT one row into featurehouse's own table `table` (already quoted SQL).
+
+    Column names are quoted by sqlglot and values travel as driver parameters (placeholders in the
+    engine's style: `?` on DuckDB, `%s` on PostgreSQL), so no name or value is ever pasted into SQL."""
+    d = warehouse.dialect
+    names = ", ".join(exp.to_identifier(c, quoted=True).sql(d) for c in columns)
+    marks = ", ".join(exp.Placeholder().sql(d) for _ in values)
+    warehouse.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", tuple(values))
+
+
+def equals(column: str, value: Any, dialect: str) -> str:
+    """`"column" = <value>` for a WHERE clause: the name quoted, the value a sqlglot literal
+    (fetch_arrow takes no parameters)."""
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    literal = exp.Literal.number(value) if is_int else exp.Literal.string(str(value))
+    return exp.column(column, quoted=True).eq(literal).sql(dialect)
 
 
 def _versioned_feature(name: str) -> tuple[str, str, int]:
@@ -124,16 +146,15 @@ class LineageLog:
         record = TrainingSetRecord(ident, created, name, fingerprint, table.num_rows, timestamp,
                                    list(training_set.features), schemas, transforms, training_set.engine,
                                    training_set.plan, profile, feature_columns)
-        d = self.wh.dialect
         values = [ident, created, name, fingerprint, table.num_rows, timestamp, json.dumps(record.features),
                   json.dumps(schemas), json.dumps(transforms), training_set.engine, training_set.plan,
                   json.dumps({"profile": profile, "columns": feature_columns})]
-        self.wh.execute(f"INSERT INTO {self.training_sets} VALUES ({', '.join(sql_literal(v, d) for v in values)})")
+        insert_row(self.wh, self.training_sets, [c for c, _ in TRAINING_SET_COLUMNS], values)
         return record
 
     def training_set(self, ident: str) -> TrainingSetRecord:
-        rows = self.wh.fetch_arrow(f"SELECT * FROM {self.training_sets} WHERE training_set_id = "
-                                   f"{sql_literal(ident, self.wh.dialect)}").to_pylist()
+        rows = self.wh.fetch_arrow(f"SELECT * FROM {self.training_sets} "
+                                   f"WHERE {equals('training_set_id', ident, self.wh.dialect)}").to_pylist()
         if not rows:
             known = [r.training_set_id for r in self.list_training_sets()[:5]]
             raise UnknownTrainingSet(f"unknown training set '{ident}' (recent: {', '.join(known) or 'none recorded'})")
@@ -164,13 +185,12 @@ class LineageLog:
                 raise FeaturehouseError(f"model {model}@{version} is already bound to training set {mv.training_set_id}; "
                                         f"register a new version instead")
         mv = ModelVersion(model, version, training_set_id, features, utc_now(), source)
-        d = self.wh.dialect
         values = [model, version, training_set_id, json.dumps(features), mv.registered_at, source]
-        self.wh.execute(f"INSERT INTO {self.model_versions} VALUES ({', '.join(sql_literal(v, d) for v in values)})")
+        insert_row(self.wh, self.model_versions, [c for c, _ in MODEL_VERSION_COLUMNS], values)
         return mv
 
     def model_versions_of(self, model: str | None = None) -> list[ModelVersion]:
-        where = f"WHERE model = {sql_literal(model, self.wh.dialect)}" if model else ""
+        where = f"WHERE {equals('model', model, self.wh.dialect)}" if model else ""
         rows = self.wh.fetch_arrow(f"SELECT * FROM {self.model_versions} {where} ORDER BY registered_at").to_pylist()
         return [ModelVersion(r["model"], r["version"], r["training_set_id"], json.loads(r["features"]),
                              r["registered_at"], r["source"]) for r in rows]
@@ -197,4 +217,4 @@ def _training_set(r: dict) -> TrainingSetRecord:
 
 
 __all__ = ["LineageLog", "ModelVersion", "TrainingSetRecord", "UnknownModelVersion", "UnknownTrainingSet",
-           "spine_fingerprint"]
+           "equals", "insert_row", "spine_fingerprint"]

@@ -14,6 +14,7 @@ from datetime import timedelta
 from sqlglot import exp
 
 from featurehouse.registry.model import Feature, FeatureView
+from featurehouse.types import Family, family, serving_cast
 
 ROW_ID = "__fh_row"
 SPINE = "__fh_spine"
@@ -76,7 +77,7 @@ class PointInTimeQuery:
                     join_type="LEFT",
                 )
                 in_ttl = None  # the window plan filters by TTL inside the join
-            for j, (feature, out) in enumerate(zip(req.features, req.output_names)):
+            for j, (_feature, out) in enumerate(zip(req.features, req.output_names)):
                 value = column(f"__fh_f{j}", alias)
                 if in_ttl is not None:
                     value = exp.Case(ifs=[exp.If(this=in_ttl.copy(), true=value)])
@@ -127,7 +128,7 @@ class PointInTimeQuery:
         )
         return (
             exp.select(column(ROW_ID, s), column(v.event_time, f).as_(EVENT_TIME, quoted=True))
-            .select(*[column(ft.column, f).as_(f"__fh_f{j}", quoted=True) for j, ft in enumerate(req.features)])
+            .select(*[served(ft, f, dialect).as_(f"__fh_f{j}", quoted=True) for j, ft in enumerate(req.features)])
             .select(rank.as_(RANK, quoted=True))
             .from_(_table(SPINE).as_(s, quoted=True))
             .join(view_source(v, f), on=exp.and_(*conditions), join_type="INNER")
@@ -145,7 +146,7 @@ def _latest_per_event_time(req: ViewRequest, dialect: str) -> exp.Select:
     )
     select = (
         exp.select(*[column(k) for k in v.entity.keys], column(v.event_time).as_(EVENT_TIME, quoted=True))
-        .select(*[column(ft.column).as_(f"__fh_f{j}", quoted=True) for j, ft in enumerate(req.features)])
+        .select(*[served(ft, None, dialect).as_(f"__fh_f{j}", quoted=True) for j, ft in enumerate(req.features)])
         .from_(view_source(v, "__fh_src"))
         .where(exp.Not(this=exp.Is(this=column(v.event_time), expression=exp.Null())))
     )
@@ -165,10 +166,16 @@ def _sortable(column: exp.Expression, view: FeatureView, name: str, dialect: str
     """Strings compare by code point on every engine (PostgreSQL's default collation would not)."""
     if dialect != "postgres":
         return column  # DuckDB compares strings bytewise already
-    dtype = next((f.data_type for f in view.features if f.column == name), None) or ""
-    if dtype.lower().startswith(("varchar", "text", "string", "char", "character")):
+    dtype = next((f.data_type for f in view.features if f.column == name), None)
+    if family(dtype, dialect) is Family.STRING:
         return exp.Collate(this=column, expression=exp.to_identifier("C", quoted=True))
     return column
+
+
+def served(feature: Feature, table: str | None, dialect: str) -> exp.Expression:
+    """A feature column as it is trained on and served: HUGEINT as BIGINT, DECIMAL as DOUBLE
+    (featurehouse.types.serving_cast; docs/semantics.md, "Types"). Rankings use the raw column."""
+    return serving_cast(column(feature.column, table), feature.data_type, dialect)
 
 
 def _key_match(req: ViewRequest, s: str, other: str) -> list[exp.Expression]:
@@ -182,7 +189,8 @@ def view_source(view: FeatureView, alias: str) -> exp.Expression:
     cols = [*view.entity.keys, view.event_time] + ([view.created_at] if view.created_at else []) + list(view.feature_columns)
     union: exp.Expression = exp.select(*[column(c) for c in cols]).from_(relation_table(view))
     for r in view.extra_relations:
-        part = exp.select(*[column(c) for c in cols]).from_(exp.table_(r.identifier, db=r.schema, catalog=r.database, quoted=True))
+        table = exp.table_(r.identifier, db=r.schema, catalog=r.database, quoted=True)
+        part = exp.select(*[column(c) for c in cols]).from_(table)
         union = exp.union(union, part, distinct=False)
     return exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
 

@@ -9,7 +9,8 @@ of their own in both, since a feature that starts coming back null is drift too.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -20,32 +21,79 @@ OTHER = "__other__"
 
 
 def profile_column(column: pa.ChunkedArray | pa.Array) -> dict[str, Any]:
+    """The profile of one column; never raises on odd values, since a profile is taken after the
+    training set was built and must not cost the user their result."""
     n = len(column)
     nulls = column.null_count
-    kind = "numeric" if (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
-                         or pa.types.is_decimal(column.type)) else "categorical"
+    kind = "numeric" if is_numeric(column.type) else "categorical"
     out: dict[str, Any] = {"kind": kind, "count": n, "null_rate": nulls / n if n else 0.0}
     values = column.drop_null() if hasattr(column, "drop_null") else pc.drop_null(column)
     if kind == "numeric":
-        arr = np.asarray(values.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
-        arr = arr[np.isfinite(arr)]
-        if arr.size == 0:
-            out.update(edges=[], shares=[])
-            return out
-        edges = sorted(set(np.quantile(arr, np.linspace(0.1, 0.9, 9)).tolist()))
-        out.update(edges=edges, shares=numeric_shares(arr, edges), mean=float(arr.mean()), std=float(arr.std()))
+        out.update(numeric_profile(as_float64(values)))
     else:
-        counts: dict[str, int] = {}
-        for v in values.cast(pa.string()).to_pylist() if not pa.types.is_string(values.type) else values.to_pylist():
-            counts[v] = counts.get(v, 0) + 1
-        total = max(1, len(values))
-        top = sorted(counts.items(), key=lambda kv: -kv[1])[:TOP_VALUES]
-        shares = {k: c / total for k, c in top}
-        rest = 1.0 - sum(shares.values())
-        if rest > 1e-12:
-            shares[OTHER] = rest
-        out["shares"] = shares
+        out["shares"] = top_shares(as_text(values))
     return out
+
+
+def is_numeric(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+
+
+def as_float64(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Numbers as float64 for binning, whatever their width: int64 beyond 2**53, uint64 and decimals
+    (DuckDB's HUGEINT arrives as decimal128) lose digits, which edges can afford, instead of raising
+    ArrowInvalid as a safe cast does."""
+    try:
+        floats = pc.cast(values, pa.float64(), safe=False)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):  # a decimal width this pyarrow cannot cast
+        return np.array([float(v) for v in values.to_pylist()], dtype=np.float64)
+    return np.asarray(floats.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def numeric_profile(arr: np.ndarray) -> dict[str, Any]:
+    """Decile edges, bin shares, mean and std of the finite values (NaN and +-inf are left out).
+
+    Values are scaled by a power of two (exact) before numpy sees them, so that sums, squares and
+    interpolation between quantiles cannot overflow near the float64 range."""
+    arr = arr[np.isfinite(arr)]
+    if arr.size == 0:
+        return {"edges": [], "shares": []}
+    exponent = int(np.frexp(np.max(np.abs(arr)))[1])
+    scaled = np.ldexp(arr, -exponent)  # every value now in [-1, 1]
+    edges = sorted({_unscale(q, exponent) for q in np.quantile(scaled, np.linspace(0.1, 0.9, 9))})
+    return {"edges": edges, "shares": numeric_shares(arr, edges), "mean": _unscale(scaled.mean(), exponent),
+            "std": _unscale(scaled.std(), exponent)}
+
+
+def _unscale(x: float, exponent: int) -> float:
+    return float(np.ldexp(x, exponent))
+
+
+def as_text(values: pa.ChunkedArray | pa.Array) -> list[str]:
+    """Non-null values as text, the keys of a categorical profile; types Arrow cannot cast to string
+    (lists, structs, invalid UTF-8 bytes) fall back to Python's str()."""
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        return values.to_pylist()
+    try:
+        return pc.cast(values, pa.string()).to_pylist()
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        return [str(v) for v in values.to_pylist()]
+
+
+def top_shares(texts: list[str]) -> dict[str, float]:
+    """Shares of the TOP_VALUES most frequent values, the rest pooled as OTHER."""
+    if not texts:
+        return {}
+    counts: dict[str, int] = {}
+    for v in texts:
+        counts[v] = counts.get(v, 0) + 1
+    total = len(texts)
+    top = sorted(counts.items(), key=lambda kv: -kv[1])[:TOP_VALUES]
+    shares = {k: c / total for k, c in top}
+    rest = 1.0 - sum(shares.values())
+    if rest > 1e-12:
+        shares[OTHER] = rest
+    return shares
 
 
 def numeric_shares(values: np.ndarray, edges: list[float]) -> list[float]:

@@ -19,7 +19,10 @@ from sqlglot import exp
 from featurehouse.errors import InvalidSpine
 from featurehouse.offline.point_in_time import ROW_ID
 from featurehouse.offline.warehouse import Warehouse
+from featurehouse.types import Family, from_arrow
 
+# An as-of column is a timestamp (with or without a zone) or a date, read as its midnight.
+_POINTS_IN_TIME = (Family.TIMESTAMP, Family.DATE)
 _SQL_START = re.compile(r"^\s*(select|with|from|values|\()", re.IGNORECASE)
 
 
@@ -28,7 +31,7 @@ class LoadedSpine:
     """A spine in the warehouse: the table to read it from and its columns with their types."""
 
     table: str
-    columns: dict[str, str]  # name -> type family: 'timestamp', 'string', 'integer', 'float', 'other'
+    columns: dict[str, Family]  # name -> what the column holds (featurehouse.types.Family)
     rows: int | None
 
 
@@ -51,12 +54,14 @@ def load_spine(warehouse: Warehouse, spine: Any, timestamp: str) -> LoadedSpine:
         except ImportError:  # pragma: no cover
             pd = None
         if pd is None or not isinstance(spine, pd.DataFrame):
-            raise InvalidSpine(f"spine must be a DataFrame, Arrow table, Parquet/CSV path, relation or SQL; got {type(spine).__name__}")
+            raise InvalidSpine("spine must be a DataFrame, Arrow table, Parquet/CSV path, relation or SQL; "
+                               f"got {type(spine).__name__}")
         table = pa.Table.from_pandas(spine, preserve_index=False)
     table = _normalise(table, timestamp)
     table = table.append_column(ROW_ID, pa.array(range(table.num_rows), pa.int64()))
     warehouse.load_table(name, table)
-    return LoadedSpine(name, {f.name: family(f.type) for f in table.schema if f.name != ROW_ID}, table.num_rows)
+    return LoadedSpine(name, {f.name: from_arrow(f.type).family for f in table.schema if f.name != ROW_ID},
+                       table.num_rows)
 
 
 def _is_file(spine: str | Path) -> bool:
@@ -96,7 +101,8 @@ def _normalise(table: pa.Table, timestamp: str) -> pa.Table:
     table = pa.table(columns, names=table.column_names)
     ts_type = table.schema.field(timestamp).type
     if not pa.types.is_timestamp(ts_type):
-        raise InvalidSpine(f"spine column '{timestamp}' has type {family(ts_type)} ({ts_type}), expected a timestamp")
+        raise InvalidSpine(f"spine column '{timestamp}' has type {from_arrow(ts_type).family.value} ({ts_type}), "
+                           "expected a timestamp")
     return table
 
 
@@ -121,7 +127,7 @@ def _load_parquet_in_duckdb(warehouse: Warehouse, name: str, path: Path, timesta
     warehouse.execute(f"CREATE TEMP TABLE {table} AS {query.sql('duckdb')}")
     columns = warehouse.column_families(f"SELECT * FROM {table} LIMIT 0")
     columns.pop(ROW_ID, None)
-    if columns[timestamp] != "timestamp":
+    if columns[timestamp] not in _POINTS_IN_TIME:
         raise InvalidSpine(f"spine column '{timestamp}' has type {types[timestamp]}, expected a timestamp")
     return LoadedSpine(name, columns, None)
 
@@ -147,20 +153,6 @@ def _load_sql(warehouse: Warehouse, name: str, spine: str, timestamp: str) -> Lo
     columns.pop(ROW_ID, None)
     if timestamp not in columns:
         raise InvalidSpine(f"spine has no timestamp column '{timestamp}' (columns: {', '.join(columns)})")
-    if columns[timestamp] != "timestamp":
+    if columns[timestamp] not in _POINTS_IN_TIME:
         raise InvalidSpine(f"spine column '{timestamp}' is not a timestamp")
     return LoadedSpine(name, columns, None)
-
-
-def family(t: pa.DataType) -> str:
-    if pa.types.is_timestamp(t) or pa.types.is_date(t):
-        return "timestamp"
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return "string"
-    if pa.types.is_integer(t):
-        return "integer"
-    if pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return "float"
-    if pa.types.is_null(t):
-        return "null"
-    return "other"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from sqlglot import exp
@@ -15,12 +17,50 @@ from featurehouse.offline.spine import load_spine
 from featurehouse.offline.warehouse import Warehouse
 from featurehouse.registry.model import Feature, FeatureRef, FeatureView, Registry
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 Progress = Callable[[str], None]
+
+
+@functools.cache
+def pandas_types() -> dict[pa.DataType, Any]:
+    """Arrow type -> pandas dtype in `to_pandas`: NumPy's int64 has no NULL, so pandas' default turns an
+    integer column with one NULL into float64 and 9007199254740993 into 9007199254740992.0. (Built on
+    first use: importing pandas would slow down every process that imports the store, servers too.)"""
+    import pandas as pd
+
+    return {
+        pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
+        pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(),
+        pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype(), pa.bool_(): pd.BooleanDtype(),
+    }
+
+
+class LineageNotRecorded(UserWarning):
+    """A training set was built but recording it for lineage (or publishing its feature versions) failed."""
+
+
+def arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
+    """`table` as a DataFrame whose integers and booleans are pandas' nullable dtypes (pandas_types)."""
+    return table.to_pandas(types_mapper=pandas_types().get)
 
 
 @dataclass
 class TrainingSet:
-    """A built training set with what it took to make it (for lineage and for users who look)."""
+    """A built training set with what it took to make it (for lineage and for users who look).
+
+    `to_pandas()` keeps every value exact: integer columns become pandas' nullable `Int8`..`Int64` /
+    `UInt8`..`UInt64` and booleans `boolean` (NULL is `pd.NA`), whether or not this result holds a
+    NULL, so a column's dtype never depends on the data; floats stay `float64` (NULL is NaN), strings
+    keep pandas' default string dtype (`object` on pandas 2, `str` on pandas 3), decimals are `Decimal`
+    objects and timestamps `datetime64`. `table` (Arrow) holds the engine's types unchanged.
+
+    `record` is the lineage record (None when not recorded). When recording failed, the training set
+    is still returned: `record_error` says why (and a LineageNotRecorded warning was issued); if the
+    record was written but publishing its feature versions failed, `record` is set and `record_error`
+    names the failure too.
+    """
 
     table: pa.Table
     sql: str
@@ -31,13 +71,14 @@ class TrainingSet:
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
     record: Any = None  # the TrainingSetRecord, once recorded for lineage
+    record_error: str | None = None  # why recording it for lineage failed, when it did
 
     @property
     def rows(self) -> int:
         return self.table.num_rows
 
-    def to_pandas(self):
-        return self.table.to_pandas()
+    def to_pandas(self) -> pd.DataFrame:
+        return arrow_to_pandas(self.table)
 
 
 def plan_requests(
@@ -118,7 +159,7 @@ def build_training_set(
     finally:
         try:
             warehouse.execute(f"DROP TABLE IF EXISTS {exp.to_identifier(loaded.table, quoted=True).sql(warehouse.dialect)}")
-        except Exception:  # a failed query can leave a PostgreSQL session unusable until rollback
+        except Exception:  # noqa: BLE001, S110 - a failed query can leave a PostgreSQL session unusable until rollback
             pass
     return TrainingSet(
         table=table,
@@ -148,4 +189,5 @@ def _check_spine(columns: dict[str, str], requests: list[ViewRequest], timestamp
     for r in requests:
         for out in r.output_names:
             if out in columns:
-                raise InvalidSpine(f"spine column '{out}' clashes with the output column of feature '{out.replace('__', '.', 1)}'")
+                raise InvalidSpine(f"spine column '{out}' clashes with the output column of feature "
+                                   f"'{out.replace('__', '.', 1)}'")

@@ -17,6 +17,8 @@ PREFIX = "fh"
 MATERIALIZER = "fh:materializer"
 MODEL_VERSIONS = "fh:model_versions"  # name@version -> {"features": [view.column@N, ...], "training_set": id}
 DEPLOY_CHECKS = "fh:deploy_checks"  # name@version -> the last deploy check: {"ok", "checked_at", "failures"}
+ACTIVE_VERSIONS = "fh:active_versions"  # view -> the version serving reads, derived from the warehouse's log
+LAYOUTS = "fh:layouts"  # view@N -> {"columns": [...], "types": [...]}: the order of its stored arrays (layout.py)
 _ESCAPES = {"%": "%25", "|": "%7C", "{": "%7B", "}": "%7D"}
 
 

@@ -13,7 +13,8 @@ import redis
 from featurehouse.errors import FeaturehouseError
 from featurehouse.online.codec import decode_values, encode_values, from_micros, to_micros
 from featurehouse.online.embedded import EmbeddedRedis
-from featurehouse.online.keys import MATERIALIZER, entity_key, time_field, value_field
+from featurehouse.online.keys import ACTIVE_VERSIONS, LAYOUTS, MATERIALIZER, entity_key, time_field, value_field
+from featurehouse.online.layout import Layout, parse_layouts
 from featurehouse.registry.model import FeatureView
 
 # The write guard and the retention pass's compare-and-delete, as one Redis Functions library (Redis 7+,
@@ -23,6 +24,9 @@ from featurehouse.registry.model import FeatureView
 # wins (NULL counts lowest, as -1); an equal pair is a repeat and is skipped, so re-running a sync
 # changes nothing. Atomic inside Redis, so batch sync, stream and backfill writers can race and the
 # newest truth still wins.
+# fh_restate_batch: the guard for a declared restatement (a corrected view, same version): a value with
+# the same event time and created_at as the stored one replaces it when its payload differs, and is
+# counted apart; an older one is still refused. Returns {written, restated}.
 # fh_hmget_many: HMGET of many entities in one command (read-only; a third of a pipeline's cost in Python).
 # fh_expire: drop a view's value only if it is still the one the retention pass saw, so a newer value
 # written meanwhile by a racing writer stays.
@@ -57,6 +61,30 @@ redis.register_function('fh_guard_batch', function(keys, args)
   end
   return written
 end)
+redis.register_function('fh_restate_batch', function(keys, args)
+  local vf, tf, written, restated = args[1], args[2], 0, 0
+  for i = 1, #keys do
+    local b = (i - 1) * 3 + 2
+    local et, ca = tonumber(args[b + 1]), tonumber(args[b + 2])
+    local cur = redis.call('HGET', keys[i], tf)
+    local write, again = true, false
+    if cur then
+      local sep = string.find(cur, ':', 1, true)
+      local cet, cca = tonumber(string.sub(cur, 1, sep - 1)), tonumber(string.sub(cur, sep + 1))
+      if et < cet or (et == cet and ca < cca) then
+        write = false
+      elseif et == cet and ca == cca then
+        again = true
+        write = redis.call('HGET', keys[i], vf) ~= args[b + 3]
+      end
+    end
+    if write then
+      redis.call('HSET', keys[i], vf, args[b + 3], tf, args[b + 1] .. ':' .. args[b + 2])
+      if again then restated = restated + 1 else written = written + 1 end
+    end
+  end
+  return {written, restated}
+end)
 redis.register_function{function_name='fh_hmget_many', flags={'no-writes'}, callback=function(keys, args)
   local out = {}
   for i = 1, #keys do out[i] = redis.call('HMGET', keys[i], unpack(args)) end
@@ -71,8 +99,6 @@ redis.register_function('fh_expire', function(keys, args)
 end)
 """
 
-
-ACTIVE_VERSIONS = "fh:active_versions"
 
 
 class OnlineStoreError(FeaturehouseError):
@@ -104,10 +130,12 @@ class ViewRecord:
 class WriteResult:
     written: int = 0
     skipped_older: int = 0
+    restated: int = 0  # values replaced at an equal event time and created_at (a declared restatement)
 
     def add(self, other: "WriteResult") -> None:
         self.written += other.written
         self.skipped_older += other.skipped_older
+        self.restated += other.restated
 
 
 class OnlineStore(Protocol):
@@ -117,12 +145,18 @@ class OnlineStore(Protocol):
               batch_size: int = 2000) -> WriteResult: ...
 
     def write_encoded(self, view: FeatureView, items: Iterable[tuple[str, int, int | None, bytes]],
-                      version: int | None = None, batch_size: int = 2000) -> WriteResult: ...
+                      version: int | None = None, batch_size: int = 2000, restate: bool = False) -> WriteResult: ...
 
     def read(self, entity_type: str, keys: Sequence[tuple], views: Sequence[tuple[FeatureView, int]]
              ) -> list[dict[str, ViewRecord | None]]: ...
 
     def set_active_version(self, view: str, version: int) -> None: ...
+
+    def set_active_versions(self, active: dict[str, int]) -> None: ...
+
+    def layout_for_write(self, view: FeatureView, version: int | None = None) -> Layout: ...
+
+    def layouts(self) -> dict[str, Layout]: ...
 
     def mark_synced(self, view: str, version: int, at: float) -> None: ...
 
@@ -193,17 +227,41 @@ class RedisOnlineStore:
 
     def write(self, view: FeatureView, rows: Iterable[OnlineRow], version: int | None = None,
               batch_size: int = 2000) -> WriteResult:
-        """Guarded writes, pipelined in batches; returns how many were written and skipped as older."""
+        """Guarded writes, pipelined in batches; returns how many were written and skipped as older.
+
+        Row values come in `view.feature_columns` order and are stored in the view's recorded layout."""
+        order = self.layout_for_write(view, version).order_from(view.feature_columns)
         encoded = ((entity_key(view.entity.name, r.key), to_micros(r.event_time), to_micros(r.created_at),
-                    encode_values(r.values)) for r in rows)
+                    encode_values(r.values if order is None else [r.values[i] for i in order])) for r in rows)
         return self.write_encoded(view, encoded, version, batch_size)
 
+    def layout_for_write(self, view: FeatureView, version: int | None = None) -> Layout:
+        """The layout view@version is stored in: recorded by the first writer (atomically, HSETNX), and
+        the one every later writer must encode its arrays in. Raises LayoutConflict when the view's
+        columns are no longer the stored ones."""
+        version = view.version if version is None else version
+        mine = Layout(view.name, version, view.feature_columns, tuple(f.data_type for f in view.features))
+        try:
+            if self.client.hsetnx(LAYOUTS, mine.field, mine.to_json()):
+                return mine
+            stored = Layout.from_json(mine.field, self.client.hget(LAYOUTS, mine.field))
+        except redis.RedisError as e:
+            raise OnlineStoreError(f"online store unreachable: {e}") from None
+        stored.order_from(mine.columns)  # a different set of columns is a conflict
+        return stored
+
+    def layouts(self) -> dict[str, Layout]:
+        """Every recorded layout, by `view@N`."""
+        return parse_layouts(self.client.hgetall(LAYOUTS))
+
     def write_encoded(self, view: FeatureView, items: Iterable[tuple[str, int, int | None, bytes]],
-                      version: int | None = None, batch_size: int = 2000) -> WriteResult:
+                      version: int | None = None, batch_size: int = 2000, restate: bool = False) -> WriteResult:
         """(entity key, event micros, created micros or None, payload) items through the guard.
 
         On one server, each batch is one fh_guard_batch call (one command for hundreds of rows); on a
-        cluster, where one call's keys must share a slot, one pipelined fh_guard call per row.
+        cluster, where one call's keys must share a slot, one pipelined call per row. With `restate`
+        (a declared correction of the same version), equal-time values whose payload differs replace
+        the stored ones (fh_restate_batch).
         """
         version = view.version if version is None else version
         vfield, tfield = value_field(view.name, version), time_field(view.name, version)
@@ -212,45 +270,55 @@ class RedisOnlineStore:
         for item in items:
             chunk.append(item)
             if len(chunk) >= batch_size:
-                result.add(self._write_chunk(vfield, tfield, chunk))
+                result.add(self._write_chunk(vfield, tfield, chunk, restate))
                 chunk = []
         if chunk:
-            result.add(self._write_chunk(vfield, tfield, chunk))
+            result.add(self._write_chunk(vfield, tfield, chunk, restate))
         return result
 
-    def _write_chunk(self, vfield: str, tfield: str, chunk: list) -> WriteResult:
+    def _write_chunk(self, vfield: str, tfield: str, chunk: list, restate: bool = False) -> WriteResult:
+        batch = "fh_restate_batch" if restate else "fh_guard_batch"
         try:
             if self._is_cluster:
                 pipe = self.client.pipeline(transaction=False)
                 for key, et, ca, payload in chunk:
-                    pipe.fcall("fh_guard", 1, key, vfield, tfield, et, -1 if ca is None else ca, payload)
-                written = sum(1 for o in pipe.execute() if o == 1)
+                    pipe.fcall(batch, 1, key, vfield, tfield, et, -1 if ca is None else ca, payload)
+                outcomes = pipe.execute()
             else:
                 args: list = [vfield, tfield]
                 for _key, et, ca, payload in chunk:
                     args += (et, -1 if ca is None else ca, payload)
-                written = int(self.client.fcall("fh_guard_batch", len(chunk), *[c[0] for c in chunk], *args))
+                outcomes = [self.client.fcall(batch, len(chunk), *[c[0] for c in chunk], *args)]
         except redis.RedisError as e:
             raise OnlineStoreError(f"online store write failed: {e}") from None
-        return WriteResult(written, len(chunk) - written)
+        if not restate:
+            written = sum(int(o) for o in outcomes)
+            return WriteResult(written, len(chunk) - written)
+        written, restated = (sum(int(o[i]) for o in outcomes) for i in (0, 1))
+        return WriteResult(written, len(chunk) - written - restated, restated)
 
     # -- reads -------------------------------------------------------------------------------
 
     def read(self, entity_type: str, keys: Sequence[tuple], views: Sequence[tuple[FeatureView, int]]
              ) -> list[dict[str, ViewRecord | None]]:
-        """For each key: {view@version: ViewRecord or None}, in one round trip for all keys and views."""
+        """For each key: {view@version: ViewRecord or None}, in one round trip for all keys and views.
+
+        Values are named by the store's recorded layout, whatever order this process's registry has."""
         fields = []
         for view, version in views:
             fields += [value_field(view.name, version), time_field(view.name, version)]
         pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(LAYOUTS)
         for key in keys:
             pipe.hmget(entity_key(entity_type, key), fields)
         try:
-            replies = pipe.execute()
+            layouts, *replies = pipe.execute()
         except redis.RedisError as e:
             raise OnlineStoreError(f"online store read failed: {e}") from None
+        layouts = parse_layouts(layouts)
         out = []
-        columns = [view.feature_columns for view, _ in views]
+        columns = [layouts[value_field(view.name, version)].columns if value_field(view.name, version) in layouts
+                   else () for view, version in views]
         for reply in replies:
             records: dict[str, ViewRecord | None] = {}
             for i, (view, version) in enumerate(views):
@@ -279,6 +347,11 @@ class RedisOnlineStore:
     def set_active_version(self, view: str, version: int) -> None:
         """The version serving reads for `view` (set by `featurehouse promote`)."""
         self.client.hset(ACTIVE_VERSIONS, view, version)
+
+    def set_active_versions(self, active: dict[str, int]) -> None:
+        """Every view's active version at once (sync derives them from the warehouse's version log)."""
+        if active:
+            self.client.hset(ACTIVE_VERSIONS, mapping={k: int(v) for k, v in active.items()})
 
     def active_versions(self) -> dict[str, int]:
         return {k.decode(): int(v) for k, v in self.client.hgetall(ACTIVE_VERSIONS).items()}

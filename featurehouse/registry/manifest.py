@@ -6,8 +6,10 @@ the project's vars (`vars: {featurehouse: {entities: {user: [user_id]}}}`).
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Mapping
 
+from featurehouse import types
 from featurehouse.durations import parse_duration
 from featurehouse.errors import InvalidDuration, InvalidFeatureMetadata
 from featurehouse.registry.model import SENSITIVITIES, Entity, Feature, FeatureRef, FeatureView, ModelSpec, Registry, Relation
@@ -15,9 +17,8 @@ from featurehouse.registry.model import SENSITIVITIES, Entity, Feature, FeatureR
 META_KEY = "featurehouse"
 KNOWN_FIELDS = {
     "entity", "event_time", "created_at", "owner", "version", "freshness_slo", "ttl",
-    "serving_delay", "as_known_at", "sensitivity", "online", "tags", "description",
+    "serving_delay", "as_known_at", "sensitivity", "online", "tags", "description", "restatement",
 }
-TIMESTAMP_TYPES = ("timestamp", "datetime")
 
 # Describes a built relation: {column: data_type}, or None when it does not exist yet.
 Describe = Callable[[Relation], "dict[str, str] | None"]
@@ -39,7 +40,8 @@ def parse_entities(declared: Mapping[str, Any] | None) -> dict[str, Entity]:
 
 
 def is_timestamp_type(data_type: str | None) -> bool:
-    return bool(data_type) and data_type.strip().lower().startswith(TIMESTAMP_TYPES)
+    """An event_time or created_at type: a timestamp with or without a zone (not a date)."""
+    return types.is_timestamp(data_type)
 
 
 def registry_from_manifest(
@@ -148,7 +150,7 @@ def view_from_node(
         tags = [tags]
 
     relation = Relation(node.get("database"), node.get("schema"), node.get("alias") or node["name"])
-    columns = _columns(node, relation, describe)
+    columns = _columns(model, node, relation, describe)
 
     event_time = block.get("event_time")
     if not event_time:
@@ -198,14 +200,58 @@ def view_from_node(
         checksum=(node.get("checksum") or {}).get("checksum", ""),
         depends_on=tuple((node.get("depends_on") or {}).get("nodes", [])),
         original_file_path=node.get("original_file_path", ""),
+        restatement=_restatement(block, fail),
+        logic_checksum=logic_checksum(node.get("raw_code") or ""),
     )
 
 
-def _columns(node: Mapping[str, Any], relation: Relation, describe: Describe | None) -> dict[str, str | None]:
-    """Columns with types: declared data_type first, then the built relation's type for the rest."""
+_CONFIG_CALL = re.compile(r"\{\{-?\s*config\s*\(.*?\)\s*-?\}\}", re.DOTALL)
+_JINJA_COMMENT = re.compile(r"\{#.*?#\}", re.DOTALL)
+_SQL_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+
+
+def logic_checksum(raw_code: str) -> str:
+    """The model's SQL as logic: its config() call, comments and spacing taken out, then hashed."""
+    import hashlib
+
+    text = _SQL_COMMENT.sub(" ", _JINJA_COMMENT.sub(" ", _CONFIG_CALL.sub(" ", raw_code)))
+    return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()[:16]
+
+
+def _restatement(block: Mapping[str, Any], fail: Callable[[str, str], InvalidFeatureMetadata]) -> str | None:
+    reason = block.get("restatement")
+    if reason is None:
+        return None
+    if not isinstance(reason, str) or not reason.strip():
+        raise fail("restatement", "give the reason the values are corrected in place, e.g. 'fix: amounts were "
+                                  "doubled' (or declare a new version instead)")
+    return reason.strip()
+
+
+def _columns(model: str, node: Mapping[str, Any], relation: Relation, describe: Describe | None
+             ) -> dict[str, str | None]:
+    """Columns with types: declared data_type first, then the built relation's type for the rest.
+
+    A declared type the built relation contradicts is an error: YAML without an enforced contract does
+    not cast, so `data_type: bigint` over a `SUM` that DuckDB makes HUGEINT would describe a column
+    that does not exist. Spellings of one logical type (int/INTEGER/int4, text/varchar, integers of
+    any width up to 64 bits) agree; a type sqlglot cannot read is not judged."""
     declared = {name: (c.get("data_type") or None) for name, c in (node.get("columns") or {}).items()}
     built = describe(relation) if describe else None
     if not built:
         return declared
+    for name, built_type in built.items():
+        declared_type = declared.get(name)
+        if declared_type and built_type and _contradicts(declared_type, built_type):
+            where = ".".join(relation.parts())
+            raise InvalidFeatureMetadata(
+                model, f"columns.{name}.data_type",
+                f"declared '{declared_type}' but the built relation {where} has '{built_type}' in column '{name}'; "
+                f"cast the column in the model's SQL (e.g. cast(... as {declared_type})) or declare '{built_type}'")
     merged = {name: declared.get(name) or dtype for name, dtype in built.items()}
     return merged
+
+
+def _contradicts(declared: str, built: str) -> bool:
+    a, b = types.logical(declared), types.logical(built)
+    return types.Kind.OTHER not in (a.kind, b.kind) and not types.same_type(declared, built)

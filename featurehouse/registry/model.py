@@ -78,6 +78,16 @@ class FeatureView:
     original_file_path: str = ""
     # Rows pushed through the stream land in tables of their own; training and sync read them with the model.
     extra_relations: tuple[Relation, ...] = ()
+    # A declared in-place correction of this version (meta.featurehouse.restatement: <reason>): its SQL
+    # changed on purpose without a new version, and sync rewrites the values that changed.
+    restatement: str | None = None
+    # A hash of the model's SQL without its config() call, comments and spacing: what "the logic
+    # changed" means for `featurehouse check` (metadata edits in config() change dbt's checksum only).
+    logic_checksum: str = ""
+
+    @property
+    def logic_ref(self) -> str:
+        return f"{self.unique_id}@{self.logic_checksum}"
 
     @property
     def versioned_name(self) -> str:
@@ -143,6 +153,7 @@ class Registry:
     views: dict[tuple[str, int], FeatureView] = field(default_factory=dict)
     models: dict[str, ModelSpec] = field(default_factory=dict)
     active: dict[str, int] = field(default_factory=dict)  # promoted versions (featurehouse promote)
+    relations: dict[str, Relation] = field(default_factory=dict)  # dbt models, seeds, snapshots, sources by name
 
     def add(self, view: FeatureView) -> None:
         self.views[(view.name, view.version)] = view

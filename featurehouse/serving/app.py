@@ -26,11 +26,11 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from featurehouse.errors import FeaturehouseError, InvalidRequest, UnknownEntity, UnknownFeature
+from featurehouse.online.keys import MATERIALIZER
 from featurehouse.registry.model import Registry
 from featurehouse.serving.openapi import openapi_spec
 from featurehouse.serving.reader import MAX_IDS, AsyncOnlineReader
 from featurehouse.serving.served_log import ServedLog
-from featurehouse.online.keys import MATERIALIZER
 from featurehouse.serving.vectors import Freshness, json_default
 from featurehouse.stream.http import push_route
 

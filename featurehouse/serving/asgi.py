@@ -1,9 +1,9 @@
 """The ASGI app of a `featurehouse serve` worker, built from the environment the parent set.
 
-FEATUREHOUSE_PROJECT_DIR (the dbt project; its manifest is read, dbt is not run), FEATUREHOUSE_TARGET,
-FEATUREHOUSE_REDIS_URL, FEATUREHOUSE_MAX_IDS, FEATUREHOUSE_TIMEOUT_S,
-FEATUREHOUSE_LOG_SAMPLE_RATE. Serving never opens the
-warehouse: the registry comes from dbt's manifest and active versions from the online store.
+FEATUREHOUSE_REGISTRY_SNAPSHOT (the registry the parent loaded, see registry/loader.py),
+FEATUREHOUSE_PROJECT_DIR, FEATUREHOUSE_TARGET, FEATUREHOUSE_REDIS_URL, FEATUREHOUSE_MAX_IDS,
+FEATUREHOUSE_TIMEOUT_S, FEATUREHOUSE_LOG_SAMPLE_RATE. A worker never opens the warehouse: its
+registry is the parent's, and active versions and column layouts come from the online store.
 """
 
 from __future__ import annotations
@@ -11,16 +11,24 @@ from __future__ import annotations
 import gc
 import os
 
-from featurehouse.project import DbtProject
-from featurehouse.registry.manifest import parse_entities, registry_from_manifest
 from featurehouse.registry.model import Registry
 from featurehouse.serving.app import ServeConfig, create_app
 
 
 def serving_registry(project_dir: str, target: str | None = None) -> Registry:
-    project = DbtProject(project_dir, target=target)
-    manifest = project.manifest()
-    return registry_from_manifest(manifest, parse_entities(project.featurehouse_vars.get("entities")))
+    """The parent's snapshot when there is one; else the one loader, run here (the app built by hand)."""
+    snapshot = os.environ.get("FEATUREHOUSE_REGISTRY_SNAPSHOT")
+    if snapshot:
+        from featurehouse.registry.loader import load_snapshot
+
+        return load_snapshot(snapshot)
+    from featurehouse.store import FeatureStore
+
+    store = FeatureStore(project_dir, target)
+    try:
+        return store.registry
+    finally:
+        store.close_warehouse()
 
 
 def config_from_env() -> ServeConfig:

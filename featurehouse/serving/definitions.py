@@ -16,6 +16,7 @@ from typing import Any
 from featurehouse.durations import parse_duration
 from featurehouse.errors import InvalidDuration
 from featurehouse.registry.model import Registry
+from featurehouse.types import canonical
 
 PENDING = "fh:pending_definitions"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -30,9 +31,8 @@ class Verdict:
 
 
 def _norm_type(t: str) -> str:
-    t = " ".join(str(t).lower().split())
-    return {"double precision": "double", "float8": "double", "int8": "bigint", "text": "varchar",
-            "character varying": "varchar", "bool": "boolean"}.get(t, t)
+    """A posted or declared type in its canonical spelling (featurehouse.types): 'BIGINT' is 'bigint'."""
+    return canonical(str(t))
 
 
 def validate(body: Any, registry: Registry) -> dict | Verdict:
@@ -109,7 +109,7 @@ def listing(registry: Registry, pending: dict[str, dict]) -> list[dict]:
                         else "declared", "entity": view.entity.name, "owner": view.owner,
                         "schema": {f.column: f.data_type for f in view.features},
                         "transformRef": f"{view.unique_id}@{view.checksum}"})
-    for key, d in sorted(pending.items()):
+    for _key, d in sorted(pending.items()):
         out.append({"name": d["name"], "version": d["version"], "status": "pending", "entity": d["entity"],
                     "owner": d.get("owner"), "schema": d["schema"], "transformRef": d.get("transformRef")})
     return out

@@ -18,6 +18,7 @@ from featurehouse.errors import InvalidRequest, UnknownEntity, UnknownFeature
 from featurehouse.offline.warehouse import utc_now as utcnow  # noqa: F401 - the clock serving judges by
 from featurehouse.online.codec import decode_values, from_micros, to_micros
 from featurehouse.online.keys import entity_key, time_field, value_field
+from featurehouse.online.layout import Layout
 from featurehouse.registry.model import FeatureRef, FeatureView, Registry, parse_entity_key
 
 MAX_NAMES = 500
@@ -61,7 +62,7 @@ def mark_guardrails(vector: FeatureVector, model: str, check: dict | None, regis
 @dataclass(frozen=True)
 class PlannedView:
     view: FeatureView
-    columns: tuple[tuple[str, int], ...]  # (requested name, index of the column in the stored array)
+    columns: tuple[tuple[str, int | None], ...]  # (requested name, index in the stored array, None: not stored)
 
     @property
     def slo_s(self) -> float | None:
@@ -121,11 +122,14 @@ class Freshness:
 
 def plan_request(registry: Registry, entity_type: str, names: Sequence[str] | None = None,
                  model: str | None = None, active: dict[str, int] | None = None,
-                 model_versions: dict[str, list[str]] | None = None) -> ReadPlan:
+                 model_versions: dict[str, list[str]] | None = None,
+                 layouts: dict[str, Layout] | None = None) -> ReadPlan:
     """Resolve names (or a model's features of this entity type) to views, versions and fields.
 
     `model=NAME@VERSION` of a registered model version serves exactly the feature versions it was
-    trained on; `model=NAME` serves the exposure's features at their active versions."""
+    trained on; `model=NAME` serves the exposure's features at their active versions. `active` and
+    `layouts` are the online store's own: which version is active, and where each column sits in a
+    stored array (a column the store holds no layout for is served as missing)."""
     if entity_type not in registry.entities:
         raise UnknownEntity(f"unknown entity type '{entity_type}' (declared: {', '.join(sorted(registry.entities))})")
     if model:
@@ -155,7 +159,8 @@ def plan_request(registry: Registry, entity_type: str, names: Sequence[str] | No
             raise BadRequest(f"feature '{text}' belongs to entity type '{view.entity.name}', not '{entity_type}'")
         key = (view.name, view.version)
         views[key] = view
-        grouped.setdefault(key, []).append((text, view.feature_columns.index(feature.column)))
+        layout = (layouts or {}).get(value_field(view.name, view.version))
+        grouped.setdefault(key, []).append((text, None if layout is None else layout.index(feature.column)))
     planned = tuple(PlannedView(views[k], tuple(cols)) for k, cols in grouped.items())
     fields = tuple(f for p in planned for f in (value_field(p.view.name, p.view.version),
                                                  time_field(p.view.name, p.view.version)))
@@ -179,6 +184,17 @@ def assemble(plan: ReadPlan, entity_id: str, reply: Sequence[bytes | None], now:
 
 def now_micros() -> int:
     return time.time_ns() // 1000
+
+
+def value_status(age_s: float, slo_s: float | None, ttl_s: float | None, lagging: bool = False) -> str:
+    """The status of a stored value of age `age_s` (docs/semantics.md, "Serving"): `expired` past the
+    view's TTL (its value is withheld), `stale` past its freshness SLO or while its materializer lags
+    past it, else `ok`. Online serving and batch scoring both judge by this one rule."""
+    if ttl_s is not None and age_s > ttl_s:
+        return "expired"
+    if lagging or (slo_s is not None and age_s > slo_s):
+        return "stale"
+    return "ok"
 
 
 def assemble_many(plan: ReadPlan, entity_ids: Sequence[str], replies: Sequence[Sequence[bytes | None]],
@@ -208,17 +224,20 @@ def assemble_many(plan: ReadPlan, entity_ids: Sequence[str], replies: Sequence[S
             et_us = int(times[: times.index(b":")])
             age = (now_us - et_us) / 1e6
             event_time = from_micros(et_us)
-            if ttl is not None and age > ttl:
+            status = value_status(age, slo, ttl, lagging)
+            if status == "expired":
                 stale_any = True
                 for name, _ in columns:
                     out[name] = FeatureValue(None, event_time, age, True, version, "expired")
                 continue
-            stale = lagging or (slo is not None and age > slo)
+            stale = status == "stale"
             stale_any = stale_any or stale
-            status = "stale" if stale else "ok"
             values = decode_values(payload)
             for name, index in columns:
-                out[name] = FeatureValue(values[index], event_time, age, stale, version, status)
+                if index is None:
+                    out[name] = FeatureValue(None, None, None, False, version, "missing")
+                else:
+                    out[name] = FeatureValue(values[index], event_time, age, stale, version, status)
         vectors.append(FeatureVector(plan.entity_type, entity_id,
                                      out if len(judged) == 1 else {n: out[n] for n in names}, stale_any, now))
     return vectors

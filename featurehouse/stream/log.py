@@ -79,14 +79,11 @@ def decode_entry(payload: bytes) -> OnlineRow:
     return OnlineRow(tuple(key), from_micros(et), from_micros(ca), tuple(values))
 
 
-_ARROW_TYPES = {"bigint": pa.int64(), "integer": pa.int64(), "int": pa.int64(), "double": pa.float64(),
-                "double precision": pa.float64(), "float": pa.float64(), "real": pa.float64(),
-                "boolean": pa.bool_(), "varchar": pa.string(), "text": pa.string(), "timestamp": pa.timestamp("us"),
-                "date": pa.date32()}
-
-
 def _arrow_type(data_type: str | None) -> pa.DataType | None:
-    return _ARROW_TYPES.get((data_type or "").lower().split("(")[0].strip())
+    """The landing table's column type: the view's own column type, as Arrow (featurehouse.types)."""
+    from featurehouse.types import arrow_type
+
+    return arrow_type(data_type)
 
 
 @dataclass
@@ -186,7 +183,8 @@ class StreamConsumer:
             nxt = self.client.xrange(key, min=b"(" + (last if isinstance(last, bytes) else last.encode()), count=1)
             oldest = nxt[0][0] if nxt else None
         now_ms = time.time() * 1000
-        lag = 0.0 if oldest is None else max(0.0, (now_ms - int((oldest.decode() if isinstance(oldest, bytes) else oldest).split("-")[0])) / 1000)
+        oldest_ms = None if oldest is None else int((oldest.decode() if isinstance(oldest, bytes) else oldest).split("-")[0])
+        lag = 0.0 if oldest_ms is None else max(0.0, (now_ms - oldest_ms) / 1000)
         self.client.hset(MATERIALIZER, mapping={f"{view.versioned_name}:stream_lag_s": f"{lag:.3f}",
                                                 f"{view.versioned_name}:stream_checked_at": f"{time.time():.3f}"})
 

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 from featurehouse.errors import FeaturehouseError
 from featurehouse.registry.model import FeatureView
+from featurehouse.types import Family, Kind, logical
 
 
 class InvalidRow(FeaturehouseError):
@@ -45,52 +46,40 @@ def _timestamp(view: str, field: str, value: Any) -> datetime:
     raise InvalidRow(view, field, f"expected a timestamp (ISO 8601 or epoch seconds), got {value!r}")
 
 
-_FAMILIES = {
-    "int": ("bigint", "integer", "int", "smallint", "tinyint", "hugeint", "int64", "int32"),
-    "float": ("double", "double precision", "float", "real", "float8", "float4", "numeric", "decimal"),
-    "bool": ("boolean", "bool"),
-    "str": ("varchar", "text", "string", "character varying", "char"),
-    "timestamp": ("timestamp", "datetime", "timestamp with time zone", "timestamptz"),
-    "date": ("date",),
-}
-
-
-def _family(data_type: str | None) -> str | None:
-    t = (data_type or "").lower().split("(")[0].strip()
-    if t.endswith("[]") or t.startswith(("list", "array")):
-        return "list"
-    for family, names in _FAMILIES.items():
-        if t in names or any(t.startswith(n) for n in names if n in ("timestamp", "varchar", "decimal", "numeric")):
-            return family
-    return None
+_INT64 = range(-(2**63), 2**63)
 
 
 def coerce(view: str, field: str, data_type: str | None, value: Any) -> Any:
-    """Check a value against a declared type; JSON's numbers and strings are converted where exact."""
+    """Check a value against a declared type (featurehouse.types); JSON's numbers and strings are
+    converted where exact. A value is held as it would be served: a DECIMAL column takes numbers as
+    floats, a HUGEINT column integers in BIGINT's range (docs/semantics.md, "Types")."""
     if value is None:
         return None
-    family = _family(data_type)
+    declared = logical(data_type)
+    family = declared.family
     ok = True
-    if family == "int":
+    if family is Family.INTEGER:
         ok = isinstance(value, int) and not isinstance(value, bool)
-    elif family == "float":
+        if ok and declared.kind is Kind.INT128 and value not in _INT64:
+            raise InvalidRow(view, field, f"{value} is outside the served range of {data_type} (BIGINT)")
+    elif family is Family.FLOAT:
         if isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         ok = isinstance(value, float)
-    elif family == "bool":
+    elif family is Family.BOOLEAN:
         ok = isinstance(value, bool)
-    elif family == "str":
+    elif family is Family.STRING:
         ok = isinstance(value, str)
-    elif family == "timestamp":
+    elif family is Family.TIMESTAMP:
         return _timestamp(view, field, value)
-    elif family == "date":
+    elif family is Family.DATE:
         if isinstance(value, str):
             try:
                 value = date.fromisoformat(value)
             except ValueError:
                 ok = False
         ok = ok and isinstance(value, date)
-    elif family == "list":
+    elif family is Family.LIST:
         ok = isinstance(value, list)
     if not ok:
         raise InvalidRow(view, field, f"expected {data_type}, got {type(value).__name__} {value!r}")

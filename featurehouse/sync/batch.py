@@ -50,17 +50,22 @@ def plan_sync(warehouse: Warehouse, log: SyncRunLog, view: FeatureView, version:
 def sync_view(warehouse: Warehouse, online: OnlineStore, log: SyncRunLog, view: FeatureView,
               version: int | None = None, full_refresh: bool = False, batch_size: int = 5000,
               progress: Progress | None = None, event_time_from=None, event_time_until=None,
-              mode: str | None = None, rebuilt_at=None) -> SyncRun:
+              mode: str | None = None, rebuilt_at=None, restate: bool = False) -> SyncRun:
     """One view (at one version) from the warehouse to the online store, recorded in the sync run log.
 
     An online store that never saw a successful sync of this view (a new or wiped Redis) gets a full
-    sync, whatever the warehouse's watermark says.
+    sync, whatever the warehouse's watermark says. `restate` (a declared correction of this version)
+    reads every row again and replaces stored values whose payload differs at an equal event time
+    and created_at, counted in the run's rows_restated.
     """
     target_version = view.version if version is None else version
+    full_refresh = full_refresh or restate
     if not full_refresh and hasattr(online, "last_synced") and online.last_synced(view.name, target_version) is None:
         full_refresh = True
     plan = plan_sync(warehouse, log, view, version, full_refresh, rebuilt_at)
-    run = log.start(view.name, plan.version, mode or plan.mode, plan.watermark_from, plan.watermark_to)
+    layout = online.layout_for_write(view, plan.version)  # recorded before anything is written under it
+    run = log.start(view.name, plan.version, mode or ("restate" if restate else plan.mode), plan.watermark_from,
+                    plan.watermark_to, logic_ref=view.logic_ref)
     try:
         if plan.mode == "incremental" and plan.watermark_to is not None and plan.watermark_to <= plan.watermark_from:
             log.finish(run, "success")  # nothing ingested since the last run
@@ -70,9 +75,11 @@ def sync_view(warehouse: Warehouse, online: OnlineStore, log: SyncRunLog, view: 
         table = warehouse.fetch_arrow(sql)
         run.rows_read = table.num_rows
         for done, batch in _batches(table, batch_size):
-            result = online.write_encoded(view, encode_batch(view, batch), version=plan.version, batch_size=500)
+            result = online.write_encoded(view, encode_batch(view, batch, layout.columns), version=plan.version,
+                                          batch_size=500, restate=restate)
             run.rows_written += result.written
             run.rows_skipped_older += result.skipped_older
+            run.rows_restated += result.restated
             if progress:
                 progress(view.versioned_name, done, run.rows_read)
         if progress and not run.rows_read:
@@ -92,8 +99,10 @@ def _batches(table: pa.Table, size: int) -> Iterator[tuple[int, pa.Table]]:
         yield start + batch.num_rows, batch
 
 
-def encode_batch(view: FeatureView, batch: pa.Table) -> list[tuple[str, int, int | None, bytes]]:
-    """Latest-value rows (keys, event time, created_at, features) as the online store's items.
+def encode_batch(view: FeatureView, batch: pa.Table, columns: tuple[str, ...] | None = None
+                 ) -> list[tuple[str, int, int | None, bytes]]:
+    """Latest-value rows (keys, event time, created_at, features) as the online store's items, each
+    array in the order of `columns` (the store's recorded layout), taken by name from the batch.
 
     Timestamps become microseconds in Arrow, without Python datetimes: most of a sync's Python time.
     """
@@ -102,7 +111,7 @@ def encode_batch(view: FeatureView, batch: pa.Table) -> list[tuple[str, int, int
     nkeys = len(view.entity.keys)
     keys = [batch.column(i).to_pylist() for i in range(nkeys)]
     micros = [pc.cast(pc.cast(batch.column(nkeys + j), pa.timestamp("us")), pa.int64()).to_pylist() for j in (0, 1)]
-    values = [batch.column(i).to_pylist() for i in range(nkeys + 2, batch.num_columns)]
+    values = [batch.column(c).to_pylist() for c in (columns or view.feature_columns)]
     entity = view.entity.name
     out = []
     for i in range(batch.num_rows):

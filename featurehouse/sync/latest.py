@@ -12,8 +12,8 @@ from datetime import datetime
 import sqlglot
 from sqlglot import exp
 
-from featurehouse.offline.point_in_time import ViewRequest, column, tie_break, view_source
-from featurehouse.registry.model import FeatureView
+from featurehouse.offline.point_in_time import ViewRequest, column, served, tie_break, view_source
+from featurehouse.registry.model import Feature, FeatureView
 
 RANK = "__fh_rank"
 
@@ -21,11 +21,13 @@ RANK = "__fh_rank"
 def latest_values_sql(view: FeatureView, dialect: str, created_after: datetime | None = None,
                       created_until: datetime | None = None, event_time_from: datetime | None = None,
                       event_time_until: datetime | None = None) -> str:
-    """One row per entity key: keys, event_time, created_at (or NULL), then the feature columns.
+    """One row per entity key: keys, event_time, created_at (or NULL), then the feature columns, cast
+    as they are served (HUGEINT as BIGINT, DECIMAL as DOUBLE: docs/semantics.md, "Types").
 
     With a watermark, only rows whose created_at is in (created_after, created_until] compete: rows
-    ingested since the last sync (rows with a NULL created_at reach the store in full syncs only). Older rows already reached the store, and the write guard keeps a
-    late-arriving older event from replacing a newer value.
+    ingested since the last sync (rows with a NULL created_at reach the store in full syncs only).
+    Older rows already reached the store, and the write guard keeps a late-arriving older event from
+    replacing a newer value.
     """
     req = ViewRequest(view, view.features, tuple(f.column for f in view.features))
     keys = [column(k) for k in view.entity.keys]
@@ -45,7 +47,7 @@ def latest_values_sql(view: FeatureView, dialect: str, created_after: datetime |
     ranked = (
         exp.select(*keys, column(view.event_time).as_("__fh_event_time", quoted=True),
                    created.as_("__fh_created_at", quoted=True))
-        .select(*[column(f.column) for f in view.features])
+        .select(*[_served(f, dialect) for f in view.features])
         .select(rank.as_(RANK, quoted=True))
         .from_(view_source(view, "__fh_src"))
         .where(exp.and_(*conditions))
@@ -57,6 +59,11 @@ def latest_values_sql(view: FeatureView, dialect: str, created_after: datetime |
         .where(exp.EQ(this=column(RANK), expression=exp.Literal.number(1)))
     )
     return outer.sql(dialect, pretty=True)
+
+
+def _served(feature: Feature, dialect: str) -> exp.Expression:
+    value = served(feature, None, dialect)
+    return value if isinstance(value, exp.Column) else value.as_(feature.column, quoted=True)
 
 
 def latest_row_sql(view: FeatureView, key: tuple, dialect: str) -> str:

@@ -22,6 +22,7 @@ COLUMNS = [
     ("watermark_from", "TIMESTAMP"), ("watermark_to", "TIMESTAMP"), ("rows_read", "BIGINT"),
     ("rows_written", "BIGINT"), ("rows_skipped_older", "BIGINT"), ("started_at", "TIMESTAMP"),
     ("finished_at", "TIMESTAMP"), ("status", "VARCHAR"), ("error", "VARCHAR"),
+    ("rows_restated", "BIGINT"), ("logic_ref", "VARCHAR"),
 ]
 
 
@@ -40,6 +41,8 @@ class SyncRun:
     finished_at: datetime | None = None
     status: str = "running"
     error: str | None = None
+    rows_restated: int = 0  # values corrected in place at an equal event time (a declared restatement)
+    logic_ref: str = ""  # the dbt node's unique_id@logic checksum the values came from (FeatureView.logic_ref)
 
 
 class SyncRunLog:
@@ -47,17 +50,22 @@ class SyncRunLog:
         self.wh = warehouse
         self.table = warehouse.ensure_table(SCHEMA, TABLE, COLUMNS)
 
-    def start(self, view: str, version: int, mode: str, watermark_from, watermark_to) -> SyncRun:
-        run = SyncRun(uuid.uuid4().hex, view, version, mode, watermark_from, watermark_to, utc_now())
-        values = ", ".join(sql_literal(getattr(run, c), self.wh.dialect) for c, _ in COLUMNS)
-        self.wh.execute(f"INSERT INTO {self.table} VALUES ({values})")
+    def start(self, view: str, version: int, mode: str, watermark_from, watermark_to, logic_ref: str = ""
+              ) -> SyncRun:
+        run = SyncRun(uuid.uuid4().hex, view, version, mode, watermark_from, watermark_to, utc_now(),
+                      logic_ref=logic_ref)
+        d = self.wh.dialect
+        names = ", ".join(exp.to_identifier(c, quoted=True).sql(d) for c, _ in COLUMNS)
+        values = ", ".join(sql_literal(getattr(run, c), d) for c, _ in COLUMNS)
+        self.wh.execute(f"INSERT INTO {self.table} ({names}) VALUES ({values})")
         return run
 
     def finish(self, run: SyncRun, status: str, error: str | None = None) -> None:
         run.status, run.error, run.finished_at = status, error, utc_now()
         sets = ", ".join(
             f"{exp.to_identifier(c, quoted=True).sql(self.wh.dialect)} = {sql_literal(getattr(run, c), self.wh.dialect)}"
-            for c in ("rows_read", "rows_written", "rows_skipped_older", "finished_at", "status", "error"))
+            for c in ("rows_read", "rows_written", "rows_skipped_older", "rows_restated", "finished_at", "status",
+                      "error"))
         self.wh.execute(f"UPDATE {self.table} SET {sets} WHERE run_id = {sql_literal(run.run_id, self.wh.dialect)}")
 
     def last_watermark(self, view: str, version: int) -> datetime | None:

@@ -1,0 +1,82 @@
+"""The one registry loader: every process (CLI, SDK, serving workers, stream consumer) gets its
+feature views from here, so feature columns, their types and the active versions come from one place.
+
+The manifest says which models are feature views; the warehouse says the types of columns the YAML
+does not declare and which version of each view is promoted. A serving worker does not open the
+warehouse: `featurehouse serve` loads the registry here once and hands the result to its workers
+(`save_snapshot` / `load_snapshot`), so a worker's registry is the parent's, byte for byte.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Callable, Mapping
+
+from featurehouse.errors import InvalidFeatureMetadata, ProjectError
+from featurehouse.project import DbtProject
+from featurehouse.registry.manifest import Describe, parse_entities, registry_from_manifest
+from featurehouse.registry.model import Registry, Relation
+
+RELATION_TYPES = ("model", "seed", "snapshot", "source")
+
+
+def load_registry(project: DbtProject, describe: Describe | None = None,
+                  read_active: Callable[[], Mapping[str, int]] | None = None, refresh: bool = False) -> Registry:
+    """Parse the project when it changed, read its feature views, and type them from the warehouse.
+
+    A warehouse that cannot be read is not hidden: a view whose columns need the built relation's
+    types then fails naming the view and the warehouse's error (declared types alone do not say
+    which columns a relation-typed view has)."""
+    manifest = project.manifest(refresh=refresh)
+    failures: list[str] = []
+
+    def described(relation: Relation):
+        if describe is None:
+            return None
+        try:
+            return describe(relation)
+        except Exception as e:  # noqa: BLE001 - kept, and reported when a view needed it
+            failures.append(f"{'.'.join(relation.parts())}: {str(e).strip().splitlines()[0] if str(e) else type(e).__name__}")
+            return None
+
+    entities = parse_entities(project.featurehouse_vars.get("entities"))
+    try:
+        registry = registry_from_manifest(manifest, entities, describe=described)
+    except InvalidFeatureMetadata as e:
+        if failures and e.field == "columns":
+            raise ProjectError(f"model '{e.model}': its columns are typed by the built relation, but the warehouse "
+                               f"could not be read ({failures[-1]})") from None
+        raise
+    registry.relations = {
+        node["name"]: Relation(node.get("database"), node.get("schema"), node.get("alias") or node["name"])
+        for node in list(manifest.get("nodes", {}).values()) + list(manifest.get("sources", {}).values())
+        if node.get("resource_type") in RELATION_TYPES
+    }
+    if read_active is not None:
+        registry.active = dict(read_active())
+    return registry
+
+
+def save_snapshot(registry: Registry, path: str | os.PathLike) -> Path:
+    """Write a loaded registry for other processes of the same installation (serving workers)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as f:
+        pickle.dump(registry, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(f.name, path)  # a worker never reads half a file
+    return path
+
+
+def load_snapshot(path: str | os.PathLike) -> Registry:
+    """A registry written by `save_snapshot` (trusted: written by this installation's own parent process)."""
+    try:
+        with open(path, "rb") as f:
+            registry = pickle.load(f)  # noqa: S301 - our own file, written under the project's .featurehouse/
+    except (OSError, pickle.UnpicklingError, EOFError) as e:
+        raise ProjectError(f"cannot read the registry snapshot {path}: {e}") from None
+    if not isinstance(registry, Registry):
+        raise ProjectError(f"{path} does not hold a featurehouse registry")
+    return registry
