@@ -41,10 +41,15 @@ def format_duration(value: timedelta | None) -> str:
     if us == 0:
         return "0s"
     parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         n, us = divmod(us, size * 1_000_000)
         if n:
             parts.append(f"{n}{unit}")
-    if us:
-        parts.append(f"{us // 1000}ms" if us % 1000 == 0 else f"{us / 1e6:g}s")
+    seconds, fraction = divmod(us, 1_000_000)
+    if fraction == 0:
+        parts += [f"{seconds}s"] if seconds else []
+    elif seconds == 0 and fraction % 1000 == 0:
+        parts.append(f"{fraction // 1000}ms")
+    else:  # one number of seconds with its fraction (3.000007s): what parse_duration and the macros read back
+        parts.append(f"{seconds}.{fraction:06d}".rstrip("0") + "s")
     return "".join(parts)

@@ -206,7 +206,7 @@ def _from_datatype(dt: exp.DataType, explicit_params: bool = True) -> LogicalTyp
     return LogicalType(Kind.OTHER, dt.sql("duckdb").lower())
 
 
-def _int(param: exp.Expression) -> int | None:
+def _int(param: exp.Expr) -> int | None:
     try:
         return int(param.name if isinstance(param, exp.DataTypeParam) else param.sql())
     except (TypeError, ValueError):
@@ -291,7 +291,7 @@ def _arrow(t: LogicalType) -> pa.DataType | None:
     return None
 
 
-def serving_cast(column_expr: exp.Expression, data_type: str | None, dialect: str | None = None) -> exp.Expression:
+def serving_cast(column_expr: exp.Expr, data_type: str | None, dialect: str | None = None) -> exp.Expr:
     """`column_expr` cast to its serving type (HUGEINT -> BIGINT, DECIMAL -> DOUBLE), or unchanged.
 
     Both SQL builders that read feature columns use it (the point-in-time join and the latest values

@@ -24,3 +24,11 @@ def test_bad_durations_are_rejected(text):
 def test_format_round_trips():
     for text in ("7d", "1h30m", "90s", "250ms"):
         assert parse_duration(format_duration(parse_duration(text))) == parse_duration(text)
+
+
+@pytest.mark.parametrize("value", [timedelta(seconds=3, microseconds=7), timedelta(microseconds=1),
+                                   timedelta(hours=1, seconds=1, microseconds=500_000), timedelta(milliseconds=250),
+                                   timedelta(days=2, minutes=3), timedelta(0)])
+def test_a_formatted_duration_reads_back_exactly(value):
+    """format_duration writes what parse_duration (and the dbt macros) read: 3.000007s, not 3s7e-06s."""
+    assert parse_duration(format_duration(value)) == value

@@ -263,3 +263,22 @@ def test_metrics_export_each_views_materializer_lag_and_breach(client, online):
     lag = next(line for line in text.splitlines() if line.startswith('featurehouse_view_materializer_lag_seconds{view="txn@1"}'))
     assert 599 < float(lag.split()[-1]) < 700
     assert 'featurehouse_view_materializer_breach{view="txn@1"} 1.0' in text  # SLO 5 min
+
+
+def test_a_serving_worker_loads_no_warehouse_libraries(tmp_path, embedded_redis):
+    """The package root imports lazily and a worker gets its registry from the parent's snapshot: a
+    worker process holds no pyarrow, sqlglot, dbt, duckdb or pandas it does not use."""
+    import subprocess
+    import sys
+
+    from featurehouse.registry.snapshot import save_snapshot
+
+    snapshot = save_snapshot(registry(), tmp_path / "registry.pickle")
+    script = ("import sys, featurehouse.serving.asgi as a; assert a.app is not None; "
+              "print(sorted(m for m in ('pyarrow', 'sqlglot', 'dbt', 'duckdb', 'pandas', 'psycopg2') if m in sys.modules))")
+    env = {"PATH": "/usr/bin:/bin", "FEATUREHOUSE_SERVING_WORKER": "1", "FEATUREHOUSE_REGISTRY_SNAPSHOT": str(snapshot),
+           "FEATUREHOUSE_REDIS_URL": embedded_redis.url}
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

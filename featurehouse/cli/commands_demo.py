@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from featurehouse.cli.context import CliContext
-from featurehouse.errors import ProjectError
+from featurehouse.errors import InvalidSpine, ProjectError
 
 EXAMPLE_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 
@@ -69,6 +69,9 @@ def demo(obj: CliContext, demo_dir: Path | None, scale: float, seed: int, end: s
     out_dir = project_dir / ".featurehouse" / "training"
     trained: dict[str, str] = {}
     for name, spec in sorted(registry.models.items()):
+        if spec.timestamp is None:
+            raise InvalidSpine(f"model '{name}' names no spine timestamp column: "
+                               "set meta.featurehouse.entity_timestamp on its exposure")
         with console.status(f"training set for {name}") as status:
             result = store.build_training_set(spec.spine, list(spec.features), spec.timestamp,
                                               progress=lambda msg, name=name: status.update(f"{name}: {msg}"))
@@ -146,6 +149,7 @@ def serve_one_vector(store, entity_type: str, spine: str) -> Table:
         body = None
         for _ in range(300):
             if proc.poll() is not None:
+                assert proc.stderr is not None  # stderr=subprocess.PIPE
                 raise FeaturehouseError(f"featurehouse serve exited: {proc.stderr.read().decode()[-500:]}")
             try:
                 with urllib.request.urlopen(url, timeout=2) as r:

@@ -59,6 +59,7 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
                                 "(0.01 logs 1% of served vectors for `featurehouse skew` and `drift`)") from None
     store = obj.store()
     project = store.project
+    assert project is not None  # a CLI store is always over a dbt project
     # The registry is loaded once, here, by the loader every process uses; workers read this snapshot.
     from featurehouse.registry.loader import save_snapshot
 
@@ -67,6 +68,7 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
     url = settings.get("redis_url") or os.environ.get("FEATUREHOUSE_REDIS_URL")
     if not url:
         url = store.online.embedded.url if store.online.embedded else None
+    assert url is not None  # no Redis URL given: the online store is the project's embedded one
     store.online.ping()
     os.environ.update({
         "FEATUREHOUSE_SERVING_WORKER": "1", "FEATUREHOUSE_PROJECT_DIR": str(project.dir),

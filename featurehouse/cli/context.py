@@ -5,11 +5,15 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 
 from featurehouse.errors import FeaturehouseError
+
+if TYPE_CHECKING:
+    from featurehouse.store import FeatureStore
 
 
 @dataclass
@@ -18,9 +22,9 @@ class CliContext:
     profiles_dir: Path | None
     target: str | None
     console: Console = field(default_factory=lambda: _console())
-    _store: object | None = None
+    _store: FeatureStore | None = None
 
-    def store(self):
+    def store(self) -> FeatureStore:
         from featurehouse.store import FeatureStore
 
         if self._store is None:

@@ -124,6 +124,7 @@ def deploy_check(store, ref: str, thresholds: Thresholds = Thresholds(), since: 
     if not judged:
         report.gates.append(Gate("drift", "served vectors", "skipped", "too few served values to judge (50 per feature)"))
     for d in judged:
+        assert d.psi is not None  # judged holds the drifts with a PSI only
         report.gates.append(Gate("drift", d.feature, "fail" if d.psi > thresholds.max_psi else "pass",
                                  f"PSI {d.psi:.3f} over {d.served:,} served values"))
     store.online.client.hset(DEPLOY_CHECKS, mv.ref, json.dumps({

@@ -82,16 +82,16 @@ def view_freshness(views: Sequence[FeatureView], warehouse: Warehouse, online_cl
         if name in state.stream_checked_at:
             stream_lag = (state.stream_lag_s.get(name) or 0.0) + max(0.0, now_s - state.stream_checked_at[name])
         lag = state.lag(name, now_s) if state.materialized(name) else None
-        row = ViewFreshness(view.name, view.version, view.online, slo, newest,
-                            (now - newest).total_seconds() if newest else None, sync.get("finished_at"),
+        data_age_s = (now - newest).total_seconds() if newest else None
+        row = ViewFreshness(view.name, view.version, view.online, slo, newest, data_age_s, sync.get("finished_at"),
                             sync.get("watermark"), stream_lag, lag)
         if slo is None:
             row.status = "no slo"
         else:
             if newest is None:
                 row.reasons.append("no rows in the warehouse")
-            elif row.data_age_s > slo:
-                row.reasons.append(f"newest event is {human_duration(row.data_age_s)} old (SLO {human_duration(slo)})")
+            elif data_age_s is not None and data_age_s > slo:  # set whenever newest is
+                row.reasons.append(f"newest event is {human_duration(data_age_s)} old (SLO {human_duration(slo)})")
             if view.online:
                 if lag is None:
                     row.reasons.append("never synced or streamed to the online store")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from featurehouse.offline.lineage import LineageLog, ModelVersion, TrainingSetRecord
-from featurehouse.registry.model import FeatureRef, FeatureView
+from featurehouse.registry.model import FeatureRef, FeatureView, ModelSpec
 
 Node = dict[str, Any]  # {"kind", "name", "detail", "children": [...]}
 
@@ -123,7 +123,7 @@ def register_model(store, ref: str, training_set_id: str | None = None, features
     name, _, version = ref.partition("@")
     if not name or not version:
         raise FeaturehouseError(f"'{ref}': write MODEL@VERSION, e.g. fraud_model@3")
-    spec = store.registry.models.get(name)
+    spec: ModelSpec | None = store.registry.models.get(name)
     source = "cli"
     if training_set_id is None:
         if spec is None or spec.training_set is None or (spec.version and spec.version != version):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from featurehouse import types
@@ -71,7 +72,7 @@ class GateResult:
         return not self.changes and all(change.ok for change in self.logic)
 
 
-def compare(published: dict[tuple[str, int], PublishedSchema], current: dict[tuple[str, int], dict[str, str]],
+def compare(published: dict[tuple[str, int], PublishedSchema], current: Mapping[tuple[str, int], Mapping[str, str | None]],
             active: dict[str, int] | None = None, current_ids: dict[tuple[str, int], str] | None = None) -> GateResult:
     """Published schemas against current ones -> rows for every view@version, and the breaking changes.
 
@@ -108,7 +109,8 @@ def compare(published: dict[tuple[str, int], PublishedSchema], current: dict[tup
     return result
 
 
-def _diff(view: str, version: int, old: dict[str, str], new: dict[str, str], bump: int) -> list[SchemaChange]:
+def _diff(view: str, version: int, old: Mapping[str, str | None], new: Mapping[str, str | None], bump: int
+          ) -> list[SchemaChange]:
     changes = []
     for col, t in old.items():
         if col not in new:
@@ -123,7 +125,7 @@ def _diff(view: str, version: int, old: dict[str, str], new: dict[str, str], bum
     return changes
 
 
-def current_schemas(store, compile_sql: bool = True) -> dict[tuple[str, int], dict[str, str]]:
+def current_schemas(store, compile_sql: bool = True) -> dict[tuple[str, int], Mapping[str, str | None]]:
     """Each declared view@version's feature columns and types, from its *current* SQL.
 
     With `compile_sql`, dbt compiles the feature views and the warehouse describes the compiled
@@ -139,7 +141,7 @@ def current_schemas(store, compile_sql: bool = True) -> dict[tuple[str, int], di
     with contextlib.redirect_stdout(io.StringIO()):  # dbt compile prints a lone node's SQL even when quiet
         result = store.project.run_dbt(["--log-level", "none", "compile", "--select", *[f"path:{p}" for p in paths]])
     compiled = {r.node.unique_id: r.node for r in result.result.results}
-    out = {}
+    out: dict[tuple[str, int], Mapping[str, str | None]] = {}
     for view in views:
         node = compiled.get(view.unique_id)
         if node is None or not getattr(node, "compiled_code", None):

@@ -86,7 +86,9 @@ def spine_fingerprint(table: pa.Table, columns: list[str]) -> str:
     try:
         con.register("spine", table.select(columns))
         cols = ", ".join(exp.to_identifier(c, quoted=True).sql("duckdb") for c in columns)
-        total, count = con.execute(f"SELECT sum(hash({cols})::HUGEINT)::VARCHAR, count(*) FROM spine").fetchone()
+        row = con.execute(f"SELECT sum(hash({cols})::HUGEINT)::VARCHAR, count(*) FROM spine").fetchone()
+        assert row is not None  # an aggregate without GROUP BY returns one row
+        total, count = row
     finally:
         con.close()
     return hashlib.sha256(f"{columns}|{total}|{count}".encode()).hexdigest()[:16]

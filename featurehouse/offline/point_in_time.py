@@ -36,7 +36,7 @@ class ViewRequest:
 class PointInTimeQuery:
     """One training-set query: a spine relation (with a row id column) joined as of its timestamp to views."""
 
-    spine: exp.Expression  # a table or subquery holding the spine and its ROW_ID column
+    spine: exp.Expr  # a table or subquery holding the spine and its ROW_ID column
     spine_columns: tuple[str, ...]  # passed through to the output, in order
     timestamp: str
     requests: tuple[ViewRequest, ...] = field(default_factory=tuple)
@@ -98,14 +98,14 @@ class PointInTimeQuery:
 
     # -- pieces -------------------------------------------------------------------------------
 
-    def _as_of(self, req: ViewRequest, s: str) -> exp.Expression:
+    def _as_of(self, req: ViewRequest, s: str) -> exp.Expr:
         """The latest event time a spine row may see from this view: as_of - serving_delay."""
         ts = column(self.timestamp, s)
         if req.view.serving_delay:
             return exp.Sub(this=ts, expression=_interval(req.view.serving_delay))
         return ts
 
-    def _ttl_condition(self, req: ViewRequest, event_time: exp.Expression, s: str) -> exp.Expression | None:
+    def _ttl_condition(self, req: ViewRequest, event_time: exp.Expr, s: str) -> exp.Expr | None:
         if req.view.ttl is None:
             return None
         lower = exp.Sub(this=column(self.timestamp, s), expression=_interval(req.view.ttl))
@@ -119,6 +119,7 @@ class PointInTimeQuery:
         if ttl is not None:
             conditions.append(ttl)
         if req.as_known_at:
+            assert v.created_at is not None  # plan_requests refuses 'as known at' for views without created_at
             conditions.append(exp.LTE(this=column(v.created_at, f), expression=column(self.timestamp, s)))
         order = [exp.Ordered(this=column(v.event_time, f), desc=True, nulls_first=False)] + tie_break(req, f, dialect)
         rank = exp.Window(
@@ -162,7 +163,7 @@ def tie_break(req: ViewRequest, table: str | None, dialect: str) -> list[exp.Ord
     return [exp.Ordered(this=_sortable(column(c, table), v, c, dialect), desc=True, nulls_first=False) for c in cols]
 
 
-def _sortable(column: exp.Expression, view: FeatureView, name: str, dialect: str) -> exp.Expression:
+def _sortable(column: exp.Expr, view: FeatureView, name: str, dialect: str) -> exp.Expr:
     """Strings compare by code point on every engine (PostgreSQL's default collation would not)."""
     if dialect != "postgres":
         return column  # DuckDB compares strings bytewise already
@@ -172,22 +173,22 @@ def _sortable(column: exp.Expression, view: FeatureView, name: str, dialect: str
     return column
 
 
-def served(feature: Feature, table: str | None, dialect: str) -> exp.Expression:
+def served(feature: Feature, table: str | None, dialect: str) -> exp.Expr:
     """A feature column as it is trained on and served: HUGEINT as BIGINT, DECIMAL as DOUBLE
     (featurehouse.types.serving_cast; docs/semantics.md, "Types"). Rankings use the raw column."""
     return serving_cast(column(feature.column, table), feature.data_type, dialect)
 
 
-def _key_match(req: ViewRequest, s: str, other: str) -> list[exp.Expression]:
+def _key_match(req: ViewRequest, s: str, other: str) -> list[exp.Expr]:
     return [exp.EQ(this=column(k, s), expression=column(k, other)) for k in req.view.entity.keys]
 
 
-def view_source(view: FeatureView, alias: str) -> exp.Expression:
+def view_source(view: FeatureView, alias: str) -> exp.Expr:
     """The view's rows: its dbt relation, plus its stream landing tables when rows were pushed."""
     if not view.extra_relations:
         return relation_table(view).as_(alias, quoted=True)
     cols = [*view.entity.keys, view.event_time] + ([view.created_at] if view.created_at else []) + list(view.feature_columns)
-    union: exp.Expression = exp.select(*[column(c) for c in cols]).from_(relation_table(view))
+    union: exp.Expr = exp.select(*[column(c) for c in cols]).from_(relation_table(view))
     for r in view.extra_relations:
         table = exp.table_(r.identifier, db=r.schema, catalog=r.database, quoted=True)
         part = exp.select(*[column(c) for c in cols]).from_(table)

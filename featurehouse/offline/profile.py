@@ -27,7 +27,8 @@ def profile_column(column: pa.ChunkedArray | pa.Array) -> dict[str, Any]:
     nulls = column.null_count
     kind = "numeric" if is_numeric(column.type) else "categorical"
     out: dict[str, Any] = {"kind": kind, "count": n, "null_rate": nulls / n if n else 0.0}
-    values = column.drop_null() if hasattr(column, "drop_null") else pc.drop_null(column)
+    # pc.drop_null: pyarrow.compute makes its kernel wrappers at import, out of a type checker's sight
+    values = column.drop_null() if hasattr(column, "drop_null") else pc.call_function("drop_null", [column])
     if kind == "numeric":
         out.update(numeric_profile(as_float64(values)))
     else:
@@ -119,6 +120,7 @@ def categorical_shares(values: Iterable[Any], known: Iterable[str]) -> dict[str,
 def psi(expected: list[float] | dict, actual: list[float] | dict, floor: float = 1e-4) -> float:
     """Population stability index: sum over bins of (a - e) * ln(a / e), shares floored to avoid log(0)."""
     if isinstance(expected, dict):
+        assert isinstance(actual, dict)  # both are shares of one profile's kind: categories or bins
         keys = set(expected) | set(actual)
         pairs = [(expected.get(k, 0.0), actual.get(k, 0.0)) for k in keys]
     else:

@@ -28,7 +28,7 @@ COLUMNS = [("view", "VARCHAR"), ("version", "INTEGER"), ("schema", "VARCHAR"), (
 class PublishedSchema:
     view: str
     version: int
-    schema: dict[str, str]  # feature column -> type, in column order
+    schema: dict[str, str | None]  # feature column -> type (None: not known), in column order
     transform_ref: str
     published_at: datetime
     published_by: str  # sync | backfill | promote | training-set
@@ -39,7 +39,7 @@ class PublishedSchema:
         return f"{self.view}@{self.version}"
 
 
-def view_schema(view: FeatureView) -> dict[str, str]:
+def view_schema(view: FeatureView) -> dict[str, str | None]:
     return {f.column: f.data_type for f in view.features}
 
 

@@ -37,7 +37,7 @@ class LoadedSpine:
 
 def load_spine(warehouse: Warehouse, spine: Any, timestamp: str) -> LoadedSpine:
     name = f"__fh_spine_input_{uuid.uuid4().hex[:12]}"
-    if isinstance(spine, (str, Path)) and _is_file(spine):
+    if isinstance(spine, Path) or (isinstance(spine, str) and _is_file(spine)):  # a Path is always a file spine
         path = Path(spine)
         if warehouse.dialect == "duckdb" and path.suffix.lower() in (".parquet", ".pq") and path.is_file():
             return _load_parquet_in_duckdb(warehouse, name, path, timestamp)
@@ -136,11 +136,16 @@ def _load_sql(warehouse: Warehouse, name: str, spine: str, timestamp: str) -> Lo
     """A relation name or a SELECT, materialised in the warehouse with a row id."""
     if _SQL_START.match(spine):
         import sqlglot
+        from sqlglot.errors import ParseError
 
         try:
-            source = sqlglot.parse_one(spine, read=warehouse.dialect).subquery("__fh_src")
-        except sqlglot.errors.ParseError as e:
+            parsed = sqlglot.parse_one(spine, read=warehouse.dialect)
+        except ParseError as e:
             raise InvalidSpine(f"spine SQL does not parse: {str(e).splitlines()[0]}") from None
+        if not isinstance(parsed, exp.Query):  # a bare VALUES list
+            raise InvalidSpine("spine SQL must be a query (SELECT, WITH or FROM ...); "
+                               "write a VALUES list as SELECT * FROM (VALUES ...) AS t(column, ...)")
+        source = parsed.subquery("__fh_src")
     else:
         source = exp.to_table(spine, dialect=warehouse.dialect)
     ident = exp.to_identifier(name, quoted=True)

@@ -20,6 +20,8 @@ from featurehouse.registry.model import Feature, FeatureRef, FeatureView, Regist
 if TYPE_CHECKING:
     import pandas as pd
 
+    from featurehouse.types import Family
+
 Progress = Callable[[str], None]
 
 
@@ -173,7 +175,7 @@ def build_training_set(
     )
 
 
-def _check_spine(columns: dict[str, str], requests: list[ViewRequest], timestamp: str,
+def _check_spine(columns: dict[str, Family], requests: list[ViewRequest], timestamp: str,
                  entity: str | None, registry: Registry) -> None:
     """Every view's key columns must be in the spine; output names must not clash with spine columns."""
     needed: list[tuple[str, str, str]] = []

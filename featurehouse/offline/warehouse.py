@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import io
 import os
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from featurehouse import clock
 from featurehouse.errors import ProjectError
 from featurehouse.registry.model import Relation
 from featurehouse.types import Family, column_type_for, family, from_arrow, pg_type_name
 
-
-def utc_now() -> datetime:
-    """Now as naive UTC, the warehouse's convention for timestamps."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+utc_now = clock.utc_now  # now as naive UTC, the warehouse's convention for timestamps
 
 
 def sql_literal(value: Any, dialect: str) -> str:
@@ -45,7 +43,8 @@ class Warehouse:
     def execute(self, sql: str, params: tuple | None = None) -> None:
         raise NotImplementedError
 
-    def fetch_arrow(self, sql: str) -> pa.Table:
+    def fetch_arrow(self, sql: str, params: tuple | None = None) -> pa.Table:
+        """The query's result as Arrow; `params` fill its placeholders (`?` on DuckDB, `%s` on PostgreSQL)."""
         raise NotImplementedError
 
     def load_table(self, name: str, table: pa.Table, temporary: bool = True) -> None:
@@ -131,8 +130,8 @@ class DuckDBWarehouse(Warehouse):
         # DuckDB 2 keeps a result open until it is read; read it so the connection is free again.
         (self.con.execute(sql, params) if params else self.con.execute(sql)).fetchall()
 
-    def fetch_arrow(self, sql):
-        return self.con.sql(sql).to_arrow_table()
+    def fetch_arrow(self, sql, params=None):
+        return self.con.sql(sql, params=params).to_arrow_table() if params else self.con.sql(sql).to_arrow_table()
 
     def load_table(self, name, table, temporary=True):
         from sqlglot import exp
@@ -227,9 +226,9 @@ class PostgresWarehouse(Warehouse):
         with self.con.cursor() as cur:
             cur.execute(sql, params)
 
-    def fetch_arrow(self, sql):
+    def fetch_arrow(self, sql, params=None):
         with self.con.cursor() as cur:
-            cur.execute(sql)
+            cur.execute(sql, params)
             names = [d.name for d in cur.description]
             rows = cur.fetchall()
         columns = list(zip(*rows)) if rows else [[] for _ in names]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any, Sequence, cast, overload
 
 import msgpack
 
@@ -41,7 +41,8 @@ def _ext_hook(code: int, data: bytes) -> Any:
 
 
 def encode_values(values: Sequence[Any]) -> bytes:
-    return msgpack.packb(list(values), default=_default, use_bin_type=True, datetime=False)
+    # msgpack's inferred type says None too (Packer.pack without autoreset); packb always autoresets
+    return cast(bytes, msgpack.packb(list(values), default=_default, use_bin_type=True, datetime=False))
 
 
 def decode_values(payload: bytes) -> list[Any]:
@@ -60,6 +61,12 @@ def _naive_utc(value: Any) -> Any:
     return value
 
 
+@overload
+def to_micros(value: datetime) -> int: ...
+@overload
+def to_micros(value: None) -> None: ...
+@overload
+def to_micros(value: datetime | None) -> int | None: ...
 def to_micros(value: datetime | None) -> int | None:
     """Microseconds since the epoch of a naive-UTC (or aware) timestamp."""
     if value is None:
@@ -69,5 +76,11 @@ def to_micros(value: datetime | None) -> int | None:
     return (value - EPOCH) // timedelta(microseconds=1)
 
 
+@overload
+def from_micros(value: int) -> datetime: ...
+@overload
+def from_micros(value: None) -> None: ...
+@overload
+def from_micros(value: int | None) -> datetime | None: ...
 def from_micros(value: int | None) -> datetime | None:
     return None if value is None else EPOCH + timedelta(microseconds=value)

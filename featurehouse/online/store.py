@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence, cast
 
 import redis
 
@@ -16,6 +16,9 @@ from featurehouse.online.embedded import EmbeddedRedis
 from featurehouse.online.keys import ACTIVE_VERSIONS, LAYOUTS, MATERIALIZER, entity_key, time_field, value_field
 from featurehouse.online.layout import Layout, parse_layouts
 from featurehouse.registry.model import FeatureView
+
+if TYPE_CHECKING:
+    from redis.cluster import RedisCluster
 
 # The write guard and the retention pass's compare-and-delete, as one Redis Functions library (Redis 7+,
 # Valkey): functions, unlike EVALSHA, may be pipelined on Redis Cluster too.
@@ -176,7 +179,7 @@ class OnlineStore(Protocol):
 class RedisOnlineStore:
     """Redis (or Valkey) as the online store; see featurehouse/online/keys.py for the layout."""
 
-    def __init__(self, client: redis.Redis, embedded: EmbeddedRedis | None = None):
+    def __init__(self, client: redis.Redis | RedisCluster, embedded: EmbeddedRedis | None = None):
         self.client = client
         self.embedded = embedded
         try:
@@ -244,7 +247,9 @@ class RedisOnlineStore:
         try:
             if self.client.hsetnx(LAYOUTS, mine.field, mine.to_json()):
                 return mine
-            stored = Layout.from_json(mine.field, self.client.hget(LAYOUTS, mine.field))
+            recorded = self.client.hget(LAYOUTS, mine.field)
+            assert recorded is not None  # HSETNX refused: the field is set
+            stored = Layout.from_json(mine.field, recorded)
         except redis.RedisError as e:
             raise OnlineStoreError(f"online store unreachable: {e}") from None
         stored.order_from(mine.columns)  # a different set of columns is a conflict
@@ -354,7 +359,8 @@ class RedisOnlineStore:
             self.client.hset(ACTIVE_VERSIONS, mapping={k: int(v) for k, v in active.items()})
 
     def active_versions(self) -> dict[str, int]:
-        return {k.decode(): int(v) for k, v in self.client.hgetall(ACTIVE_VERSIONS).items()}
+        active = cast("dict[bytes, bytes]", self.client.hgetall(ACTIVE_VERSIONS))  # replies are bytes: never decoded
+        return {k.decode(): int(v) for k, v in active.items()}
 
     # -- deletion and retention ----------------------------------------------------------------
 
@@ -386,7 +392,7 @@ class RedisOnlineStore:
         removed = {f: 0 for f in views}
         for key in self.client.scan_iter(match=pattern, count=1000):
             fields = list(views)
-            times = self.client.hmget(key, [time_field(*_split(f)) for f in fields])
+            times = cast("list[bytes | None]", self.client.hmget(key, [time_field(*_split(f)) for f in fields]))
             pipe = self.client.pipeline(transaction=False)
             doomed = []
             for field, stamp in zip(fields, times):

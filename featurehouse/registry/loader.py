@@ -9,16 +9,15 @@ warehouse: `featurehouse serve` loads the registry here once and hands the resul
 
 from __future__ import annotations
 
-import os
-import pickle
-import tempfile
-from pathlib import Path
 from typing import Callable, Mapping
 
 from featurehouse.errors import InvalidFeatureMetadata, ProjectError
 from featurehouse.project import DbtProject
 from featurehouse.registry.manifest import Describe, parse_entities, registry_from_manifest
 from featurehouse.registry.model import Registry, Relation
+from featurehouse.registry.snapshot import load_snapshot, save_snapshot
+
+__all__ = ["load_registry", "load_snapshot", "save_snapshot"]
 
 RELATION_TYPES = ("model", "seed", "snapshot", "source")
 
@@ -57,26 +56,4 @@ def load_registry(project: DbtProject, describe: Describe | None = None,
     }
     if read_active is not None:
         registry.active = dict(read_active())
-    return registry
-
-
-def save_snapshot(registry: Registry, path: str | os.PathLike) -> Path:
-    """Write a loaded registry for other processes of the same installation (serving workers)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as f:
-        pickle.dump(registry, f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(f.name, path)  # a worker never reads half a file
-    return path
-
-
-def load_snapshot(path: str | os.PathLike) -> Registry:
-    """A registry written by `save_snapshot` (trusted: written by this installation's own parent process)."""
-    try:
-        with open(path, "rb") as f:
-            registry = pickle.load(f)  # noqa: S301 - our own file, written under the project's .featurehouse/
-    except (OSError, pickle.UnpicklingError, EOFError) as e:
-        raise ProjectError(f"cannot read the registry snapshot {path}: {e}") from None
-    if not isinstance(registry, Registry):
-        raise ProjectError(f"{path} does not hold a featurehouse registry")
     return registry

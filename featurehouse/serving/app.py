@@ -136,7 +136,7 @@ class _MaterializerLag:
         yield breach
 
 
-def create_app(registry: Registry, config: ServeConfig) -> Starlette:
+def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
     # No socket_timeout: redis-py would wrap every read in asyncio.wait_for, a task per call. A slow store
     # is bounded by asyncio.timeout around the request's read instead, which costs a timer, not a task.
     client = aioredis.Redis.from_url(config.redis_url, socket_connect_timeout=config.timeout_s)

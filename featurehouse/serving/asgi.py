@@ -19,7 +19,7 @@ def serving_registry(project_dir: str, target: str | None = None) -> Registry:
     """The parent's snapshot when there is one; else the one loader, run here (the app built by hand)."""
     snapshot = os.environ.get("FEATUREHOUSE_REGISTRY_SNAPSHOT")
     if snapshot:
-        from featurehouse.registry.loader import load_snapshot
+        from featurehouse.registry.snapshot import load_snapshot
 
         return load_snapshot(snapshot)
     from featurehouse.store import FeatureStore

@@ -186,23 +186,22 @@ def _read_spine(spine: Any) -> pa.Table:
         raise InvalidSpine(f"cannot read a spine from a {type(spine).__name__}: {e}") from None
 
 
-def _text(expression: exp.Expression) -> exp.Expression:
+def _text(expression: exp.Expr) -> exp.Expr:
     return exp.cast(expression, exp.DataType.build("VARCHAR"))
 
 
-def _all_keys(reads: list[_ViewRead], keys: tuple[str, ...], as_of: datetime | None, dialect: str) -> exp.Expression:
+def _all_keys(reads: list[_ViewRead], keys: tuple[str, ...], as_of: datetime | None, dialect: str) -> exp.Select:
     """Every entity that has a row in any of the views: its keys as text, and an id as serving takes it."""
     parts = [exp.select(*[_text(column(k)).as_(_key(k), quoted=True) for k in keys])
-             .from_(sqlglot.parse_one(latest_values_sql(r.view, dialect, event_time_until=as_of), read=dialect)
-                    .subquery("__fh_l", copy=False))
+             .from_(_latest(r.view, as_of, dialect).subquery("__fh_l", copy=False))
              for r in reads]
     union = parts[0]
     for part in parts[1:]:
         union = exp.union(union, part, distinct=True)
     if len(keys) == 1:
-        ident: exp.Expression = column(_key(keys[0]))
+        ident: exp.Expr = column(_key(keys[0]))
     else:  # the `col=value;...` form (values holding ; = or % would need percent-encoding to be read back)
-        pieces: list[exp.Expression] = []
+        pieces: list[exp.Expr] = []
         for i, k in enumerate(keys):
             pieces += ([exp.Literal.string(";")] if i else []) + [exp.Literal.string(f"{k}="), column(_key(k))]
         ident = exp.Concat(expressions=pieces)
@@ -211,18 +210,25 @@ def _all_keys(reads: list[_ViewRead], keys: tuple[str, ...], as_of: datetime | N
             .from_(union.subquery("__fh_keys")))
 
 
-def _query(spine: exp.Expression, passthrough: list[str], keys: tuple[str, ...], reads: list[_ViewRead],
+def _query(spine: exp.Select, passthrough: list[str], keys: tuple[str, ...], reads: list[_ViewRead],
            as_of: datetime | None, dialect: str) -> str:
     s = "s"
     query = exp.select(column(ROW, s), *[column(c, s) for c in passthrough]).from_(spine.subquery(s))
     for i, r in enumerate(reads):
         alias = f"v{i}"
-        latest = sqlglot.parse_one(latest_values_sql(r.view, dialect, event_time_until=as_of), read=dialect)
+        latest = _latest(r.view, as_of, dialect)
         on = exp.and_(*[exp.EQ(this=_text(column(k, alias)), expression=column(_key(k), s)) for k in keys])
         query = query.join(latest.subquery(alias), on=on, join_type="LEFT")
         query = query.select(column("__fh_event_time", alias).as_(f"__fh_et_{i}", quoted=True))
         query = query.select(*[column(c, alias).as_(f"__fh_v{i}_{j}", quoted=True) for j, c in enumerate(r.columns)])
     return query.order_by(column(ROW, s)).sql(dialect, pretty=True)
+
+
+def _latest(view: FeatureView, as_of: datetime | None, dialect: str) -> exp.Query:
+    """The sync's latest-row query of a view, parsed back to nest it in the batch query."""
+    query = sqlglot.parse_one(latest_values_sql(view, dialect, event_time_until=as_of), read=dialect)
+    assert isinstance(query, exp.Query)  # latest_values_sql generates a SELECT
+    return query
 
 
 def _judge(raw: pa.Table, passthrough: list[str], reads: list[_ViewRead], now: datetime) -> pa.Table:
@@ -239,7 +245,8 @@ def _judge(raw: pa.Table, passthrough: list[str], reads: list[_ViewRead], now: d
         withheld = pa.array([s == "expired" for s in statuses])
         for j, name in enumerate(r.names):
             values = raw.column(f"__fh_v{i}_{j}")
-            out[name] = pc.if_else(withheld, pa.nulls(len(values), values.type), values)
+            # pc.if_else: pyarrow.compute makes its kernel wrappers at import, out of a type checker's sight
+            out[name] = pc.call_function("if_else", [withheld, pa.nulls(len(values), values.type), values])
         out[f"{r.prefix}__event_time"] = pc.cast(times, pa.timestamp("us"))
         out[f"{r.prefix}__age_seconds"] = pa.array(ages, pa.float64())
         out[f"{r.prefix}__status"] = pa.array(statuses, pa.string())

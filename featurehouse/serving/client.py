@@ -7,7 +7,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import datetime
-from typing import Sequence
+from typing import Sequence, overload
 
 from featurehouse.errors import FeaturehouseError, InvalidRequest, UnknownFeature
 from featurehouse.serving.vectors import FeatureValue, FeatureVector
@@ -54,6 +54,10 @@ class ServingClient:
             raise ServingUnavailable(f"serving unreachable at {self.base_url}: {e.reason}", None) from None
 
 
+@overload
+def _time(text: str) -> datetime: ...
+@overload
+def _time(text: None) -> None: ...
 def _time(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=None)
 

@@ -50,7 +50,7 @@ class ServedLog:
         self._random = (rng or random.Random()).random
         self._buffer: list[dict] = []
         self._writer: threading.Thread | None = None
-        self._queue: queue.SimpleQueue | None = None
+        self._queue: queue.SimpleQueue[list[dict] | None] | None = None  # made with the writer thread
 
     def add(self, vectors: Sequence[FeatureVector], model: str | None) -> bool:
         """Buffer the sampled vectors' entries; True when the buffer is due to be flushed."""
@@ -98,10 +98,12 @@ class ServedLog:
             self._writer = threading.Thread(target=self._write_forever, args=(client,), name="featurehouse-served-log",
                                             daemon=True)
             self._writer.start()
+        assert self._queue is not None
         self._queue.put(entries)
 
     def _write_forever(self, client) -> None:
         while True:
+            assert self._queue is not None  # set before this thread started
             entries = self._queue.get()
             if entries is None:
                 return
@@ -113,6 +115,7 @@ class ServedLog:
     def close(self, client) -> None:
         """Write what is buffered and stop the writer thread."""
         if self._writer is not None:
+            assert self._queue is not None
             self._queue.put(None)
             self._writer.join(timeout=5)
             self._writer = None

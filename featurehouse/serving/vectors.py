@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Sequence
 
+from featurehouse.clock import utc_now as utcnow  # noqa: F401 - the clock serving judges by
 from featurehouse.errors import InvalidRequest, UnknownEntity, UnknownFeature
-from featurehouse.offline.warehouse import utc_now as utcnow  # noqa: F401 - the clock serving judges by
 from featurehouse.online.codec import decode_values, from_micros, to_micros
 from featurehouse.online.keys import entity_key, time_field, value_field
 from featurehouse.online.layout import Layout
@@ -134,9 +134,10 @@ def plan_request(registry: Registry, entity_type: str, names: Sequence[str] | No
         raise UnknownEntity(f"unknown entity type '{entity_type}' (declared: {', '.join(sorted(registry.entities))})")
     if model:
         name, _, version = model.partition("@")
-        registered = sorted(k for k in (model_versions or {}) if k.startswith(name + "@"))
-        if version and model in (model_versions or {}):
-            features = model_versions[model]
+        known = model_versions or {}
+        registered = sorted(k for k in known if k.startswith(name + "@"))
+        if version and model in known:
+            features = known[model]
         else:
             if version and (registered or version != "1"):
                 raise UnknownFeature(f"model '{name}' has no registered version {version} "
@@ -149,7 +150,7 @@ def plan_request(registry: Registry, entity_type: str, names: Sequence[str] | No
         raise BadRequest("give names=view.column,... or model=NAME")
     if len(names) > MAX_NAMES:
         raise BadRequest(f"too many feature names: {len(names)} (at most {MAX_NAMES})")
-    grouped: dict[tuple[str, int], list[tuple[str, int]]] = {}
+    grouped: dict[tuple[str, int], list[tuple[str, int | None]]] = {}
     views: dict[tuple[str, int], FeatureView] = {}
     for text in names:
         ref = FeatureRef.parse(text)

@@ -13,15 +13,15 @@ from starlette.routing import Route
 
 from featurehouse.errors import UnknownFeature
 from featurehouse.registry.model import Registry
-from featurehouse.stream.log import push
-from featurehouse.stream.rows import InvalidRow, validate
 
 MAX_ROWS = 10_000
 
 
 def push_route(registry: Registry, redis_url: str | None = None, client: redis.Redis | None = None) -> Route:
     """Rows are validated all together: one bad row rejects the request (422 naming row and field)."""
-    client = client or redis.Redis.from_url(redis_url)
+    if not client:
+        assert redis_url is not None, "push_route needs a Redis client or URL"
+        client = redis.Redis.from_url(redis_url)
 
     async def push_rows(request: Request) -> JSONResponse:
         name = request.path_params["view"]
@@ -41,6 +41,11 @@ def push_route(registry: Registry, redis_url: str | None = None, client: redis.R
         if len(rows) > MAX_ROWS:
             return JSONResponse({"error": "too_many_rows", "detail": f"at most {MAX_ROWS} rows per request"},
                                 status_code=422)
+        # imported at the first push, not when serving starts: validation and the stream writer load
+        # pyarrow and sqlglot, which a serving worker that is never pushed to does not need
+        from featurehouse.stream.log import push
+        from featurehouse.stream.rows import InvalidRow, validate
+
         problems = []
         for i, row in enumerate(rows):
             try:

@@ -18,7 +18,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, cast
 
 import pyarrow as pa
 import redis
@@ -29,6 +29,9 @@ from featurehouse.online.keys import MATERIALIZER
 from featurehouse.online.store import OnlineRow, RedisOnlineStore
 from featurehouse.registry.model import FeatureView, Relation
 from featurehouse.stream.rows import InvalidRow, validate
+
+if TYPE_CHECKING:
+    from redis.cluster import RedisCluster
 
 GROUP = "featurehouse"
 LANDING_SCHEMA = "featurehouse"
@@ -54,7 +57,7 @@ class PushResult:
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (row number, reason)
 
 
-def push(client: redis.Redis, view: FeatureView, rows: Iterable[Mapping[str, Any]],
+def push(client: redis.Redis | RedisCluster, view: FeatureView, rows: Iterable[Mapping[str, Any]],
          maxlen: int | None = None) -> PushResult:
     """Validate and append rows; invalid ones go to the dead-letter stream with their reason."""
     result = PushResult()
@@ -127,17 +130,21 @@ class StreamConsumer:
             if not self.run_once(block_ms=None):
                 time.sleep(block_ms / 1000 / max(len(self.views), 1))
 
-    def _pending(self, view):
-        reply = self.client.xreadgroup(GROUP, self.name, {stream_key(view): "0"}, count=self.batch_size)
+    # Replies are RESP2's, [[stream, [(id, fields), ...]]]: redis-py's annotations include RESP3's dicts too.
+
+    def _pending(self, view) -> list:
+        reply = cast("list[list[Any]]",
+                     self.client.xreadgroup(GROUP, self.name, {stream_key(view): "0"}, count=self.batch_size))
         return reply[0][1] if reply and reply[0][1] else []
 
-    def _claim(self, view):
+    def _claim(self, view) -> list:
         reply = self.client.xautoclaim(stream_key(view), GROUP, self.name, self.claim_idle_ms, "0-0",
                                        count=self.batch_size)
         return [e for e in reply[1] if e[1]] if reply and len(reply) > 1 else []
 
-    def _new(self, view, block_ms):
-        reply = self.client.xreadgroup(GROUP, self.name, {stream_key(view): ">"}, count=self.batch_size, block=block_ms)
+    def _new(self, view, block_ms) -> list:
+        reply = cast("list[list[Any]]", self.client.xreadgroup(GROUP, self.name, {stream_key(view): ">"},
+                                                               count=self.batch_size, block=block_ms))
         return reply[0][1] if reply and reply[0][1] else []
 
     def _apply(self, view: FeatureView, entries: list) -> None:
@@ -168,6 +175,7 @@ class StreamConsumer:
         fields.append(STREAM_ID)
         arrays.append(pa.array([i.decode() if isinstance(i, bytes) else i for i in ids], pa.string()))
         landing = landing_relation(view)
+        assert landing.schema is not None  # landing tables live in LANDING_SCHEMA
         self.wh.append_table(landing.schema, landing.identifier, pa.table(arrays, names=fields), STREAM_ID)
 
     def _record_lag(self, view: FeatureView) -> None:

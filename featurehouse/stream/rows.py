@@ -105,7 +105,7 @@ def validate(view: FeatureView, row: Mapping[str, Any], now: datetime | None = N
         raise InvalidRow(view.name, view.event_time, "event time is required")
     event_time = _timestamp(view.name, view.event_time, row[view.event_time])
     created = row.get(view.created_at) if view.created_at else None
-    created_at = _timestamp(view.name, view.created_at, created) if created is not None else \
+    created_at = _timestamp(view.name, view.created_at, created) if view.created_at and created is not None else \
         (now or datetime.now(timezone.utc).replace(tzinfo=None))
     values = tuple(coerce(view.name, f.column, f.data_type, row.get(f.column)) for f in view.features)
     return ValidRow(tuple(key), event_time, created_at, values)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable, Iterator
 
 import pyarrow as pa
@@ -25,12 +26,12 @@ class SyncPlan:
     view: FeatureView
     version: int
     mode: str
-    watermark_from: object
-    watermark_to: object
+    watermark_from: datetime | None  # created_at bounds, or dbt build times of a view without created_at
+    watermark_to: datetime | None
 
 
 def plan_sync(warehouse: Warehouse, log: SyncRunLog, view: FeatureView, version: int | None = None,
-              full_refresh: bool = False, rebuilt_at=None) -> SyncPlan:
+              full_refresh: bool = False, rebuilt_at: datetime | None = None) -> SyncPlan:
     """Incremental from the last successful watermark on created_at.
 
     A view without created_at is read whole, unless dbt has not rebuilt it (`rebuilt_at`, from
@@ -50,7 +51,7 @@ def plan_sync(warehouse: Warehouse, log: SyncRunLog, view: FeatureView, version:
 def sync_view(warehouse: Warehouse, online: OnlineStore, log: SyncRunLog, view: FeatureView,
               version: int | None = None, full_refresh: bool = False, batch_size: int = 5000,
               progress: Progress | None = None, event_time_from=None, event_time_until=None,
-              mode: str | None = None, rebuilt_at=None, restate: bool = False) -> SyncRun:
+              mode: str | None = None, rebuilt_at: datetime | None = None, restate: bool = False) -> SyncRun:
     """One view (at one version) from the warehouse to the online store, recorded in the sync run log.
 
     An online store that never saw a successful sync of this view (a new or wiped Redis) gets a full
@@ -67,7 +68,8 @@ def sync_view(warehouse: Warehouse, online: OnlineStore, log: SyncRunLog, view: 
     run = log.start(view.name, plan.version, mode or ("restate" if restate else plan.mode), plan.watermark_from,
                     plan.watermark_to, logic_ref=view.logic_ref)
     try:
-        if plan.mode == "incremental" and plan.watermark_to is not None and plan.watermark_to <= plan.watermark_from:
+        if plan.mode == "incremental" and plan.watermark_to is not None and plan.watermark_from is not None \
+                and plan.watermark_to <= plan.watermark_from:  # an incremental plan always has a lower bound
             log.finish(run, "success")  # nothing ingested since the last run
             return run
         bounds = (plan.watermark_from, plan.watermark_to) if view.created_at else (None, None)

@@ -34,7 +34,7 @@ def latest_values_sql(view: FeatureView, dialect: str, created_after: datetime |
     order = [exp.Ordered(this=column(view.event_time), desc=True, nulls_first=False)] + tie_break(req, None, dialect)
     rank = exp.Window(this=exp.RowNumber(), partition_by=keys, order=exp.Order(expressions=order))
     created = column(view.created_at) if view.created_at else exp.cast(exp.Null(), "TIMESTAMP")
-    conditions = [exp.Not(this=exp.Is(this=column(view.event_time), expression=exp.Null()))]
+    conditions: list[exp.Expr] = [exp.Not(this=exp.Is(this=column(view.event_time), expression=exp.Null()))]
     conditions += [exp.Not(this=exp.Is(this=k.copy(), expression=exp.Null())) for k in keys]
     if view.created_at and created_after is not None:
         conditions.append(exp.GT(this=column(view.created_at), expression=_timestamp(created_after)))
@@ -61,7 +61,7 @@ def latest_values_sql(view: FeatureView, dialect: str, created_after: datetime |
     return outer.sql(dialect, pretty=True)
 
 
-def _served(feature: Feature, dialect: str) -> exp.Expression:
+def _served(feature: Feature, dialect: str) -> exp.Expr:
     value = served(feature, None, dialect)
     return value if isinstance(value, exp.Column) else value.as_(feature.column, quoted=True)
 
@@ -69,18 +69,20 @@ def _served(feature: Feature, dialect: str) -> exp.Expression:
 def latest_row_sql(view: FeatureView, key: tuple, dialect: str) -> str:
     """The latest row of one entity (for showing and checking a single vector)."""
     latest = sqlglot.parse_one(latest_values_sql(view, dialect), read=dialect)
+    assert isinstance(latest, exp.Query)  # latest_values_sql generates a SELECT
     match = exp.and_(*[exp.EQ(this=column(k), expression=_literal(v)) for k, v in zip(view.entity.keys, key)])
     return exp.select("*").from_(latest.subquery("__fh_latest")).where(match).sql(dialect)
 
 
-def _literal(value) -> exp.Expression:
+def _literal(value) -> exp.Expr:
     return exp.Literal.number(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
         else exp.Literal.string(str(value))
 
 
 def max_created_at_sql(view: FeatureView, dialect: str) -> str:
+    assert view.created_at is not None, f"{view.versioned_name} has no created_at column"
     return exp.select(exp.Max(this=column(view.created_at))).from_(view_source(view, "__fh_src")).sql(dialect)
 
 
-def _timestamp(value: datetime) -> exp.Expression:
+def _timestamp(value: datetime) -> exp.Expr:
     return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), "TIMESTAMP")
