@@ -157,7 +157,7 @@ def main() -> None:
     for start in range(0, a.vectors, 100):
         vectors = store.online_features("user", rng.sample(users, 100), NAMES)
         log.append(client, vectors, "bench")
-    landed, land_s = timed(lambda: land_served(client, store.warehouse))
+    landed, land_s = timed(lambda: land_served(client, store.catalog))
     line(f"land the served log ({landed:,} vectors)", land_s)
     skews, ours = timed(lambda: measure_skew(store, "bench"))
     ref_mismatches, ref = timed(lambda: reference_skew(store))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
+from featurehouse.catalog import DEFAULT_SCHEMA, Catalog
 from featurehouse.offline.training_set import Progress, TrainingSet, build_training_set
 from featurehouse.offline.warehouse import Warehouse, warehouse_for_target
 from featurehouse.project import DbtProject
@@ -24,6 +25,7 @@ class FeatureStore:
     def __init__(self, project_dir: str | os.PathLike = ".", target: str | None = None,
                  profiles_dir: str | os.PathLike | None = None):
         self.project: DbtProject | None = DbtProject(project_dir, profiles_dir, target)
+        self._catalog: Catalog | None = None
         self._warehouse: Warehouse | None = None
         self._online = None
         self._registry: Registry | None = None
@@ -32,7 +34,7 @@ class FeatureStore:
     def from_registry(cls, registry: Registry, warehouse: Warehouse) -> "FeatureStore":
         """A store over a registry built by hand (tests, benchmarks): no dbt project involved."""
         store = cls.__new__(cls)
-        store.project, store._warehouse, store._registry = None, warehouse, registry
+        store.project, store._warehouse, store._registry, store._catalog = None, warehouse, registry, None
         store._online = None
         return store
 
@@ -45,6 +47,14 @@ class FeatureStore:
             target = self.project.target()
             self._warehouse = warehouse_for_target(target.type, target.settings, self.project.dir)
         return self._warehouse
+
+    @property
+    def catalog(self) -> Catalog:
+        """featurehouse's own tables in the warehouse, in `vars.featurehouse.schema` (default featurehouse)."""
+        if self._catalog is None or self._catalog.warehouse is not self.warehouse:
+            schema = (self.project.featurehouse_vars.get("schema") if self.project is not None else None)
+            self._catalog = Catalog(self.warehouse, str(schema or DEFAULT_SCHEMA))
+        return self._catalog
 
     def close(self) -> None:
         """Release the warehouse connection (DuckDB allows one writer process at a time) and the online store."""
@@ -92,7 +102,7 @@ class FeatureStore:
         self.registry.active.update(self._read_active_versions())  # a promote by another process counts
         for name in restate:
             self.registry.view(*_name_version(name))  # an unknown view is an error naming it
-        log = SyncRunLog(self.warehouse)
+        log = SyncRunLog(self.catalog)
         changed = self._logic_changed()  # a declared restatement applies once: until published anew
         built = self.project.built_at if self.project is not None else (lambda _uid: None)
         runs = []
@@ -106,7 +116,7 @@ class FeatureStore:
             if run.mode == "restate":
                 from featurehouse.offline.published import PublishedSchemas
 
-                PublishedSchemas(self.warehouse).restate(view)
+                PublishedSchemas(self.catalog).restate(view)
         self.publish_active_versions()
         return runs
 
@@ -115,7 +125,7 @@ class FeatureStore:
         from featurehouse.guard.logic_gate import logic_changes
         from featurehouse.offline.published import read_published
 
-        return {(c.view, c.version) for c in logic_changes(self.registry, read_published(self.warehouse))}
+        return {(c.view, c.version) for c in logic_changes(self.registry, read_published(self.catalog))}
 
     def publish_active_versions(self) -> dict[str, int]:
         """Tell the online store which version of every view is active, as the warehouse's version log
@@ -128,7 +138,7 @@ class FeatureStore:
         """Fix view@version's schema as published (first time only); `featurehouse check` guards it."""
         from featurehouse.offline.published import PublishedSchemas
 
-        return PublishedSchemas(self.warehouse).publish(view, by)
+        return PublishedSchemas(self.catalog).publish(view, by)
 
     # -- serving ------------------------------------------------------------------------------
 
@@ -192,7 +202,8 @@ class FeatureStore:
         """A consumer-group member applying pushed rows to the online store and the warehouse."""
         from featurehouse.stream.log import StreamConsumer
 
-        return StreamConsumer(self.online, self.warehouse, self.online_views(select), name=name, batch_size=batch_size)
+        return StreamConsumer(self.online, self.warehouse, self.online_views(select), name=name, batch_size=batch_size,
+                              schema=self.catalog.schema)
 
     def forget(self, entity_type: str, key: tuple):
         """Delete an entity everywhere: online values (all views, versions, and entities keyed by it) and
@@ -200,7 +211,7 @@ class FeatureStore:
         from featurehouse.sync.forget import forget
 
         self.attach_stream_tables()
-        return forget(self.warehouse, self.online, self.registry, entity_type, tuple(key))
+        return forget(self.warehouse, self.online, self.registry, entity_type, tuple(key), self.catalog)
 
     def retention(self, now=None) -> dict[str, int]:
         """Remove online values older than their view's TTL (serving already treats them as expired)."""
@@ -240,7 +251,7 @@ class FeatureStore:
             self.project.run_dbt(["build", "--select", f"path:{target.original_file_path}"])
             self.load_registry()  # the new version's columns as built, not as declared before it existed
             target = self.registry.view(name, version)
-        run = sync_view(self.warehouse, self.online, SyncRunLog(self.warehouse), target, full_refresh=True,
+        run = sync_view(self.warehouse, self.online, SyncRunLog(self.catalog), target, full_refresh=True,
                         event_time_from=start, event_time_until=end, mode="backfill", progress=progress)
         self.publish(target, "backfill")
         return run
@@ -250,7 +261,7 @@ class FeatureStore:
         from featurehouse.offline.versions import VersionLog
 
         view = self.registry.view(name, version)
-        log = VersionLog(self.warehouse)
+        log = VersionLog(self.catalog)
         if name not in log.active():  # first promote: record what was active implicitly, so rollback has a row
             implicit = self.registry.view(name)
             if implicit.version != view.version:
@@ -290,7 +301,7 @@ class FeatureStore:
         from featurehouse.stream.log import landing_relation
 
         for key, view in list(self.registry.views.items()):
-            landing = landing_relation(view)
+            landing = landing_relation(view, self.catalog.schema)
             try:
                 exists = bool(self.warehouse.describe(landing))
             except Exception:  # noqa: BLE001 - warehouse unreachable: nothing landed that we can see
@@ -303,7 +314,7 @@ class FeatureStore:
         from featurehouse.offline.versions import read_active
 
         try:
-            return read_active(self.warehouse)
+            return read_active(self.catalog)
         except Exception:  # noqa: BLE001 - warehouse not reachable yet: nothing promoted that we can see
             return {}
 
@@ -363,7 +374,7 @@ class FeatureStore:
                 progress("recording lineage and feature profiles")
             failed = "training set not recorded for lineage"
             try:
-                ts.record = LineageLog(self.warehouse).record_training_set(ts, self.registry, timestamp, name)
+                ts.record = LineageLog(self.catalog).record_training_set(ts, self.registry, timestamp, name)
                 failed = f"training set {ts.record.training_set_id} recorded, but its feature versions not published"
                 for view_ref in sorted(ts.record.transforms):  # every view@version the training set read
                     view_name, _, version = view_ref.partition("@")
@@ -379,7 +390,7 @@ class FeatureStore:
     def lineage_log(self):
         from featurehouse.offline.lineage import LineageLog
 
-        return LineageLog(self.warehouse)
+        return LineageLog(self.catalog)
 
     def training_set(self, spine: Any, features: Sequence[str], timestamp: str, entity: str | None = None,
                      as_known_at: bool = False, keep_order: bool = True, include_event_times: bool = False):

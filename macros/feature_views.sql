@@ -36,6 +36,13 @@
 {% endmacro %}
 
 
+{#- Where featurehouse keeps its own tables (version log, stream landing tables): vars.featurehouse.schema,
+    default featurehouse - the same variable the Python catalog reads (featurehouse/catalog/). -#}
+{% macro catalog_schema() %}
+  {{ return(((var('featurehouse', {}) or {}).get('schema') or 'featurehouse') | string) }}
+{% endmacro %}
+
+
 {% macro find_feature_view(view_name, version=none) %}
   {%- set found = featurehouse.feature_view_nodes() | selectattr('name', 'equalto', view_name) | list -%}
   {%- if not found -%}
@@ -55,7 +62,7 @@
 
 {#- The promoted version (featurehouse promote) if any, else the first declared one: as in Python. -#}
 {% macro active_view_version(view_name, versions) %}
-  {%- set log = adapter.get_relation(database=target.database, schema='featurehouse', identifier='featurehouse_view_versions') -%}
+  {%- set log = adapter.get_relation(database=target.database, schema=featurehouse.catalog_schema(), identifier='featurehouse_view_versions') -%}
   {%- if log is not none -%}
     {%- set result = run_query("select version from " ~ log ~ " where " ~ adapter.quote('view') ~ " = '"
                                 ~ view_name.replace("'", "''") ~ "' and active_until is null") -%}
@@ -98,7 +105,7 @@
       {%- endfor -%}
       {#- rows pushed through the stream land in a table of their own, read with the model -#}
       {%- set version_number = featurehouse.feature_view_version(node) -%}
-      {%- set landing = adapter.get_relation(database=target.database, schema='featurehouse',
+      {%- set landing = adapter.get_relation(database=target.database, schema=featurehouse.catalog_schema(),
                                              identifier='stream__' ~ view_name ~ '__v' ~ version_number) -%}
       {%- if landing is not none -%}
         {%- set cols = [] -%}

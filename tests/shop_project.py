@@ -41,17 +41,20 @@ def orders(customers: int = 20, factor: int = 1) -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
-def write_project(root: Path, yaml_columns: list[str] | None = None, versions: int = 1, scores: bool = True) -> Path:
+def write_project(root: Path, yaml_columns: list[str] | None = None, versions: int = 1, scores: bool = True,
+                  catalog_schema: str | None = None) -> Path:
     """The project at root/shop. `yaml_columns`: the order the YAML lists customer_orders' features in
     (its SELECT says n_small, n_large); `versions` > 1 makes customer_orders a dbt versioned model
     whose version N has the same features with values multiplied by N. `scores` adds customer_scores,
-    a view typed by its built relation alone (no YAML columns)."""
+    a view typed by its built relation alone (no YAML columns). `catalog_schema` sets
+    vars.featurehouse.schema (where featurehouse keeps its own tables)."""
     project = root / "shop"
     (project / "models").mkdir(parents=True)
     (project / "dbt_project.yml").write_text(
         "name: shop\nversion: '1.0'\nconfig-version: 2\nprofile: shop\n"
         "vars:\n  featurehouse:\n    entities:\n      customer: [customer_id]\n"
-        "models:\n  shop:\n    +materialized: table\n")
+        + (f"    schema: {catalog_schema}\n" if catalog_schema else "")
+        + "models:\n  shop:\n    +materialized: table\n")
     (project / "profiles.yml").write_text(
         "shop:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: shop.duckdb\n      threads: 1\n")
     (project / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")

@@ -178,7 +178,10 @@ def reset_demo_state(store) -> None:
     import os
     import shutil
 
-    store.warehouse.execute("DROP SCHEMA IF EXISTS featurehouse CASCADE")
+    from sqlglot import exp
+
+    schema = exp.to_identifier(store.catalog.schema, quoted=True).sql(store.warehouse.dialect)
+    store.warehouse.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     store.close()
     if not os.environ.get("FEATUREHOUSE_REDIS_URL"):
         shutil.rmtree(store.project.dir / ".featurehouse" / "redis", ignore_errors=True)

@@ -96,7 +96,7 @@ def freshness(obj: CliContext, select, as_json: bool, prometheus_file) -> None:
     store = obj.store()
     views = _views(store, select)
     with obj.console.status("reading the warehouse and the online store"):
-        rows = view_freshness(views, store.warehouse, store.online.client)
+        rows = view_freshness(views, store.warehouse, store.online.client, catalog=store.catalog)
     if prometheus_file:
         from pathlib import Path
 
@@ -152,7 +152,8 @@ def parity(obj: CliContext, select, sample: int, all_entities: bool, max_mismatc
     with obj.console.status("comparing online values with the warehouse") as status:
         for view in store.online_views(select):
             status.update(f"comparing {view.versioned_name}")
-            results.append(check_parity(store.warehouse, store.online, view, None if all_entities else sample))
+            results.append(check_parity(store.warehouse, store.online, view, None if all_entities else sample,
+                                            catalog=store.catalog))
     failed = [r for r in results if r.rate > max_mismatch]
     if as_json:
         emit_json([{"view": r.versioned_name, "compared": r.compared, "mismatched": r.mismatched, "rate": r.rate,
@@ -191,7 +192,7 @@ def _land(store, console) -> int:
     from featurehouse.guard.served import land_served
 
     with console.status("landing the served-vector log in the warehouse"):
-        return land_served(store.online.client, store.warehouse)
+        return land_served(store.online.client, store.catalog)
 
 
 @click.command()

@@ -60,8 +60,8 @@ class Thresholds:
 
 
 def deploy_check(store, ref: str, thresholds: Thresholds = Thresholds(), since: datetime | None = None) -> DeployReport:
-    mv = LineageLog(store.warehouse).model_version(ref)
-    record = LineageLog(store.warehouse).training_set(mv.training_set_id)
+    mv = LineageLog(store.catalog).model_version(ref)
+    record = LineageLog(store.catalog).training_set(mv.training_set_id)
     report = DeployReport(mv.ref, mv.training_set_id)
     registry = store.registry
     store.attach_stream_tables()
@@ -82,7 +82,7 @@ def deploy_check(store, ref: str, thresholds: Thresholds = Thresholds(), since: 
         elif normalize_type(current) != normalize_type(trained):
             report.gates.append(Gate("schema", feature, "fail", f"type changed {trained} -> {current} since training"))
         views[view.versioned_name] = view
-    published = {k: v for k, v in read_published(store.warehouse).items() if f"{k[0]}@{k[1]}" in views}
+    published = {k: v for k, v in read_published(store.catalog).items() if f"{k[0]}@{k[1]}" in views}
     gate = compare(published, {(v.name, v.version): view_schema(v) for v in views.values()})
     for change in gate.changes:
         report.gates.append(Gate("schema", f"{change.view}@{change.version}", "fail", change.message))
@@ -94,14 +94,14 @@ def deploy_check(store, ref: str, thresholds: Thresholds = Thresholds(), since: 
                                  f"at their trained versions and types in {len(views)} view(s)"))
     ordered = sorted(views.values(), key=lambda v: v.versioned_name)
     # -- freshness
-    for row in view_freshness(ordered, store.warehouse, store.online.client):
+    for row in view_freshness(ordered, store.warehouse, store.online.client, catalog=store.catalog):
         status = "fail" if row.status == "breach" else "pass"
         report.gates.append(Gate("freshness", row.versioned_name, status, "; ".join(row.reasons) or row.status))
     # -- parity
     for view in ordered:
         if not view.online:
             continue
-        p = check_parity(store.warehouse, store.online, view, thresholds.parity_sample)
+        p = check_parity(store.warehouse, store.online, view, thresholds.parity_sample, catalog=store.catalog)
         worst = max(p.per_feature.items(), key=lambda kv: kv[1], default=None)
         detail = f"{p.mismatched:,} of {p.compared:,} entities differ ({p.rate:.2%})"
         if worst:
@@ -111,7 +111,7 @@ def deploy_check(store, ref: str, thresholds: Thresholds = Thresholds(), since: 
         report.gates.append(Gate("parity", view.versioned_name,
                                  "fail" if p.rate > thresholds.max_parity_mismatch else "pass", detail))
     # -- skew and drift, on served vectors of these features
-    land_served(store.online.client, store.warehouse)
+    land_served(store.online.client, store.catalog)
     skews = measure_skew(store, None, since, mv.features)
     if not skews:
         report.gates.append(Gate("skew", "served vectors", "skipped", "none of these features were served and logged yet"))

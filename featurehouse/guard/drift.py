@@ -36,9 +36,9 @@ class FeatureDrift:
 
 def measure_drift(store, training_set_id: str, model: str | None = None, since: datetime | None = None
                   ) -> list[FeatureDrift]:
-    record = LineageLog(store.warehouse).training_set(training_set_id)
+    record = LineageLog(store.catalog).training_set(training_set_id)
     bare = {f.rpartition("@")[0] for f in record.features}
-    table = served_values(store.warehouse, model, since, sorted(bare))
+    table = served_values(store.catalog, model, since, sorted(bare))
     served: dict[str, list] = {}
     for r in table.to_pylist():
         served.setdefault(f"{r['feature']}@{r['version']}", []).append(orjson.loads(r["value_json"]))

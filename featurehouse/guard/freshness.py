@@ -15,12 +15,12 @@ from typing import Sequence
 
 from sqlglot import exp
 
+from featurehouse.catalog import SYNC_RUNS, Catalog, as_catalog
+from featurehouse.catalog.catalog import CatalogWarehouse
 from featurehouse.offline.warehouse import Warehouse, utc_now
 from featurehouse.online.keys import MATERIALIZER
-from featurehouse.registry.model import FeatureView, Relation
+from featurehouse.registry.model import FeatureView
 from featurehouse.serving.vectors import Freshness
-from featurehouse.sync.runs import SCHEMA as RUNS_SCHEMA
-from featurehouse.sync.runs import TABLE as RUNS_TABLE
 
 
 @dataclass
@@ -55,23 +55,19 @@ def newest_event_time(warehouse: Warehouse, view: FeatureView) -> datetime | Non
     return newest
 
 
-def last_good_syncs(warehouse: Warehouse) -> dict[tuple[str, int], dict]:
-    if not warehouse.describe(Relation(None, RUNS_SCHEMA, RUNS_TABLE)):
-        return {}
-    view_col = exp.to_identifier("view", quoted=True).sql(warehouse.dialect)
-    rows = warehouse.fetch_arrow(
-        f"SELECT {view_col} AS v, version, max(finished_at) AS finished_at, max(watermark_to) AS watermark "
-        f"FROM {exp.table_(RUNS_TABLE, db=RUNS_SCHEMA, quoted=True).sql(warehouse.dialect)} "
-        f"WHERE status = 'success' GROUP BY {view_col}, version").to_pylist()
-    return {(r["v"], r["version"]): r for r in rows}
+def last_good_syncs(catalog: Catalog | CatalogWarehouse) -> dict[tuple[str, int], dict]:
+    """Per view@version: when its last successful sync finished and its watermark."""
+    rows = as_catalog(catalog).latest(SYNC_RUNS, ("view", "version"), ("finished_at", "watermark_to"),
+                                      {"status": "success"})
+    return {(r["view"], r["version"]): {"finished_at": r["finished_at"], "watermark": r["watermark_to"]} for r in rows}
 
 
 def view_freshness(views: Sequence[FeatureView], warehouse: Warehouse, online_client=None,
-                   now: datetime | None = None) -> list[ViewFreshness]:
+                   now: datetime | None = None, catalog: Catalog | None = None) -> list[ViewFreshness]:
     now = now or utc_now()
     now_s = (now - datetime(1970, 1, 1)).total_seconds()
     state = Freshness.from_hash(online_client.hgetall(MATERIALIZER)) if online_client is not None else Freshness()
-    syncs = last_good_syncs(warehouse)
+    syncs = last_good_syncs(catalog or warehouse)
     out = []
     for view in views:
         name = view.versioned_name

@@ -58,7 +58,7 @@ def feature_lineage(store, text: str) -> Node:
     registry = store.registry
     view, feature = registry.resolve(FeatureRef.parse(text))
     versioned = f"{view.name}.{feature.column}@{view.version}"
-    log = LineageLog(store.warehouse)
+    log = LineageLog(store.catalog)
     models = log.model_versions_of()
     sets = []
     for ts in log.list_training_sets():
@@ -74,7 +74,7 @@ def feature_lineage(store, text: str) -> Node:
 
 def model_lineage(store, ref: str) -> Node:
     """MODEL@VERSION (or MODEL: every registered version): training set, features, dbt models, sources."""
-    log = LineageLog(store.warehouse)
+    log = LineageLog(store.catalog)
     if "@" in ref:
         versions = [log.model_version(ref)]
     else:
@@ -131,10 +131,10 @@ def register_model(store, ref: str, training_set_id: str | None = None, features
                                     f"`version: {version}` in the exposure's meta.featurehouse")
         training_set_id, source = spec.training_set, "exposure"
     if features is None and spec is not None:
-        record = LineageLog(store.warehouse).training_set(training_set_id)
+        record = LineageLog(store.catalog).training_set(training_set_id)
         wanted = {f.partition("@")[0] for f in spec.features}
         features = [f for f in record.features if f.rpartition("@")[0] in wanted] or None
-    mv = LineageLog(store.warehouse).register_model(name, version, training_set_id, features, source)
+    mv = LineageLog(store.catalog).register_model(name, version, training_set_id, features, source)
     store.online.client.hset(MODEL_VERSIONS, mv.ref, json.dumps({"features": mv.features,
                                                                  "training_set": mv.training_set_id}))
     return mv

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlglot import exp
 
+from featurehouse.catalog import Catalog
 from featurehouse.guard.freshness import last_good_syncs
 from featurehouse.offline.warehouse import Warehouse, utc_now
 from featurehouse.registry.model import FeatureView
@@ -91,11 +92,11 @@ def sample_sql(view: FeatureView, dialect: str, sample: int | None, seed: str = 
 
 
 def check_parity(warehouse: Warehouse, online, view: FeatureView, sample: int | None = 1000,
-                 now: datetime | None = None, batch: int = 500) -> ViewParity:
+                 now: datetime | None = None, batch: int = 500, catalog: Catalog | None = None) -> ViewParity:
     now = now or utc_now()
     result = ViewParity(view.name, view.version)
     table = warehouse.fetch_arrow(sample_sql(view, warehouse.dialect, sample))
-    watermark = last_good_syncs(warehouse).get((view.name, view.version), {}).get("watermark")
+    watermark = last_good_syncs(catalog or warehouse).get((view.name, view.version), {}).get("watermark")
     rows = table.to_pylist()
     columns = view.feature_columns
     for start in range(0, len(rows), batch):

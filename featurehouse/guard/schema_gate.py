@@ -171,7 +171,7 @@ def _feature_schema(view: FeatureView, described: dict[str, str], declared: dict
 def check(store, compile_sql: bool = True) -> GateResult:
     """Published schemas against the current SQL's, and published logic against the current SQL."""
     current = current_schemas(store, compile_sql)
-    published = read_published(store.warehouse)
+    published = read_published(store.catalog)
     ids = {(v.name, v.version): v.unique_id for v in store.registry.views.values()}
     result = compare(published, current, dict(store.registry.active), ids)
     result.logic = logic_changes(store.registry, published)

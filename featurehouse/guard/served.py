@@ -11,14 +11,14 @@ from datetime import datetime
 
 import orjson
 import pyarrow as pa
+from sqlglot import exp
 
-from featurehouse.offline.warehouse import Warehouse
+from featurehouse.catalog import SERVED_VALUES, Catalog, as_catalog
+from featurehouse.catalog.catalog import CatalogWarehouse
 from featurehouse.online.codec import from_micros
-from featurehouse.registry.model import Relation
 from featurehouse.serving.served_log import SERVED_STREAM
 
-SCHEMA = "featurehouse"
-TABLE = "featurehouse_served_values"
+TABLE = SERVED_VALUES.name
 ARROW_SCHEMA = pa.schema([
     ("stream_id", pa.string()), ("entity_type", pa.string()), ("entity_id", pa.string()), ("model", pa.string()),
     ("served_at", pa.timestamp("us")), ("feature", pa.string()), ("version", pa.int64()),
@@ -27,14 +27,15 @@ ARROW_SCHEMA = pa.schema([
 ])
 
 
-def land_served(client, warehouse: Warehouse, batch: int = 5000) -> int:
+def land_served(client, catalog: Catalog | CatalogWarehouse, batch: int = 5000) -> int:
     """Move the served stream into the warehouse; returns how many vectors landed."""
+    catalog = as_catalog(catalog)
     landed = 0
     while True:
         entries = client.xrange(SERVED_STREAM, "-", "+", count=batch)
         if not entries:
             return landed
-        warehouse.append_table(SCHEMA, TABLE, _rows(entries), "stream_id")
+        catalog.append(SERVED_VALUES, _rows(entries), "stream_id")
         last = entries[-1][0].decode() if isinstance(entries[-1][0], bytes) else entries[-1][0]
         ms, _, seq = last.partition("-")
         client.xtrim(SERVED_STREAM, minid=f"{ms}-{int(seq) + 1}", approximate=False)  # what landed, exactly
@@ -65,21 +66,27 @@ def _rows(entries) -> pa.Table:
     return pa.table(cols, schema=ARROW_SCHEMA)
 
 
-def served_values(warehouse: Warehouse, model: str | None = None, since: datetime | None = None,
+def served_values(catalog: Catalog | CatalogWarehouse, model: str | None = None, since: datetime | None = None,
                   features: list[str] | None = None) -> pa.Table:
     """Landed served values, optionally of one model (`name` or `name@version`) and since a time."""
-    from featurehouse.offline.warehouse import sql_literal
-
-    if not warehouse.describe(Relation(None, SCHEMA, TABLE)):
+    catalog = as_catalog(catalog)
+    if not catalog.exists(SERVED_VALUES):
         return ARROW_SCHEMA.empty_table()
-    d = warehouse.dialect
-    where = ["1 = 1"]
+    conditions: list[exp.Expr] = []
+    params: list = []
     if model:
-        where.append(f"(model = {sql_literal(model, d)} OR model LIKE {sql_literal(model + '@%', d)})"
-                     if "@" not in model else f"model = {sql_literal(model, d)}")
+        same = exp.column("model", quoted=True).eq(exp.Placeholder())
+        params.append(model)
+        if "@" not in model:  # a model's name covers all its versions
+            same = exp.or_(same, exp.Like(this=exp.column("model", quoted=True), expression=exp.Placeholder()))
+            params.append(model + "@%")
+        conditions.append(exp.paren(same))
     if since is not None:
-        where.append(f"served_at >= {sql_literal(since, d)}")
+        conditions.append(exp.GTE(this=exp.column("served_at", quoted=True), expression=exp.Placeholder()))
+        params.append(since)
     if features:
-        where.append(f"feature IN ({', '.join(sql_literal(f, d) for f in features)})")
-    return warehouse.fetch_arrow(f'SELECT * FROM "{SCHEMA}"."{TABLE}" WHERE {" AND ".join(where)} '
-                                 f"ORDER BY served_at, stream_id")
+        conditions.append(exp.In(this=exp.column("feature", quoted=True),
+                                 expressions=[exp.Placeholder() for _ in features]))
+        params.extend(features)
+    return catalog.select(SERVED_VALUES, order_by=("served_at", "stream_id"),
+                          condition=exp.and_(*conditions) if conditions else None, condition_params=params)

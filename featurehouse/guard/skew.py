@@ -38,7 +38,7 @@ class FeatureSkew:
 def measure_skew(store, model: str | None = None, since: datetime | None = None,
                  features: list[str] | None = None) -> list[FeatureSkew]:
     """Skew per logged feature@version (of one model, since a time, or of these versioned features)."""
-    table = served_values(store.warehouse, model, since)
+    table = served_values(store.catalog, model, since)
     if table.num_rows == 0:
         return []
     # columns, not row dicts: served logs run to millions of values

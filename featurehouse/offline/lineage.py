@@ -9,32 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import pyarrow as pa
 from sqlglot import exp
 
+from featurehouse.catalog import MODEL_VERSIONS as MODEL_VERSIONS_TABLE
+from featurehouse.catalog import TRAINING_SETS as TRAINING_SETS_TABLE
+from featurehouse.catalog import Catalog, as_catalog
+from featurehouse.catalog.catalog import CatalogWarehouse
 from featurehouse.errors import FeaturehouseError
 from featurehouse.offline.profile import profile_table
-from featurehouse.offline.warehouse import Warehouse, utc_now
+from featurehouse.offline.warehouse import utc_now
 from featurehouse.registry.model import Registry
 
-SCHEMA = "featurehouse"
-TRAINING_SETS = "featurehouse_training_sets"
-TRAINING_SET_COLUMNS = [
-    ("training_set_id", "VARCHAR"), ("created_at", "TIMESTAMP"), ("name", "VARCHAR"),
-    ("spine_fingerprint", "VARCHAR"), ("row_count", "BIGINT"), ("entity_timestamp", "VARCHAR"),
-    ("features", "VARCHAR"), ("schemas", "VARCHAR"), ("transforms", "VARCHAR"), ("engine", "VARCHAR"),
-    ("plan", "VARCHAR"), ("profile", "VARCHAR"),
-]
-MODEL_VERSIONS = "featurehouse_model_versions"
-MODEL_VERSION_COLUMNS = [
-    ("model", "VARCHAR"), ("version", "VARCHAR"), ("training_set_id", "VARCHAR"), ("features", "VARCHAR"),
-    ("registered_at", "TIMESTAMP"), ("source", "VARCHAR"),
-]
+TRAINING_SETS = TRAINING_SETS_TABLE.name
+MODEL_VERSIONS = MODEL_VERSIONS_TABLE.name
 
 
 class UnknownTrainingSet(FeaturehouseError):
@@ -94,25 +85,6 @@ def spine_fingerprint(table: pa.Table, columns: list[str]) -> str:
     return hashlib.sha256(f"{columns}|{total}|{count}".encode()).hexdigest()[:16]
 
 
-def insert_row(warehouse: Warehouse, table: str, columns: Sequence[str], values: Sequence[Any]) -> None:
-    """INSERT one row into featurehouse's own table `table` (already quoted SQL).
-
-    Column names are quoted by sqlglot and values travel as driver parameters (placeholders in the
-    engine's style: `?` on DuckDB, `%s` on PostgreSQL), so no name or value is ever pasted into SQL."""
-    d = warehouse.dialect
-    names = ", ".join(exp.to_identifier(c, quoted=True).sql(d) for c in columns)
-    marks = ", ".join(exp.Placeholder().sql(d) for _ in values)
-    warehouse.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", tuple(values))
-
-
-def equals(column: str, value: Any, dialect: str) -> str:
-    """`"column" = <value>` for a WHERE clause: the name quoted, the value a sqlglot literal
-    (fetch_arrow takes no parameters)."""
-    is_int = isinstance(value, int) and not isinstance(value, bool)
-    literal = exp.Literal.number(value) if is_int else exp.Literal.string(str(value))
-    return exp.column(column, quoted=True).eq(literal).sql(dialect)
-
-
 def _versioned_feature(name: str) -> tuple[str, str, int]:
     """'view.column@N' -> (view, column, N)."""
     base, _, version = name.rpartition("@")
@@ -121,10 +93,11 @@ def _versioned_feature(name: str) -> tuple[str, str, int]:
 
 
 class LineageLog:
-    def __init__(self, warehouse: Warehouse):
-        self.wh = warehouse
-        self.training_sets = warehouse.ensure_table(SCHEMA, TRAINING_SETS, TRAINING_SET_COLUMNS)
-        self.model_versions = warehouse.ensure_table(SCHEMA, MODEL_VERSIONS, MODEL_VERSION_COLUMNS)
+    def __init__(self, catalog: Catalog | CatalogWarehouse):
+        self.catalog = as_catalog(catalog)
+        self.wh = self.catalog.warehouse
+        self.training_sets = self.catalog.table(TRAINING_SETS_TABLE)
+        self.model_versions = self.catalog.table(MODEL_VERSIONS_TABLE)
 
     # -- training sets ------------------------------------------------------------------------
 
@@ -148,22 +121,22 @@ class LineageLog:
         record = TrainingSetRecord(ident, created, name, fingerprint, table.num_rows, timestamp,
                                    list(training_set.features), schemas, transforms, training_set.engine,
                                    training_set.plan, profile, feature_columns)
-        values = [ident, created, name, fingerprint, table.num_rows, timestamp, json.dumps(record.features),
-                  json.dumps(schemas), json.dumps(transforms), training_set.engine, training_set.plan,
-                  json.dumps({"profile": profile, "columns": feature_columns})]
-        insert_row(self.wh, self.training_sets, [c for c, _ in TRAINING_SET_COLUMNS], values)
+        self.catalog.insert(TRAINING_SETS_TABLE, {
+            "training_set_id": ident, "created_at": created, "name": name, "spine_fingerprint": fingerprint,
+            "row_count": table.num_rows, "entity_timestamp": timestamp, "features": json.dumps(record.features),
+            "schemas": json.dumps(schemas), "transforms": json.dumps(transforms), "engine": training_set.engine,
+            "plan": training_set.plan, "profile": json.dumps({"profile": profile, "columns": feature_columns})})
         return record
 
     def training_set(self, ident: str) -> TrainingSetRecord:
-        rows = self.wh.fetch_arrow(f"SELECT * FROM {self.training_sets} "
-                                   f"WHERE {equals('training_set_id', ident, self.wh.dialect)}").to_pylist()
+        rows = self.catalog.rows(TRAINING_SETS_TABLE, {"training_set_id": ident})
         if not rows:
             known = [r.training_set_id for r in self.list_training_sets()[:5]]
             raise UnknownTrainingSet(f"unknown training set '{ident}' (recent: {', '.join(known) or 'none recorded'})")
         return _training_set(rows[0])
 
     def list_training_sets(self) -> list[TrainingSetRecord]:
-        rows = self.wh.fetch_arrow(f"SELECT * FROM {self.training_sets} ORDER BY created_at DESC").to_pylist()
+        rows = self.catalog.rows(TRAINING_SETS_TABLE, order_by=("created_at",), descending=True)
         return [_training_set(r) for r in rows]
 
     # -- model versions -----------------------------------------------------------------------
@@ -187,13 +160,13 @@ class LineageLog:
                 raise FeaturehouseError(f"model {model}@{version} is already bound to training set {mv.training_set_id}; "
                                         f"register a new version instead")
         mv = ModelVersion(model, version, training_set_id, features, utc_now(), source)
-        values = [model, version, training_set_id, json.dumps(features), mv.registered_at, source]
-        insert_row(self.wh, self.model_versions, [c for c, _ in MODEL_VERSION_COLUMNS], values)
+        self.catalog.insert(MODEL_VERSIONS_TABLE, {
+            "model": model, "version": version, "training_set_id": training_set_id, "features": json.dumps(features),
+            "registered_at": mv.registered_at, "source": source})
         return mv
 
     def model_versions_of(self, model: str | None = None) -> list[ModelVersion]:
-        where = f"WHERE {equals('model', model, self.wh.dialect)}" if model else ""
-        rows = self.wh.fetch_arrow(f"SELECT * FROM {self.model_versions} {where} ORDER BY registered_at").to_pylist()
+        rows = self.catalog.rows(MODEL_VERSIONS_TABLE, {"model": model} if model else None, order_by=("registered_at",))
         return [ModelVersion(r["model"], r["version"], r["training_set_id"], json.loads(r["features"]),
                              r["registered_at"], r["source"]) for r in rows]
 
@@ -219,4 +192,4 @@ def _training_set(r: dict) -> TrainingSetRecord:
 
 
 __all__ = ["LineageLog", "ModelVersion", "TrainingSetRecord", "UnknownModelVersion", "UnknownTrainingSet",
-           "equals", "insert_row", "spine_fingerprint"]
+           "spine_fingerprint"]

@@ -12,16 +12,12 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlglot import exp
+from featurehouse.catalog import PUBLISHED_SCHEMAS, VIEW_VERSIONS, Catalog, as_catalog
+from featurehouse.catalog.catalog import CatalogWarehouse
+from featurehouse.clock import utc_now
+from featurehouse.registry.model import FeatureView
 
-from featurehouse.offline.lineage import equals, insert_row
-from featurehouse.offline.warehouse import Warehouse, utc_now
-from featurehouse.registry.model import FeatureView, Relation
-
-SCHEMA = "featurehouse"
-TABLE = "featurehouse_published_schemas"
-COLUMNS = [("view", "VARCHAR"), ("version", "INTEGER"), ("schema", "VARCHAR"), ("transform_ref", "VARCHAR"),
-           ("published_at", "TIMESTAMP"), ("published_by", "VARCHAR"), ("logic_checksum", "VARCHAR")]
+TABLE = PUBLISHED_SCHEMAS.name
 
 
 @dataclass(frozen=True)
@@ -44,55 +40,45 @@ def view_schema(view: FeatureView) -> dict[str, str | None]:
 
 
 class PublishedSchemas:
-    def __init__(self, warehouse: Warehouse):
-        self.wh = warehouse
-        self.table = warehouse.ensure_table(SCHEMA, TABLE, COLUMNS)
+    def __init__(self, catalog: Catalog | CatalogWarehouse):
+        self.catalog = as_catalog(catalog)
+        self.table = self.catalog.table(PUBLISHED_SCHEMAS)
 
     def publish(self, view: FeatureView, by: str) -> bool:
         """Record view@version's schema unless it is already published; True when this call published it.
 
         The first record stands: a later sync of a changed relation does not overwrite the contract."""
-        d = self.wh.dialect
-        where = f"{equals('view', view.name, d)} AND {equals('version', int(view.version), d)}"
-        if self.wh.fetch_arrow(f"SELECT 1 AS x FROM {self.table} WHERE {where}").num_rows:
+        key = {"view": view.name, "version": int(view.version)}
+        if self.catalog.rows(PUBLISHED_SCHEMAS, key, limit=1, columns=("view",)):
             return False
-        values = [view.name, view.version, json.dumps(view_schema(view)), f"{view.unique_id}@{view.checksum}",
-                  utc_now(), by, view.logic_checksum]
-        insert_row(self.wh, self.table, [c for c, _ in COLUMNS], values)
+        self.catalog.insert(PUBLISHED_SCHEMAS, {
+            **key, "schema": json.dumps(view_schema(view)), "transform_ref": f"{view.unique_id}@{view.checksum}",
+            "published_at": utc_now(), "published_by": by, "logic_checksum": view.logic_checksum})
         return True
 
     def restate(self, view: FeatureView) -> None:
         """A declared restatement reached the online store: view@version's published logic is now its
         corrected SQL (`featurehouse check` compares against it from here on)."""
-        d = self.wh.dialect
-        mark = exp.Placeholder().sql(d)
-        self.wh.execute(f"UPDATE {self.table} SET transform_ref = {mark}, logic_checksum = {mark} "
-                        f"WHERE {equals('view', view.name, d)} AND {equals('version', int(view.version), d)}",
-                        (f"{view.unique_id}@{view.checksum}", view.logic_checksum))
+        self.catalog.update(PUBLISHED_SCHEMAS, {"transform_ref": f"{view.unique_id}@{view.checksum}",
+                                                "logic_checksum": view.logic_checksum},
+                            {"view": view.name, "version": int(view.version)})
 
     def all(self) -> dict[tuple[str, int], PublishedSchema]:
-        rows = self.wh.fetch_arrow(f"SELECT * FROM {self.table} ORDER BY published_at").to_pylist()
         out: dict[tuple[str, int], PublishedSchema] = {}
-        for r in rows:
+        for r in self.catalog.rows(PUBLISHED_SCHEMAS, order_by=("published_at",)):
             out.setdefault((r["view"], r["version"]), PublishedSchema(
                 r["view"], r["version"], json.loads(r["schema"]), r["transform_ref"], r["published_at"],
                 r["published_by"], r.get("logic_checksum")))
         return out
 
 
-def read_published(warehouse: Warehouse) -> dict[tuple[str, int], PublishedSchema]:
+def read_published(catalog: Catalog | CatalogWarehouse) -> dict[tuple[str, int], PublishedSchema]:
     """Published schemas, including versions promoted before this table existed (the version log)."""
-    from featurehouse.offline.versions import SCHEMA as VSCHEMA
-    from featurehouse.offline.versions import TABLE as VTABLE
-    from featurehouse.offline.versions import VersionLog
-
+    catalog = as_catalog(catalog)
     out: dict[tuple[str, int], PublishedSchema] = {}
-    if warehouse.describe(Relation(None, SCHEMA, TABLE)):
-        out.update(PublishedSchemas(warehouse).all())
-    if warehouse.describe(Relation(None, VSCHEMA, VTABLE)):
-        log = VersionLog(warehouse)
-        rows = warehouse.fetch_arrow(f"SELECT * FROM {log.table} ORDER BY active_from").to_pylist()
-        for r in rows:
-            out.setdefault((r["view"], r["version"]), PublishedSchema(
-                r["view"], r["version"], json.loads(r["schema"]), r["transform_ref"], r["active_from"], "promote"))
+    if catalog.exists(PUBLISHED_SCHEMAS):
+        out.update(PublishedSchemas(catalog).all())
+    for r in catalog.rows(VIEW_VERSIONS, order_by=("active_from",)):
+        out.setdefault((r["view"], r["version"]), PublishedSchema(
+            r["view"], r["version"], json.loads(r["schema"]), r["transform_ref"], r["active_from"], "promote"))
     return out

@@ -10,15 +10,12 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlglot import exp
-
-from featurehouse.offline.warehouse import Warehouse, sql_literal, utc_now
+from featurehouse.catalog import VIEW_VERSIONS, Catalog, as_catalog
+from featurehouse.catalog.catalog import CatalogWarehouse
+from featurehouse.clock import utc_now
 from featurehouse.registry.model import FeatureView
 
-SCHEMA = "featurehouse"
-TABLE = "featurehouse_view_versions"
-COLUMNS = [("view", "VARCHAR"), ("version", "INTEGER"), ("schema", "VARCHAR"), ("transform_ref", "VARCHAR"),
-           ("active_from", "TIMESTAMP"), ("active_until", "TIMESTAMP")]
+TABLE = VIEW_VERSIONS.name
 
 
 @dataclass(frozen=True)
@@ -31,45 +28,35 @@ class VersionPeriod:
     active_until: datetime | None
 
 
-def read_active(warehouse: Warehouse) -> dict[str, int]:
+def read_active(catalog: Catalog | CatalogWarehouse) -> dict[str, int]:
     """Promoted versions, without creating the log table when nothing was ever promoted."""
-    from featurehouse.registry.model import Relation
-
-    if not warehouse.describe(Relation(None, SCHEMA, TABLE)):
+    catalog = as_catalog(catalog)
+    if not catalog.exists(VIEW_VERSIONS):
         return {}
-    return VersionLog(warehouse).active()
+    return VersionLog(catalog).active()
 
 
 class VersionLog:
-    def __init__(self, warehouse: Warehouse):
-        self.wh = warehouse
-        self.table = warehouse.ensure_table(SCHEMA, TABLE, COLUMNS)
-        self.view_col = exp.to_identifier("view", quoted=True).sql(warehouse.dialect)
+    def __init__(self, catalog: Catalog | CatalogWarehouse):
+        self.catalog = as_catalog(catalog)
+        self.table = self.catalog.table(VIEW_VERSIONS)
 
     def active(self) -> dict[str, int]:
-        rows = self.wh.fetch_arrow(f"SELECT {self.view_col} AS v, version FROM {self.table} WHERE active_until IS NULL")
-        return {r["v"]: r["version"] for r in rows.to_pylist()}
+        return {r["view"]: r["version"] for r in self.catalog.rows(VIEW_VERSIONS, {"active_until": None})}
 
     def promote(self, view: FeatureView) -> int | None:
         """Make `view` (at its version) the active one; returns the version it replaces."""
-        d = self.wh.dialect
         previous = self.active().get(view.name)
         now = utc_now()
-        schema = json.dumps({f.column: f.data_type for f in view.features})
-        values = [view.name, view.version, schema, f"{view.unique_id}@{view.checksum}", now, None]
-        self.wh.execute("BEGIN")
-        try:
-            self.wh.execute(f"UPDATE {self.table} SET active_until = {sql_literal(now, d)} "
-                            f"WHERE {self.view_col} = {sql_literal(view.name, d)} AND active_until IS NULL")
-            self.wh.execute(f"INSERT INTO {self.table} VALUES ({', '.join(sql_literal(v, d) for v in values)})")
-            self.wh.execute("COMMIT")
-        except BaseException:
-            self.wh.execute("ROLLBACK")
-            raise
+        row = {"view": view.name, "version": view.version,
+               "schema": json.dumps({f.column: f.data_type for f in view.features}),
+               "transform_ref": f"{view.unique_id}@{view.checksum}", "active_from": now, "active_until": None}
+        with self.catalog.transaction():
+            self.catalog.update(VIEW_VERSIONS, {"active_until": now}, {"view": view.name, "active_until": None})
+            self.catalog.insert(VIEW_VERSIONS, row)
         return previous
 
     def history(self, view: str) -> list[VersionPeriod]:
-        rows = self.wh.fetch_arrow(f"SELECT * FROM {self.table} WHERE {self.view_col} = {sql_literal(view, self.wh.dialect)} "
-                                   f"ORDER BY active_from").to_pylist()
+        rows = self.catalog.rows(VIEW_VERSIONS, {"view": view}, order_by=("active_from",))
         return [VersionPeriod(r["view"], r["version"], json.loads(r["schema"]), r["transform_ref"],
                               r["active_from"], r["active_until"]) for r in rows]

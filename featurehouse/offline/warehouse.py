@@ -79,13 +79,17 @@ class Warehouse:
 
         d = self.dialect
         table = exp.table_(name, db=schema, quoted=True).sql(d)
-        cols = ", ".join(f"{exp.to_identifier(c, quoted=True).sql(d)} {t}" for c, t in columns)
+        def spelled(t: str) -> str:  # DOUBLE is DOUBLE PRECISION on PostgreSQL
+            return exp.DataType.build(t).sql(d)
+
+        cols = ", ".join(f"{exp.to_identifier(c, quoted=True).sql(d)} {spelled(t)}" for c, t in columns)
         self.execute(f"CREATE SCHEMA IF NOT EXISTS {exp.to_identifier(schema, quoted=True).sql(d)}")
         self.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
         existing = self.describe(Relation(None, schema, name)) or {}
         for c, t in columns:  # a table made by an older featurehouse gets the columns added since
             if c not in existing:
-                self.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {exp.to_identifier(c, quoted=True).sql(d)} {t}")
+                column = exp.to_identifier(c, quoted=True).sql(d)
+                self.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {spelled(t)}")
         return table
 
     def relation_sql(self, relation: Relation) -> str:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, cast
 import pyarrow as pa
 import redis
 
+from featurehouse.catalog import DEFAULT_SCHEMA
 from featurehouse.offline.warehouse import Warehouse
 from featurehouse.online.codec import decode_values, encode_values, from_micros, to_micros
 from featurehouse.online.keys import MATERIALIZER
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from redis.cluster import RedisCluster
 
 GROUP = "featurehouse"
-LANDING_SCHEMA = "featurehouse"
+LANDING_SCHEMA = DEFAULT_SCHEMA  # the catalog's schema unless the project names another
 STREAM_ID = "__fh_stream_id"
 
 
@@ -46,9 +47,10 @@ def dead_letter_key(view: FeatureView) -> str:
     return f"fh:dead:{{{view.versioned_name}}}"
 
 
-def landing_relation(view: FeatureView) -> Relation:
-    """The warehouse table holding a view's pushed rows, read with the view by training and sync."""
-    return Relation(None, LANDING_SCHEMA, f"stream__{view.name}__v{view.version}")
+def landing_relation(view: FeatureView, schema: str = LANDING_SCHEMA) -> Relation:
+    """The warehouse table holding a view's pushed rows, read with the view by training and sync; it
+    lives with featurehouse's own tables (the catalog's schema, which the dbt macros read too)."""
+    return Relation(None, schema, f"stream__{view.name}__v{view.version}")
 
 
 @dataclass
@@ -101,8 +103,9 @@ class StreamConsumer:
     """One member of the consumer group of every given view's stream."""
 
     def __init__(self, online: RedisOnlineStore, warehouse: Warehouse, views: list[FeatureView],
-                 name: str = "consumer-1", batch_size: int = 500, claim_idle_ms: int = 30_000):
-        self.online, self.wh, self.views = online, warehouse, views
+                 name: str = "consumer-1", batch_size: int = 500, claim_idle_ms: int = 30_000,
+                 schema: str = LANDING_SCHEMA):
+        self.online, self.wh, self.views, self.schema = online, warehouse, views, schema
         self.client = online.client
         self.name, self.batch_size, self.claim_idle_ms = name, batch_size, claim_idle_ms
         self.stats = ConsumerStats()
@@ -174,8 +177,8 @@ class StreamConsumer:
             arrays.append(pa.array([r.values[j] for r in rows], _arrow_type(feature.data_type)))
         fields.append(STREAM_ID)
         arrays.append(pa.array([i.decode() if isinstance(i, bytes) else i for i in ids], pa.string()))
-        landing = landing_relation(view)
-        assert landing.schema is not None  # landing tables live in LANDING_SCHEMA
+        landing = landing_relation(view, self.schema)
+        assert landing.schema is not None  # landing tables live in the catalog's schema
         self.wh.append_table(landing.schema, landing.identifier, pa.table(arrays, names=fields), STREAM_ID)
 
     def _record_lag(self, view: FeatureView) -> None:

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
+from featurehouse.catalog import DELETIONS, Catalog, as_catalog
 from featurehouse.errors import UnknownEntity
-from featurehouse.offline.warehouse import Warehouse, sql_literal, utc_now
+from featurehouse.offline.warehouse import Warehouse, utc_now
 from featurehouse.online.keys import entity_key_pattern
 from featurehouse.online.store import OnlineStore
 from featurehouse.registry.model import Registry
 
-SCHEMA = "featurehouse"
-TABLE = "featurehouse_deletions"
+TABLE = DELETIONS.name
 
 
 @dataclass
@@ -31,7 +31,7 @@ class ForgetResult:
 
 
 def forget(warehouse: Warehouse, online: OnlineStore, registry: Registry, entity_type: str,
-           key: tuple) -> ForgetResult:
+           key: tuple, catalog: Catalog | None = None) -> ForgetResult:
     if entity_type not in registry.entities:
         raise UnknownEntity(f"unknown entity '{entity_type}' (declared: {', '.join(sorted(registry.entities))})")
     keys = registry.entities[entity_type].keys
@@ -57,15 +57,12 @@ def forget(warehouse: Warehouse, online: OnlineStore, registry: Registry, entity
             count += warehouse.fetch_arrow(f"SELECT count(*) AS n FROM {target} WHERE {match.sql(d)}").column(0)[0].as_py()
             warehouse.execute(f"DELETE FROM {target} WHERE {match.sql(d)}")
         result.offline_rows_deleted[f"{name}@{version}"] = count
-    _record(warehouse, result)
+    _record(as_catalog(catalog or warehouse), result)
     return result
 
 
-def _record(warehouse: Warehouse, result: ForgetResult) -> None:
-    d = warehouse.dialect
-    table = warehouse.ensure_table(SCHEMA, TABLE, [
-        ("entity_type", "VARCHAR"), ("entity_key", "VARCHAR"), ("deleted_at", "TIMESTAMP"),
-        ("online_keys_deleted", "BIGINT"), ("offline_rows_deleted", "VARCHAR")])
-    values = [result.entity_type, json.dumps(list(map(str, result.key))), utc_now(), result.online_keys_deleted,
-              json.dumps(result.offline_rows_deleted)]
-    warehouse.execute(f"INSERT INTO {table} VALUES ({', '.join(sql_literal(v, d) for v in values)})")
+def _record(catalog: Catalog, result: ForgetResult) -> None:
+    catalog.insert(DELETIONS, {
+        "entity_type": result.entity_type, "entity_key": json.dumps(list(map(str, result.key))),
+        "deleted_at": utc_now(), "online_keys_deleted": result.online_keys_deleted,
+        "offline_rows_deleted": json.dumps(result.offline_rows_deleted)})
