@@ -33,9 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from featurehouse import FeatureStore  # noqa: E402
 from featurehouse.guard.freshness import view_freshness  # noqa: E402
 from featurehouse.guard.parity import check_parity, same  # noqa: E402
-from featurehouse.guard.schema_gate import check  # noqa: E402
 from featurehouse.guard.served import land_served  # noqa: E402
-from featurehouse.guard.skew import measure_skew  # noqa: E402
 from featurehouse.online.codec import decode_values  # noqa: E402
 from featurehouse.online.keys import entity_key, time_field, value_field  # noqa: E402
 from featurehouse.serving.served_log import SERVED_STREAM, ServedLog  # noqa: E402
@@ -159,7 +157,7 @@ def main() -> None:
         log.append(client, vectors, "bench")
     landed, land_s = timed(lambda: land_served(client, store.catalog))
     line(f"land the served log ({landed:,} vectors)", land_s)
-    skews, ours = timed(lambda: measure_skew(store, "bench"))
+    skews, ours = timed(lambda: store.skew("bench"))
     ref_mismatches, ref = timed(lambda: reference_skew(store))
     ours_mismatches = sum(s.mismatches for s in skews)
     assert ours_mismatches == ref_mismatches, (ours_mismatches, ref_mismatches)
@@ -169,9 +167,9 @@ def main() -> None:
     _, fresh_s = timed(lambda: view_freshness([store.registry.view(n) for n in store.registry.view_names()],
                                               store.warehouse, client))
     line(f"freshness ({len(store.registry.view_names())} views)", fresh_s)
-    _, check_nc = timed(lambda: check(store, compile_sql=False))
+    _, check_nc = timed(lambda: store.check(compile_sql=False))
     line("check --no-compile", check_nc)
-    _, check_s = timed(lambda: check(store))
+    _, check_s = timed(lambda: store.check())
     line("check (dbt compile + DESCRIBE each view)", check_s)
 
     url = store.online.embedded.url if store.online.embedded else os.environ["FEATUREHOUSE_REDIS_URL"]

@@ -380,7 +380,7 @@ class FeatureStore:
                     view_name, _, version = view_ref.partition("@")
                     self.publish(self.registry.view(view_name, int(version)), "training-set")
                 failed = f"training set {ts.record.training_set_id} recorded, but no OpenLineage event sent"
-                emit_training_set(self, ts, ts.record)
+                emit_training_set(self.registry, self.project, self.warehouse.dialect, ts, ts.record)
             except Exception as e:  # noqa: BLE001 - any engine's error; it is kept and warned about, not raised
                 cause = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
                 ts.record_error = f"{failed}: {type(e).__name__}" + (f": {cause}" if cause else "")
@@ -403,3 +403,71 @@ class FeatureStore:
         """The same as `training_set`, as a pyarrow Table."""
         return self.build_training_set(spine, features, timestamp, entity, as_known_at, keep_order,
                                        include_event_times).table
+
+    # -- guardrails: the composition root hands each guard the parts it reads ----------------------
+
+    def check(self, compile_sql: bool = True):
+        """The schema and logic gate (`featurehouse check`): published view versions against the current SQL."""
+        from featurehouse.guard.schema_gate import check, current_schemas
+
+        current = current_schemas(self.registry, self.project, lambda sql: self.warehouse.describe_query(sql),
+                                  self.close_warehouse, compile_sql)
+        return check(self.registry, self.catalog, current)
+
+    def freshness(self, select: Sequence[str] = ()):
+        """Per view: newest event, last good sync, materializer lag against the SLO (`featurehouse freshness`)."""
+        from featurehouse.guard.freshness import view_freshness
+
+        self.attach_stream_tables()
+        views = [self.registry.view(*_name_version(n)) for n in select] if select else \
+            [self.registry.view(n) for n in self.registry.view_names()]
+        return view_freshness(views, self.warehouse, self.online.client, catalog=self.catalog)
+
+    def parity(self, select: Sequence[str] = (), sample: int | None = 1000):
+        """Online values against the warehouse's latest rows, per online view (`featurehouse parity`)."""
+        from featurehouse.guard.parity import check_parity
+
+        self.attach_stream_tables()
+        return [check_parity(self.warehouse, self.online, view, sample, catalog=self.catalog)
+                for view in self.online_views(select)]
+
+    def skew(self, model: str | None = None, since=None, features: list[str] | None = None):
+        """Served vectors against point-in-time values at their served_at (`featurehouse skew`)."""
+        from featurehouse.guard.served import land_served
+        from featurehouse.guard.skew import measure_skew
+
+        self.attach_stream_tables()
+        land_served(self.online.client, self.catalog)
+        return measure_skew(self.registry, self.warehouse, self.catalog, model, since, features)
+
+    def drift(self, training_set_id: str, model: str | None = None, since=None):
+        """Served values against a recorded training set's distributions (`featurehouse drift`)."""
+        from featurehouse.guard.drift import measure_drift
+        from featurehouse.guard.served import land_served
+
+        land_served(self.online.client, self.catalog)
+        return measure_drift(self.catalog, training_set_id, model, since)
+
+    def deploy_check(self, ref: str, thresholds=None, since=None):
+        """Every gate for the feature versions MODEL@VERSION was trained on (`featurehouse deploy-check`)."""
+        from featurehouse.guard.deploy_check import Thresholds, deploy_check
+
+        self.attach_stream_tables()
+        return deploy_check(self.registry, self.warehouse, self.online, self.catalog, ref,
+                            thresholds or Thresholds(), since)
+
+    def lineage(self, target: str):
+        """The lineage tree of a feature (`view.column[@N]`) or a model (`NAME[@VERSION]`)."""
+        from featurehouse.guard.lineage import feature_lineage, model_lineage
+
+        manifest = self.project.manifest() if self.project is not None else {}
+        if "." in target.partition("@")[0]:
+            return feature_lineage(self.registry, self.catalog, manifest, target)
+        return model_lineage(self.registry, self.catalog, manifest, target)
+
+    def register_model(self, ref: str, training_set_id: str | None = None, features: list[str] | None = None):
+        """Bind MODEL@VERSION to a recorded training set, in the warehouse and for serving."""
+        from featurehouse.guard.lineage import register_model
+
+        return register_model(self.registry, self.catalog, self.online.client, ref, training_set_id, features)
+

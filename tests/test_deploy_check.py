@@ -9,8 +9,6 @@ import pyarrow as pa
 import pytest
 from starlette.testclient import TestClient
 
-from featurehouse.guard.deploy_check import deploy_check
-from featurehouse.guard.lineage import feature_lineage, model_lineage, register_model
 from featurehouse.online.codec import encode_values
 from featurehouse.online.keys import entity_key, value_field
 from featurehouse.registry.model import FeatureView, ModelSpec, Registry
@@ -41,7 +39,7 @@ def store(warehouse, redis_url):
         spine = pa.table({"user_id": list(USERS),
                           "ts": pa.array([NOW - timedelta(minutes=30)] * len(USERS), pa.timestamp("us"))})
         ts = s.build_training_set(spine, ["risk.score", "risk.band"], "ts", name="fraud-2026-11")
-        register_model(s, "fraud@1", ts.record.training_set_id)
+        s.register_model("fraud@1", ts.record.training_set_id)
         s.trained_on = ts.record.training_set_id
         yield s
 
@@ -64,14 +62,14 @@ def serve_everyone(store, redis_url) -> None:
 
 
 def test_a_healthy_model_version_passes_with_skew_and_drift_skipped_until_served(store):
-    report = deploy_check(store, "fraud@1")
+    report = store.deploy_check("fraud@1")
     assert report.ok, report.gates
     assert {g.gate: g.status for g in report.gates if g.gate in ("skew", "drift")} == {"skew": "skipped", "drift": "skipped"}
 
 
 def test_it_passes_with_skew_and_drift_judged_once_served(store, redis_url):
     serve_everyone(store, redis_url)
-    report = deploy_check(store, "fraud@1")
+    report = store.deploy_check("fraud@1")
     assert report.ok, report.failures
     assert {(g.gate, g.status) for g in report.gates if g.gate in ("skew", "drift")} == {("skew", "pass"), ("drift", "pass")}
 
@@ -80,15 +78,15 @@ def test_stale_features_fail_the_freshness_gate(store):
     store.warehouse.load_table("risk", pa.Table.from_pylist(rows(age=timedelta(hours=8))))
     store.online.client.flushdb()  # the whole pipeline is behind: warehouse and online agree on old values
     store.sync(full_refresh=True)
-    register_model(store, "fraud@1", store.trained_on)
-    report = deploy_check(store, "fraud@1")
+    store.register_model("fraud@1", store.trained_on)
+    report = store.deploy_check("fraud@1")
     assert failed_gates(report) == [("freshness", "risk@1")]
     assert "newest event is 8.0h old (SLO 6.0h)" in report.failures[0].detail
 
 
 def test_a_corrupted_online_value_fails_the_parity_gate_naming_feature_and_entity(store):
     store.online.client.hset(entity_key("user", ("5",)), value_field("risk", 1), encode_values([-1.0, "low"]))
-    report = deploy_check(store, "fraud@1")
+    report = store.deploy_check("fraud@1")
     assert failed_gates(report) == [("parity", "risk@1")]
     assert "risk.score of entity 5: online -1.0, warehouse 5.0" in report.failures[0].detail
 
@@ -96,7 +94,7 @@ def test_a_corrupted_online_value_fails_the_parity_gate_naming_feature_and_entit
 def test_a_changed_type_since_training_fails_the_schema_gate(store):
     store.warehouse.load_table("risk", pa.Table.from_pylist([{**r, "score": str(r["score"])} for r in rows()]))
     store.registry.add(risk_view(score_type="varchar"))  # rebuilt without a version bump
-    report = deploy_check(store, "fraud@1")
+    report = store.deploy_check("fraud@1")
     assert ("schema", "risk.score@1") in failed_gates(report)
     assert any("changed type double -> varchar" in g.detail for g in report.failures)
 
@@ -104,7 +102,7 @@ def test_a_changed_type_since_training_fails_the_schema_gate(store):
 def test_serving_from_a_lagging_store_fails_the_skew_gate(store, redis_url):
     store.warehouse.load_table("risk", pa.Table.from_pylist(rows() + rows(shift=0.5, age=timedelta(minutes=1))))
     serve_everyone(store, redis_url)  # online still has the older values
-    report = deploy_check(store, "fraud@1")
+    report = store.deploy_check("fraud@1")
     assert ("skew", "risk.score@1") in failed_gates(report)
 
 
@@ -112,18 +110,18 @@ def test_a_shifted_distribution_fails_the_drift_gate(store, redis_url):
     store.warehouse.load_table("risk", pa.Table.from_pylist(rows() + rows(shift=6.0, age=timedelta(minutes=1))))
     store.sync()
     serve_everyone(store, redis_url)
-    report = deploy_check(store, "fraud@1")
+    report = store.deploy_check("fraud@1")
     assert set(failed_gates(report)) == {("drift", "risk.score@1"), ("drift", "risk.band@1")}
 
 
 def test_serving_by_model_version_marks_vectors_of_a_version_that_failed_its_check(store, redis_url):
     body = serve(store, redis_url, "/v1/features/user/3", model="fraud@1").json()
     assert body["guardrails"] == {"ok": False, "violations": ["fraud@1 has not passed `featurehouse deploy-check` yet"]}
-    assert deploy_check(store, "fraud@1").ok
+    assert store.deploy_check("fraud@1").ok
     body = serve(store, redis_url, "/v1/features/user/3", model="fraud@1").json()
     assert body["guardrails"] == {"ok": True, "violations": []} and list(body["features"]) == ["risk.score@1", "risk.band@1"]
     store.online.client.hset(entity_key("user", ("5",)), value_field("risk", 1), encode_values([-1.0, "low"]))
-    assert not deploy_check(store, "fraud@1").ok
+    assert not store.deploy_check("fraud@1").ok
     body = serve(store, redis_url, "/v1/features/user/3", model="fraud@1").json()
     assert body["guardrails"]["ok"] is False and body["guardrails"]["violations"][0].startswith("fraud@1 failed its deploy check: parity")
 
@@ -138,7 +136,7 @@ def test_vectors_served_by_name_carry_no_guardrails(store, redis_url):
 
 
 def test_lineage_of_a_model_version_shows_its_training_set_and_features(store):
-    tree = model_lineage(store, "fraud@1")
+    tree = store.lineage("fraud@1")
     (ts,) = tree["children"]
     assert (tree["name"], ts["kind"], ts["name"]) == ("fraud@1", "training set", store.trained_on)
     assert "120 rows" in ts["detail"] and "'fraud-2026-11'" in ts["detail"]
@@ -147,7 +145,7 @@ def test_lineage_of_a_model_version_shows_its_training_set_and_features(store):
 
 
 def test_lineage_of_a_feature_shows_the_training_sets_and_model_versions_using_it(store):
-    tree = feature_lineage(store, "risk.score")
+    tree = store.lineage("risk.score")
     used_by = tree["children"][1]
     (ts,) = used_by["children"]
     assert ts["name"] == store.trained_on and [m["name"] for m in ts["children"]] == ["fraud@1"]
@@ -156,18 +154,18 @@ def test_lineage_of_a_feature_shows_the_training_sets_and_model_versions_using_i
 def test_rebinding_a_registered_model_version_is_refused(store):
     from featurehouse.errors import FeaturehouseError
 
-    assert register_model(store, "fraud@1", store.trained_on).ref == "fraud@1"  # same binding: no-op
+    assert store.register_model("fraud@1", store.trained_on).ref == "fraud@1"  # same binding: no-op
     spine = pa.table({"user_id": [1], "ts": pa.array([NOW], pa.timestamp("us"))})
     other = store.build_training_set(spine, ["risk.score"], "ts").record.training_set_id
     with pytest.raises(FeaturehouseError, match="fraud@1 is already bound to training set"):
-        register_model(store, "fraud@1", other)
+        store.register_model("fraud@1", other)
 
 
 def test_an_unknown_model_version_is_a_clear_error(store):
     from featurehouse.offline.lineage import UnknownModelVersion
 
     with pytest.raises(UnknownModelVersion, match=r"unknown model version 'fraud@2' \(registered: fraud@1\)"):
-        deploy_check(store, "fraud@2")
+        store.deploy_check("fraud@2")
 
 
 
@@ -175,7 +173,7 @@ def test_an_unknown_model_version_is_a_clear_error(store):
 def test_a_model_version_can_be_bound_through_the_exposures_meta(store):
     store.registry.models["fraud"] = dataclasses.replace(store.registry.models["fraud"], version="2",
                                                          training_set=store.trained_on)
-    mv = register_model(store, "fraud@2")
+    mv = store.register_model("fraud@2")
     assert (mv.training_set_id, mv.source, mv.features) == (store.trained_on, "exposure", ["risk.score@1", "risk.band@1"])
 
 

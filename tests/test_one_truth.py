@@ -157,12 +157,11 @@ def test_a_changed_published_view_fails_check_until_it_is_a_new_version_or_a_dec
     training saw while serving kept the old values, and `check` passed. Now check fails naming the
     view; a declared restatement makes the next sync rewrite exactly the changed values."""
     from featurehouse.guard.parity import check_parity
-    from featurehouse.guard.schema_gate import check
 
     project, store, _ = make_shop(scores=False)
     _double_n_large(project)
     store.build(quiet=True)
-    gate = check(store, compile_sql=False)
+    gate = store.check(compile_sql=False)
     assert not gate.ok
     [change] = [c for c in gate.logic if not c.ok]
     assert change.view == "customer_orders" and change.version == 1
@@ -173,7 +172,7 @@ def test_a_changed_published_view_fails_check_until_it_is_a_new_version_or_a_dec
 
     _double_n_large(project, restatement="n_large was halved")
     store.build(quiet=True)
-    assert check(store, compile_sql=False).ok  # declared: the gate lets it through
+    assert store.check(compile_sql=False).ok  # declared: the gate lets it through
     [run] = store.sync()
     assert (run.mode, run.rows_restated, run.status) == ("restate", 20, "success")
     view = store.registry.view("customer_orders")

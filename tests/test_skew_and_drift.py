@@ -8,9 +8,7 @@ import pyarrow as pa
 import pytest
 from starlette.testclient import TestClient
 
-from featurehouse.guard.drift import measure_drift
 from featurehouse.guard.served import land_served, served_values
-from featurehouse.guard.skew import measure_skew
 from featurehouse.registry.model import Registry
 from featurehouse.serving.app import ServeConfig, create_app
 from featurehouse.serving.served_log import SERVED_STREAM
@@ -68,7 +66,7 @@ def test_a_crash_between_landing_and_trimming_lands_nothing_twice(store, redis_u
 def test_serving_from_a_synced_store_shows_no_skew(store, redis_url):
     serve_all(store, redis_url)
     land_served(store.online.client, store.warehouse)
-    skew = {s.feature: s for s in measure_skew(store)}
+    skew = {s.feature: s for s in store.skew()}
     assert skew["risk.score@1"].compared == 202 and skew["risk.score@1"].mismatches == 0
     assert skew["risk.band@1"].mismatch_rate == 0.0 and skew["risk.score@1"].mean_abs_error == 0.0
 
@@ -79,7 +77,7 @@ def test_serving_from_a_lagging_store_is_flagged_as_skew(store, redis_url):
     store.warehouse.load_table("risk", pa.Table.from_pylist(rows() + newer))  # landed, but not synced
     serve_all(store, redis_url)
     land_served(store.online.client, store.warehouse)
-    skew = {s.feature: s for s in measure_skew(store)}
+    skew = {s.feature: s for s in store.skew()}
     assert skew["risk.score@1"].mismatch_rate == 1.0 and skew["risk.score@1"].mean_abs_error == 100.0
     entity, _, served, offline = skew["risk.score@1"].examples[0]
     assert float(offline) == float(served) + 100
@@ -88,7 +86,7 @@ def test_serving_from_a_lagging_store_is_flagged_as_skew(store, redis_url):
 def test_skew_can_be_limited_to_one_model(store, redis_url):
     serve_all(store, redis_url)
     land_served(store.online.client, store.warehouse)
-    assert measure_skew(store, model="fraud") == []
+    assert store.skew(model="fraud") == []
 
 
 def spine_at(times: int) -> pa.Table:
@@ -100,7 +98,7 @@ def test_drift_is_small_when_serving_matches_training(store, redis_url):
     ts = store.build_training_set(spine_at(1), ["risk.score", "risk.band"], "ts")
     serve_all(store, redis_url)
     land_served(store.online.client, store.warehouse)
-    drift = {d.feature: d for d in measure_drift(store, ts.record.training_set_id)}
+    drift = {d.feature: d for d in store.drift(ts.record.training_set_id)}
     assert drift["risk.score@1"].psi < 0.01 and drift["risk.band@1"].psi < 0.01
 
 
@@ -110,7 +108,7 @@ def test_a_shifted_distribution_is_flagged_as_drift(store, redis_url):
     store.sync()
     serve_all(store, redis_url)
     land_served(store.online.client, store.warehouse)
-    drift = {d.feature: d for d in measure_drift(store, ts.record.training_set_id)}
+    drift = {d.feature: d for d in store.drift(ts.record.training_set_id)}
     assert drift["risk.score@1"].flagged(0.2) and drift["risk.band@1"].flagged(0.2)
     assert drift["risk.score@1"].mean_served == pytest.approx(drift["risk.score@1"].mean_training + 5, abs=0.1)
 
@@ -124,5 +122,5 @@ def test_in_process_vectors_are_logged_too_and_flushed_on_close(store):
     store._served_log.close(store.online.client)  # what FeatureStore.close() does: drain the writer, flush the rest
     assert store.online.client.xlen(SERVED_STREAM) == 111
     land_served(store.online.client, store.warehouse)
-    skew = {s.feature: s for s in measure_skew(store)}
+    skew = {s.feature: s for s in store.skew()}
     assert skew["risk.score@1"].compared == 111 and skew["risk.score@1"].mismatches == 0

@@ -217,7 +217,6 @@ def online_vs_offline(store, entity_type: str, spine: str) -> Table:
 def register_demo_models(store, trained: dict[str, str]) -> list[str]:
     """Each demo model's version 1 bound to the training set just built (on a first run; a re-run keeps
     the binding it made before, as a registry of model versions must)."""
-    from featurehouse.guard.lineage import register_model
 
     refs = []
     log = store.lineage_log()
@@ -225,8 +224,8 @@ def register_demo_models(store, trained: dict[str, str]) -> list[str]:
         existing = log.model_versions_of(name)
         if existing:
             refs.append(existing[-1].ref)
-            register_model(store, existing[-1].ref, existing[-1].training_set_id, existing[-1].features)
+            store.register_model(existing[-1].ref, existing[-1].training_set_id, existing[-1].features)
         else:
-            refs.append(register_model(store, f"{name}@1", training_set_id).ref)
+            refs.append(store.register_model(f"{name}@1", training_set_id).ref)
     return refs
 

@@ -43,11 +43,9 @@ def check(obj: CliContext, no_compile: bool, as_json: bool) -> None:
     old logic), unless it declares `meta.featurehouse.restatement: <reason>`. Exits 1 naming view,
     column, old and new type and the version to bump to.
     """
-    from featurehouse.guard.schema_gate import check as run_check
-
     store = obj.store()
     with obj.console.status("compiling feature views and describing their SQL" if not no_compile else "reading schemas"):
-        result = run_check(store, compile_sql=not no_compile)
+        result = store.check(compile_sql=not no_compile)
     if as_json:
         emit_json({"ok": result.ok, "views": [r.__dict__ for r in result.rows],
                    "changes": [{**c.__dict__, "message": c.message} for c in result.changes],
@@ -91,12 +89,11 @@ def freshness(obj: CliContext, select, as_json: bool, prometheus_file) -> None:
     A breach is what makes serving flag every value of the view stale: its materializer lags past the
     SLO (the same computation serving uses), or its newest event is older than the SLO.
     """
-    from featurehouse.guard.freshness import prometheus_text, view_freshness
+    from featurehouse.guard.freshness import prometheus_text
 
     store = obj.store()
-    views = _views(store, select)
     with obj.console.status("reading the warehouse and the online store"):
-        rows = view_freshness(views, store.warehouse, store.online.client, catalog=store.catalog)
+        rows = store.freshness(select)
     if prometheus_file:
         from pathlib import Path
 
@@ -121,13 +118,6 @@ def freshness(obj: CliContext, select, as_json: bool, prometheus_file) -> None:
     sys.exit(1 if any(r.status == "breach" for r in rows) else 0)
 
 
-def _views(store, select) -> list:
-    """`view` / `view@N` names, or every view's active version."""
-    if select:
-        return store.online_views(select)
-    return [store.registry.view(name) for name in store.registry.view_names()]
-
-
 @click.command()
 @click.option("--select", "-s", multiple=True,
               help="Views to compare (`view`, or `view@N` for a candidate version before promote); default: online views.")
@@ -144,16 +134,9 @@ def parity(obj: CliContext, select, sample: int, all_entities: bool, max_mismatc
     that reached the warehouse after the last good sync are counted as pending, not as mismatches.
     Run it on a backfilled version before `promote` with `--select view@N`. Exits 1 above --max-mismatch.
     """
-    from featurehouse.guard.parity import check_parity
-
     store = obj.store()
-    store.attach_stream_tables()
-    results = []
-    with obj.console.status("comparing online values with the warehouse") as status:
-        for view in store.online_views(select):
-            status.update(f"comparing {view.versioned_name}")
-            results.append(check_parity(store.warehouse, store.online, view, None if all_entities else sample,
-                                            catalog=store.catalog))
+    with obj.console.status("comparing online values with the warehouse"):
+        results = store.parity(select, None if all_entities else sample)
     failed = [r for r in results if r.rate > max_mismatch]
     if as_json:
         emit_json([{"view": r.versioned_name, "compared": r.compared, "mismatched": r.mismatched, "rate": r.rate,
@@ -209,12 +192,10 @@ def skew(obj: CliContext, model, since, max_mismatch: float, as_json: bool) -> N
     the point-in-time join at each logged `served_at` and compares per feature: mismatch rate, mean
     absolute numeric error, null rate served vs offline. Exits 1 when a feature is past --max-mismatch.
     """
-    from featurehouse.guard.skew import measure_skew
-
     store = obj.store()
     landed = _land(store, obj.console)
     with obj.console.status("recomputing served vectors point-in-time"):
-        results = measure_skew(store, model, _since(since))
+        results = store.skew(model, _since(since))
     flagged = [r for r in results if r.mismatch_rate > max_mismatch]
     if as_json:
         emit_json([{**r.__dict__, "mismatch_rate": r.mismatch_rate, "flagged": r in flagged} for r in results])
@@ -251,11 +232,9 @@ def drift(obj: CliContext, training_set_id, model, since, threshold: float, as_j
     --threshold (0.1-0.2 is moderate, above 0.2 is drifted); features served fewer than 50 times are
     not judged.
     """
-    from featurehouse.guard.drift import measure_drift
-
     store = obj.store()
     _land(store, obj.console)
-    results = measure_drift(store, training_set_id, model, _since(since))
+    results = store.drift(training_set_id, model, _since(since))
     flagged = [r for r in results if r.flagged(threshold)]
     if as_json:
         emit_json([{**r.__dict__, "flagged": r in flagged} for r in results])
@@ -291,11 +270,10 @@ def deploy_check(obj: CliContext, ref, parity_sample, max_parity_mismatch, max_s
     `?model=MODEL@VERSION` marks the vectors of a version that failed it.
     """
     from featurehouse.guard.deploy_check import Thresholds
-    from featurehouse.guard.deploy_check import deploy_check as run
 
     store = obj.store()
     with obj.console.status(f"checking {ref}"):
-        report = run(store, ref, Thresholds(parity_sample, max_parity_mismatch, max_skew, max_psi), _since(since))
+        report = store.deploy_check(ref, Thresholds(parity_sample, max_parity_mismatch, max_skew, max_psi), _since(since))
     if as_json:
         emit_json({"model": report.model, "training_set": report.training_set_id, "ok": report.ok,
                    "gates": [g.__dict__ for g in report.gates]})

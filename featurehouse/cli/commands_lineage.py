@@ -38,11 +38,8 @@ def lineage(obj: CliContext, target: str, as_json: bool) -> None:
     training sets that used it and the model versions bound to them.
     A model version: its training set, the features at their versions, their dbt models and sources.
     """
-    from featurehouse.guard.lineage import feature_lineage, model_lineage
 
-    store = obj.store()
-    is_feature = "." in target.partition("@")[0]
-    root = feature_lineage(store, target) if is_feature else model_lineage(store, target)
+    root = obj.store().lineage(target)
     if as_json:
         click.echo(json.dumps(root, indent=2, default=str))
         return
@@ -69,10 +66,9 @@ def register(obj: CliContext, ref: str, training_set_id, features) -> None:
     Serving by `?model=MODEL@VERSION` then serves exactly those feature versions and marks vectors that
     break the version's guardrails; `featurehouse deploy-check MODEL@VERSION` checks them.
     """
-    from featurehouse.guard.lineage import register_model
 
     names = [f.strip() for f in features.split(",")] if features else None
-    mv = register_model(obj.store(), ref, training_set_id, names)
+    mv = obj.store().register_model(ref, training_set_id, names)
     obj.console.print(f"[green]✓[/green] {mv.ref} bound to training set {mv.training_set_id}: "
                       f"{', '.join(mv.features)}")
 

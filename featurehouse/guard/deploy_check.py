@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from featurehouse.catalog import Catalog
 from featurehouse.guard.drift import measure_drift
 from featurehouse.guard.freshness import view_freshness
 from featurehouse.guard.logic_gate import logic_changes
@@ -24,7 +25,10 @@ from featurehouse.guard.served import land_served
 from featurehouse.guard.skew import measure_skew
 from featurehouse.offline.lineage import LineageLog
 from featurehouse.offline.published import read_published, view_schema
+from featurehouse.offline.warehouse import Warehouse
 from featurehouse.online.keys import DEPLOY_CHECKS
+from featurehouse.online.store import RedisOnlineStore
+from featurehouse.registry.model import Registry
 
 
 @dataclass
@@ -59,12 +63,14 @@ class Thresholds:
     max_psi: float = 0.2
 
 
-def deploy_check(store, ref: str, thresholds: Thresholds = Thresholds(), since: datetime | None = None) -> DeployReport:
-    mv = LineageLog(store.catalog).model_version(ref)
-    record = LineageLog(store.catalog).training_set(mv.training_set_id)
+def deploy_check(registry: Registry, warehouse: Warehouse, online: RedisOnlineStore, catalog: Catalog, ref: str,
+                 thresholds: Thresholds = Thresholds(), since: datetime | None = None) -> DeployReport:
+    """Every gate for exactly the feature versions MODEL@VERSION was trained on; the verdict is stored
+    online, where serving by `?model=NAME@VERSION` reads it."""
+    log = LineageLog(catalog)
+    mv = log.model_version(ref)
+    record = log.training_set(mv.training_set_id)
     report = DeployReport(mv.ref, mv.training_set_id)
-    registry = store.registry
-    store.attach_stream_tables()
     views = {}
     # -- schema: the trained versions exist, with the trained types, and their contract is intact
     for feature in mv.features:
@@ -82,7 +88,7 @@ def deploy_check(store, ref: str, thresholds: Thresholds = Thresholds(), since: 
         elif normalize_type(current) != normalize_type(trained):
             report.gates.append(Gate("schema", feature, "fail", f"type changed {trained} -> {current} since training"))
         views[view.versioned_name] = view
-    published = {k: v for k, v in read_published(store.catalog).items() if f"{k[0]}@{k[1]}" in views}
+    published = {k: v for k, v in read_published(catalog).items() if f"{k[0]}@{k[1]}" in views}
     gate = compare(published, {(v.name, v.version): view_schema(v) for v in views.values()})
     for change in gate.changes:
         report.gates.append(Gate("schema", f"{change.view}@{change.version}", "fail", change.message))
@@ -94,14 +100,14 @@ def deploy_check(store, ref: str, thresholds: Thresholds = Thresholds(), since: 
                                  f"at their trained versions and types in {len(views)} view(s)"))
     ordered = sorted(views.values(), key=lambda v: v.versioned_name)
     # -- freshness
-    for row in view_freshness(ordered, store.warehouse, store.online.client, catalog=store.catalog):
+    for row in view_freshness(ordered, warehouse, online.client, catalog=catalog):
         status = "fail" if row.status == "breach" else "pass"
         report.gates.append(Gate("freshness", row.versioned_name, status, "; ".join(row.reasons) or row.status))
     # -- parity
     for view in ordered:
         if not view.online:
             continue
-        p = check_parity(store.warehouse, store.online, view, thresholds.parity_sample, catalog=store.catalog)
+        p = check_parity(warehouse, online, view, thresholds.parity_sample, catalog=catalog)
         worst = max(p.per_feature.items(), key=lambda kv: kv[1], default=None)
         detail = f"{p.mismatched:,} of {p.compared:,} entities differ ({p.rate:.2%})"
         if worst:
@@ -111,15 +117,15 @@ def deploy_check(store, ref: str, thresholds: Thresholds = Thresholds(), since: 
         report.gates.append(Gate("parity", view.versioned_name,
                                  "fail" if p.rate > thresholds.max_parity_mismatch else "pass", detail))
     # -- skew and drift, on served vectors of these features
-    land_served(store.online.client, store.catalog)
-    skews = measure_skew(store, None, since, mv.features)
+    land_served(online.client, catalog)
+    skews = measure_skew(registry, warehouse, catalog, None, since, mv.features)
     if not skews:
         report.gates.append(Gate("skew", "served vectors", "skipped", "none of these features were served and logged yet"))
     for s in skews:
         report.gates.append(Gate("skew", s.feature, "fail" if s.mismatch_rate > thresholds.max_skew else "pass",
                                  f"{s.mismatches:,} of {s.compared:,} served values differ from point-in-time "
                                  f"({s.mismatch_rate:.2%})"))
-    drifts = [d for d in measure_drift(store, mv.training_set_id, None, since) if d.feature in mv.features]
+    drifts = [d for d in measure_drift(catalog, mv.training_set_id, None, since) if d.feature in mv.features]
     judged = [d for d in drifts if d.psi is not None]
     if not judged:
         report.gates.append(Gate("drift", "served vectors", "skipped", "too few served values to judge (50 per feature)"))
@@ -127,7 +133,7 @@ def deploy_check(store, ref: str, thresholds: Thresholds = Thresholds(), since: 
         assert d.psi is not None  # judged holds the drifts with a PSI only
         report.gates.append(Gate("drift", d.feature, "fail" if d.psi > thresholds.max_psi else "pass",
                                  f"PSI {d.psi:.3f} over {d.served:,} served values"))
-    store.online.client.hset(DEPLOY_CHECKS, mv.ref, json.dumps({
+    online.client.hset(DEPLOY_CHECKS, mv.ref, json.dumps({
         "ok": report.ok, "checked_at": report.checked_at,
         "failures": [f"{g.gate}: {g.subject}: {g.detail}" for g in report.failures][:20]}))
     return report

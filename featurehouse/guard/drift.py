@@ -13,6 +13,7 @@ from datetime import datetime
 import numpy as np
 import orjson
 
+from featurehouse.catalog import Catalog
 from featurehouse.guard.served import served_values
 from featurehouse.offline.lineage import LineageLog
 from featurehouse.offline.profile import OTHER, categorical_shares, numeric_shares, psi
@@ -34,11 +35,11 @@ class FeatureDrift:
         return self.psi is not None and self.psi > threshold
 
 
-def measure_drift(store, training_set_id: str, model: str | None = None, since: datetime | None = None
+def measure_drift(catalog: Catalog, training_set_id: str, model: str | None = None, since: datetime | None = None
                   ) -> list[FeatureDrift]:
-    record = LineageLog(store.catalog).training_set(training_set_id)
+    record = LineageLog(catalog).training_set(training_set_id)
     bare = {f.rpartition("@")[0] for f in record.features}
-    table = served_values(store.catalog, model, since, sorted(bare))
+    table = served_values(catalog, model, since, sorted(bare))
     served: dict[str, list] = {}
     for r in table.to_pylist():
         served.setdefault(f"{r['feature']}@{r['version']}", []).append(orjson.loads(r["value_json"]))

@@ -7,10 +7,12 @@ prints as JSON.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from featurehouse.catalog import Catalog
 from featurehouse.offline.lineage import LineageLog, ModelVersion, TrainingSetRecord
-from featurehouse.registry.model import FeatureRef, FeatureView, ModelSpec
+from featurehouse.registry.model import FeatureRef, FeatureView, ModelSpec, Registry
 
 Node = dict[str, Any]  # {"kind", "name", "detail", "children": [...]}
 
@@ -19,7 +21,7 @@ def node(kind: str, name: str, detail: str = "", children: list[Node] | None = N
     return {"kind": kind, "name": name, "detail": detail, "children": children or []}
 
 
-def upstream(manifest: dict, unique_id: str, seen: set[str] | None = None) -> list[Node]:
+def upstream(manifest: Mapping[str, Any], unique_id: str, seen: set[str] | None = None) -> list[Node]:
     """The dbt nodes a node is computed from, down to sources and seeds."""
     seen = set() if seen is None else seen
     nodes = {**manifest.get("nodes", {}), **manifest.get("sources", {})}
@@ -38,8 +40,7 @@ def upstream(manifest: dict, unique_id: str, seen: set[str] | None = None) -> li
     return out
 
 
-def _view_node(store, view: FeatureView, record_ref: str | None = None) -> Node:
-    manifest = store.project.manifest() if store.project is not None else {}
+def _view_node(manifest: Mapping[str, Any], view: FeatureView, record_ref: str | None = None) -> Node:
     detail = f"{view.unique_id}@{view.checksum[:12]}" if view.checksum else view.unique_id
     if record_ref and record_ref != f"{view.unique_id}@{view.checksum}":
         detail += f" (trained on {record_ref.rpartition('@')[2][:12]}: the model's SQL changed since)"
@@ -53,12 +54,12 @@ def _training_set_node(ts: TrainingSetRecord, children: list[Node] | None = None
                 children)
 
 
-def feature_lineage(store, text: str) -> Node:
-    """FEATURE (view.column[@N]): its dbt model and sources, the training sets using it, their models."""
-    registry = store.registry
+def feature_lineage(registry: Registry, catalog: Catalog, manifest: Mapping[str, Any], text: str) -> Node:
+    """FEATURE (view.column[@N]): its dbt model and sources, the training sets using it, their models.
+    `manifest` is dbt's (for the sources upstream of the view's model; empty without a dbt project)."""
     view, feature = registry.resolve(FeatureRef.parse(text))
     versioned = f"{view.name}.{feature.column}@{view.version}"
-    log = LineageLog(store.catalog)
+    log = LineageLog(catalog)
     models = log.model_versions_of()
     sets = []
     for ts in log.list_training_sets():
@@ -67,14 +68,14 @@ def feature_lineage(store, text: str) -> Node:
                      for mv in models if mv.training_set_id == ts.training_set_id and versioned in mv.features]
             sets.append(_training_set_node(ts, bound))
     return node("feature", versioned, f"{feature.data_type}, owner {view.owner or '-'}", [
-        node("computed by", "", "", [_view_node(store, view)]),
+        node("computed by", "", "", [_view_node(manifest, view)]),
         node("used by", f"{len(sets)} training set(s)", "", sets),
     ])
 
 
-def model_lineage(store, ref: str) -> Node:
+def model_lineage(registry: Registry, catalog: Catalog, manifest: Mapping[str, Any], ref: str) -> Node:
     """MODEL@VERSION (or MODEL: every registered version): training set, features, dbt models, sources."""
-    log = LineageLog(store.catalog)
+    log = LineageLog(catalog)
     if "@" in ref:
         versions = [log.model_version(ref)]
     else:
@@ -86,14 +87,13 @@ def model_lineage(store, ref: str) -> Node:
             raise UnknownModelVersion(f"model '{ref}' has no registered versions (models with versions: "
                                       f"{', '.join(registered) or 'none'}); bind one with "
                                       f"`featurehouse model register {ref}@VERSION --training-set ID`")
-    children = [_model_version_node(store, log, mv) for mv in versions]
+    children = [_model_version_node(registry, manifest, log, mv) for mv in versions]
     return children[0] if len(children) == 1 else node("model", ref, f"{len(children)} versions", children)
 
 
-def _model_version_node(store, log: LineageLog, mv: ModelVersion) -> Node:
+def _model_version_node(registry: Registry, manifest: Mapping[str, Any], log: LineageLog, mv: ModelVersion) -> Node:
     """The version's training set, then its features grouped by view@version, each with its dbt model."""
     ts = log.training_set(mv.training_set_id)
-    registry = store.registry
     by_view: dict[tuple[str, int], list[str]] = {}
     for versioned in mv.features:
         base, _, version = versioned.rpartition("@")
@@ -107,12 +107,13 @@ def _model_version_node(store, log: LineageLog, mv: ModelVersion) -> Node:
             views.append(node("features of", f"{view_name}@{version}", f"{columns}; not declared any more: {e}"))
             continue
         views.append(node("features of", f"{view_name}@{version}", columns,
-                          [_view_node(store, view, ts.transforms.get(view.versioned_name))]))
+                          [_view_node(manifest, view, ts.transforms.get(view.versioned_name))]))
     return node("model version", mv.ref, f"registered {mv.registered_at:%Y-%m-%d %H:%M} ({mv.source})",
                 [_training_set_node(ts, views)])
 
 
-def register_model(store, ref: str, training_set_id: str | None = None, features: list[str] | None = None):
+def register_model(registry: Registry, catalog: Catalog, online_client, ref: str, training_set_id: str | None = None,
+                   features: list[str] | None = None):
     """Bind MODEL@VERSION to a training set, in the warehouse's lineage and in the online store (for
     serving by `?model=NAME@VERSION`, which then serves exactly those feature versions)."""
     import json
@@ -123,7 +124,7 @@ def register_model(store, ref: str, training_set_id: str | None = None, features
     name, _, version = ref.partition("@")
     if not name or not version:
         raise FeaturehouseError(f"'{ref}': write MODEL@VERSION, e.g. fraud_model@3")
-    spec: ModelSpec | None = store.registry.models.get(name)
+    spec: ModelSpec | None = registry.models.get(name)
     source = "cli"
     if training_set_id is None:
         if spec is None or spec.training_set is None or (spec.version and spec.version != version):
@@ -131,10 +132,10 @@ def register_model(store, ref: str, training_set_id: str | None = None, features
                                     f"`version: {version}` in the exposure's meta.featurehouse")
         training_set_id, source = spec.training_set, "exposure"
     if features is None and spec is not None:
-        record = LineageLog(store.catalog).training_set(training_set_id)
+        record = LineageLog(catalog).training_set(training_set_id)
         wanted = {f.partition("@")[0] for f in spec.features}
         features = [f for f in record.features if f.rpartition("@")[0] in wanted] or None
-    mv = LineageLog(store.catalog).register_model(name, version, training_set_id, features, source)
-    store.online.client.hset(MODEL_VERSIONS, mv.ref, json.dumps({"features": mv.features,
+    mv = LineageLog(catalog).register_model(name, version, training_set_id, features, source)
+    online_client.hset(MODEL_VERSIONS, mv.ref, json.dumps({"features": mv.features,
                                                                  "training_set": mv.training_set_id}))
     return mv

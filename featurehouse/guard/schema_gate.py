@@ -13,10 +13,13 @@ import contextlib
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Callable
 
 from featurehouse import types
+from featurehouse.catalog import Catalog
 from featurehouse.guard.logic_gate import LogicChange, logic_changes
 from featurehouse.offline.published import PublishedSchema, read_published, view_schema
+from featurehouse.project import DbtProject
 from featurehouse.registry.model import FeatureView, Registry
 
 
@@ -125,21 +128,23 @@ def _diff(view: str, version: int, old: Mapping[str, str | None], new: Mapping[s
     return changes
 
 
-def current_schemas(store, compile_sql: bool = True) -> dict[tuple[str, int], Mapping[str, str | None]]:
+def current_schemas(registry: Registry, project: DbtProject | None, describe_query: Callable[[str], dict[str, str]],
+                    release: Callable[[], None] = lambda: None, compile_sql: bool = True
+                    ) -> dict[tuple[str, int], Mapping[str, str | None]]:
     """Each declared view@version's feature columns and types, from its *current* SQL.
 
     With `compile_sql`, dbt compiles the feature views and the warehouse describes the compiled
     queries (nothing is built); declared `data_type`s in YAML win, as in the registry. Without it,
-    the registry's view of the built relations is used.
+    the registry's view of the built relations is used. `release` frees the warehouse for dbt
+    (DuckDB allows one writer process) before it compiles.
     """
-    registry: Registry = store.registry
     views = list(registry.views.values())
-    if not compile_sql or store.project is None:
+    if not compile_sql or project is None:
         return {(v.name, v.version): view_schema(v) for v in views}
-    store.close_warehouse()  # dbt opens the DuckDB file itself
+    release()
     paths = sorted({v.original_file_path for v in views if v.original_file_path})
     with contextlib.redirect_stdout(io.StringIO()):  # dbt compile prints a lone node's SQL even when quiet
-        result = store.project.run_dbt(["--log-level", "none", "compile", "--select", *[f"path:{p}" for p in paths]])
+        result = project.run_dbt(["--log-level", "none", "compile", "--select", *[f"path:{p}" for p in paths]])
     compiled = {r.node.unique_id: r.node for r in result.result.results}
     out: dict[tuple[str, int], Mapping[str, str | None]] = {}
     for view in views:
@@ -147,7 +152,7 @@ def current_schemas(store, compile_sql: bool = True) -> dict[tuple[str, int], Ma
         if node is None or not getattr(node, "compiled_code", None):
             out[(view.name, view.version)] = view_schema(view)
             continue
-        described = store.warehouse.describe_query(node.compiled_code)
+        described = describe_query(node.compiled_code)
         declared = {name: col.data_type for name, col in (node.columns or {}).items() if col.data_type}
         out[(view.name, view.version)] = _feature_schema(view, described, declared)
     return out
@@ -168,13 +173,14 @@ def _feature_schema(view: FeatureView, described: dict[str, str], declared: dict
     return out
 
 
-def check(store, compile_sql: bool = True) -> GateResult:
-    """Published schemas against the current SQL's, and published logic against the current SQL."""
-    current = current_schemas(store, compile_sql)
-    published = read_published(store.catalog)
-    ids = {(v.name, v.version): v.unique_id for v in store.registry.views.values()}
-    result = compare(published, current, dict(store.registry.active), ids)
-    result.logic = logic_changes(store.registry, published)
+def check(registry: Registry, catalog: Catalog, current: Mapping[tuple[str, int], Mapping[str, str | None]]
+          ) -> GateResult:
+    """Published schemas against the current SQL's (`current_schemas`), and published logic against the
+    current SQL."""
+    published = read_published(catalog)
+    ids = {(v.name, v.version): v.unique_id for v in registry.views.values()}
+    result = compare(published, dict(current), dict(registry.active), ids)
+    result.logic = logic_changes(registry, published)
     rows = {(r.view, r.version): r for r in result.rows}
     for change in result.logic:
         row = rows.get((change.view, change.version))

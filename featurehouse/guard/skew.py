@@ -15,7 +15,10 @@ import orjson
 import pyarrow as pa
 
 from featurehouse import types
+from featurehouse.catalog import Catalog
 from featurehouse.guard.served import served_values
+from featurehouse.offline.training_set import build_training_set
+from featurehouse.offline.warehouse import Warehouse
 from featurehouse.registry.model import Registry, parse_entity_key
 from featurehouse.serving.served_log import render_value
 
@@ -35,10 +38,10 @@ class FeatureSkew:
         return self.mismatches / self.compared if self.compared else 0.0
 
 
-def measure_skew(store, model: str | None = None, since: datetime | None = None,
-                 features: list[str] | None = None) -> list[FeatureSkew]:
+def measure_skew(registry: Registry, warehouse: Warehouse, catalog: Catalog, model: str | None = None,
+                 since: datetime | None = None, features: list[str] | None = None) -> list[FeatureSkew]:
     """Skew per logged feature@version (of one model, since a time, or of these versioned features)."""
-    table = served_values(store.catalog, model, since)
+    table = served_values(catalog, model, since)
     if table.num_rows == 0:
         return []
     # columns, not row dicts: served logs run to millions of values
@@ -52,12 +55,12 @@ def measure_skew(store, model: str | None = None, since: datetime | None = None,
             by_type.setdefault(entity_type, []).append(i)
     out: list[FeatureSkew] = []
     for entity_type, rows in by_type.items():
-        out += _skew_of_entity_type(store, store.registry, entity_type, rows, cols, served_us, versioned)
+        out += _skew_of_entity_type(warehouse, registry, entity_type, rows, cols, served_us, versioned)
     return sorted(out, key=lambda s: s.feature)
 
 
-def _skew_of_entity_type(store, registry: Registry, entity_type: str, rows: list[int], cols: dict, served_us: list[int],
-                         versioned: list[str]) -> list[FeatureSkew]:
+def _skew_of_entity_type(warehouse: Warehouse, registry: Registry, entity_type: str, rows: list[int], cols: dict,
+                         served_us: list[int], versioned: list[str]) -> list[FeatureSkew]:
     entity = registry.entities[entity_type]
     names = sorted({versioned[i] for i in rows})
     vectors: dict[tuple[str, int], int] = {}  # (entity id, served_at µs) -> spine row
@@ -65,13 +68,13 @@ def _skew_of_entity_type(store, registry: Registry, entity_type: str, rows: list
     for i in rows:
         spine_row = vectors.setdefault((cols["entity_id"][i], served_us[i]), len(vectors))
         by_feature[versioned[i]].append((i, spine_row))
-    casts = _key_casts(store, registry, entity_type, names)
+    casts = _key_casts(warehouse, registry, entity_type, names)
     keys: dict[str, list] = {k: [] for k in entity.keys}
     for entity_id, _ in vectors:
         for k, v in zip(entity.keys, parse_entity_key(entity, entity_id)):
             keys[k].append(casts[k](v))
     spine = pa.table({**keys, "__fh_served_at": pa.array([at for _, at in vectors], pa.int64()).cast(pa.timestamp("us"))})
-    ts = store.build_training_set(spine, names, "__fh_served_at", entity=entity_type, record=False)
+    ts = build_training_set(warehouse, registry, spine, names, "__fh_served_at", entity=entity_type)
     column_of = dict(zip(ts.features, ts.columns))
     results = []
     for feature in names:
@@ -112,14 +115,14 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _key_casts(store, registry: Registry, entity_type: str, versioned: list[str]) -> dict:
+def _key_casts(warehouse: Warehouse, registry: Registry, entity_type: str, versioned: list[str]) -> dict:
     """Served ids are text; the spine's keys must have the views' key types for the join."""
     from featurehouse.registry.model import FeatureRef
 
     view, _ = registry.resolve(FeatureRef.parse(versioned[0]))
-    described = store.warehouse.describe(view.relation) or {}
+    described = warehouse.describe(view.relation) or {}
     casts = {}
     for key in registry.entities[entity_type].keys:
-        kind = types.family(described.get(key, "varchar"), store.warehouse.dialect)
+        kind = types.family(described.get(key, "varchar"), warehouse.dialect)
         casts[key] = int if kind is types.Family.INTEGER else float if kind is types.Family.FLOAT else str
     return casts

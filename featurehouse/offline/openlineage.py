@@ -14,6 +14,9 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+from featurehouse.project import DbtProject
+from featurehouse.registry.model import Registry
+
 log = logging.getLogger(__name__)
 PRODUCER = "https://github.com/featurehouse/featurehouse"
 
@@ -28,19 +31,19 @@ def configured() -> bool:
     return (Path.cwd() / "openlineage.yml").is_file() or (Path.home() / ".openlineage" / "openlineage.yml").is_file()
 
 
-def warehouse_namespace(store) -> str:
+def warehouse_namespace(project: DbtProject | None, dialect: str) -> str:
     """The dataset namespace of the offline store, after OpenLineage's naming conventions."""
-    if store.project is None:
-        return f"{store.warehouse.dialect}://local"
-    target = store.project.target()
+    if project is None:
+        return f"{dialect}://local"
+    target = project.target()
     s = target.settings
     if target.type == "duckdb":
         path = Path(str(s.get("path", ":memory:")))
-        return f"duckdb://{(store.project.dir / path).resolve() if not path.is_absolute() else path}"
+        return f"duckdb://{(project.dir / path).resolve() if not path.is_absolute() else path}"
     return f"{target.type}://{s.get('host', 'localhost')}:{s.get('port', 5432)}"
 
 
-def emit_training_set(store, training_set, record) -> bool:
+def emit_training_set(registry: Registry, project: DbtProject | None, dialect: str, training_set, record) -> bool:
     """One COMPLETE run event for a recorded training set; True when it was sent."""
     try:
         from openlineage.client import OpenLineageClient
@@ -50,23 +53,23 @@ def emit_training_set(store, training_set, record) -> bool:
         return False
     if not configured():
         return False
-    project = store.project.name if store.project is not None else "featurehouse"
-    namespace = warehouse_namespace(store)
+    namespace = warehouse_namespace(project, dialect)
+    project_name = project.name if project is not None else "featurehouse"
     inputs = []
     for view_ref in sorted(record.transforms):
         name, _, version = view_ref.partition("@")
-        view = store.registry.view(name, int(version))
+        view = registry.view(name, int(version))
         relation = ".".join(p for p in (view.relation.database, view.relation.schema, view.relation.identifier) if p)
         fields = [schema_dataset.SchemaDatasetFacetFields(name=f.column, type=f.data_type) for f in view.features]
         inputs.append(InputDataset(namespace, relation, facets={"schema": schema_dataset.SchemaDatasetFacet(fields=fields)}))
     columns = record.columns or {}
     out_fields = [schema_dataset.SchemaDatasetFacetFields(name=columns.get(f, f), type=record.schemas.get(f))
                   for f in record.features]
-    output = OutputDataset(f"featurehouse://{project}", f"training_sets/{record.training_set_id}",
+    output = OutputDataset(f"featurehouse://{project_name}", f"training_sets/{record.training_set_id}",
                            facets={"schema": schema_dataset.SchemaDatasetFacet(fields=out_fields)})
     event = RunEvent(eventType=RunState.COMPLETE, eventTime=datetime.now(timezone.utc).isoformat(),
                      run=Run(runId=str(uuid.uuid4())),
-                     job=Job(namespace=f"featurehouse://{project}", name=f"training_set.{record.name or 'adhoc'}"),
+                     job=Job(namespace=f"featurehouse://{project_name}", name=f"training_set.{record.name or 'adhoc'}"),
                      producer=PRODUCER, inputs=inputs, outputs=[output])
     try:
         OpenLineageClient().emit(event)

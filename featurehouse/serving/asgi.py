@@ -15,20 +15,16 @@ from featurehouse.registry.model import Registry
 from featurehouse.serving.app import ServeConfig, create_app
 
 
-def serving_registry(project_dir: str, target: str | None = None) -> Registry:
-    """The parent's snapshot when there is one; else the one loader, run here (the app built by hand)."""
+def serving_registry() -> Registry:
+    """The registry `featurehouse serve` loaded (with the one loader) and saved for its workers."""
+    from featurehouse.errors import ProjectError
+    from featurehouse.registry.snapshot import load_snapshot
+
     snapshot = os.environ.get("FEATUREHOUSE_REGISTRY_SNAPSHOT")
-    if snapshot:
-        from featurehouse.registry.snapshot import load_snapshot
-
-        return load_snapshot(snapshot)
-    from featurehouse.store import FeatureStore
-
-    store = FeatureStore(project_dir, target)
-    try:
-        return store.registry
-    finally:
-        store.close_warehouse()
+    if not snapshot:
+        raise ProjectError("FEATUREHOUSE_REGISTRY_SNAPSHOT is not set: start serving with `featurehouse serve`, "
+                           "which loads the registry once and hands it to its workers")
+    return load_snapshot(snapshot)
 
 
 def config_from_env() -> ServeConfig:
@@ -39,8 +35,7 @@ def config_from_env() -> ServeConfig:
 
 
 def build():
-    app = create_app(serving_registry(os.environ.get("FEATUREHOUSE_PROJECT_DIR", "."),
-                                      os.environ.get("FEATUREHOUSE_TARGET")), config_from_env())
+    app = create_app(serving_registry(), config_from_env())
     # What startup built (registry, plans, the app) lives as long as the worker: moved out of the
     # collector's reach, a full collection no longer walks it, which trims the latency tail.
     gc.collect()
