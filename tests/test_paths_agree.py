@@ -28,7 +28,9 @@ from featurehouse.online.store import RedisOnlineStore
 from featurehouse.registry.loader import load_snapshot, save_snapshot
 from featurehouse.serving.app import ServeConfig, create_app
 from featurehouse.serving.vectors import json_default
+from featurehouse.types import same_type
 from tests import random_project as rp
+from tests.test_feature_definitions import _as_registry_says, _registry
 
 EXAMPLES = int(os.environ.get("FEATUREHOUSE_PATH_EXAMPLES", "6"))
 
@@ -133,6 +135,7 @@ def test_http_in_process_batch_and_the_oracle_agree(engine_name, tmp_path_factor
             store.build(select=[model_selector(v, version)], quiet=True)
             store.sync(restate=[v.name])
         check_paths(store, views, active, engine_name, now, embedded_redis.url, project)
+        check_feature_definitions(store)
     finally:
         store.close_warehouse()
         online.close()
@@ -168,3 +171,18 @@ def check_paths(store, views, active, engine_name, now: datetime, redis_url, pro
                 assert served["value"] == as_json(got.value), f"HTTP {where}: {served['value']!r} != {got.value!r}"
                 assert (served["status"], served["version"], served["event_time"]) == \
                     (got.status, got.version, as_json(got.event_time)), f"HTTP {where}"
+
+
+def check_feature_definitions(store) -> None:
+    """The dbt model `featurehouse.feature_definitions` lists what the Python registry holds."""
+    relation = store.relation_of("feature_definitions")
+    rows = store.warehouse.fetch_arrow(f"select * from {store.warehouse.relation_sql(relation)}").to_pylist()
+    got = {(r["name"], r["version"]): _as_registry_says(r) for r in rows}
+    want = _registry(store)
+    for key in want:  # the features' types as each engine spells them; compared as logical types
+        assert key in got, f"feature_definitions lacks {key}"
+        assert [c for c, _ in got[key]["features"]] == [c for c, _ in want[key]["features"]], key
+        assert all(same_type(a, b) for (_, a), (_, b) in zip(got[key]["features"], want[key]["features"])), key
+        got[key]["features"] = want[key]["features"]
+    assert got == want
+
