@@ -14,7 +14,10 @@ class InvalidFeatureMetadata(FeaturehouseError):
 
     def __init__(self, model: str, field: str, problem: str):
         self.model, self.field, self.problem = model, field, problem
-        super().__init__(f"model '{model}': meta.featurehouse.{field}: {problem}")
+        # a column's YAML declaration is not in meta: name where the user wrote it
+        where = field if field.startswith(("columns.", "vars.")) else f"meta.featurehouse.{field}"
+        kind = "" if model.startswith(("exposure ", "dbt_project.yml")) else "model "
+        super().__init__(f"{kind}'{model}': {where}: {problem}" if kind else f"{model}: {where}: {problem}")
 
 
 class UnknownFeature(FeaturehouseError):

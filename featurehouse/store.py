@@ -12,6 +12,15 @@ from featurehouse.project import DbtProject
 from featurehouse.registry.model import Registry, Relation
 
 
+def _one_of(names, features):
+    """`names=` and `features=` are the same argument (serving says names, training sets features)."""
+    if names is not None and features is not None:
+        from featurehouse.errors import InvalidRequest
+
+        raise InvalidRequest("give names= or features=, not both")
+    return names if names is not None else features
+
+
 def _name_version(text: str) -> tuple[str, int | None]:
     name, _, version = text.partition("@")
     return name, int(version) if version.isdigit() else None
@@ -113,6 +122,10 @@ class FeatureStore:
                             or (view.restatement is not None and (view.name, view.version) in changed))
             runs.append(run)
             self.publish(view, "sync")
+            if (view.name, view.version) in changed and run.mode != "restate":
+                run.warning = (f"{view.versioned_name}: its SQL changed since it was published, without a new version "
+                               "or a declared restatement: values already online keep the old logic "
+                               "(`featurehouse check` says what to do)")
             if run.mode == "restate":
                 from featurehouse.offline.published import PublishedSchemas
 
@@ -142,14 +155,16 @@ class FeatureStore:
 
     # -- serving ------------------------------------------------------------------------------
 
-    def online_features(self, entity_type: str, ids, names=None, model: str | None = None):
+    def online_features(self, entity_type: str, ids, names=None, model: str | None = None, *, features=None):
         """Feature vectors from the online store, in-process: values with event time, age and staleness.
 
         `ids` are entity keys as text (`42`, or `card_id=1;merchant_id=7`); `names` are features
         (`view.column[@N]`), or `model` names an exposure (or `NAME@VERSION` a registered model version)
         whose features of this entity type are read. A sample of the vectors (`log_sample_rate`, 1% by
         default, as in `featurehouse serve`) is logged for `featurehouse skew` and `drift`, 100 at a time.
+        `features=` is accepted for `names=`, as training_set calls them.
         """
+        names = _one_of(names, features)
         if getattr(self, "_reader", None) is None:
             from featurehouse.serving.reader import OnlineReader
             from featurehouse.serving.served_log import ServedLog
@@ -164,7 +179,7 @@ class FeatureStore:
         return vectors
 
     def batch_features(self, entity_type: str, ids=None, names=None, model: str | None = None, as_of=None,
-                       spine=None, all_entities: bool = False, progress=None):
+                       spine=None, all_entities: bool = False, progress=None, *, features=None):
         """Batch scoring: what `online_features` would answer, for many entities, from the warehouse.
 
         Serving's rules (feature resolution, versions, TTL expiry, SLO staleness; featurehouse/serving/
@@ -174,6 +189,7 @@ class FeatureStore:
         (`.table`, `.to_pandas()`)."""
         from featurehouse.serving.batch import batch_features
 
+        names = _one_of(names, features)
         if isinstance(ids, (str, int)):
             ids = [ids]
         self.attach_stream_tables()

@@ -117,3 +117,24 @@ def test_init_adds_vars_and_package(tmp_path):
     assert yaml.safe_load((tmp_path / "dbt_project.yml").read_text())["vars"]["featurehouse"]["entities"] == {"user": ["user_id"]}
     assert str(REPO) in (tmp_path / "packages.yml").read_text()
     assert "already" in CliRunner().invoke(cli, ["--project-dir", str(tmp_path), "init"]).output
+
+
+def test_init_keeps_an_inline_vars_map_and_the_users_comments(tmp_path):
+    """A flow-style `vars: {...}` stays valid YAML with the user's own vars and comments kept."""
+    import yaml
+
+    text = "name: shop\nprofile: shop\n# our settings\nvars: {other: 1}\nmodels:\n  shop:\n    +materialized: table\n"
+    (tmp_path / "dbt_project.yml").write_text(text)
+    result = CliRunner().invoke(cli, ["--project-dir", str(tmp_path), "init"])
+    assert result.exit_code == 0, result.output
+    written = (tmp_path / "dbt_project.yml").read_text()
+    assert "# our settings" in written
+    assert yaml.safe_load(written)["vars"] == {"other": 1, "featurehouse": {"entities": {"user": ["user_id"]}}}
+    again = CliRunner().invoke(cli, ["--project-dir", str(tmp_path), "init"])
+    assert again.exit_code == 0 and "already declares" in again.output
+
+
+def test_an_unknown_target_is_the_error_not_a_model_it_happened_to_need(project):
+    result = CliRunner().invoke(cli, ["--project-dir", str(project), "--target", "nosuch", "features", "list"])
+    assert_user_error(result, "target 'nosuch' not found")
+    assert "model '" not in result.output

@@ -168,13 +168,14 @@ def test_a_changed_published_view_fails_check_until_it_is_a_new_version_or_a_dec
     assert "declare version 2" in change.message and "restatement" in change.message
     [run] = store.sync()
     assert run.rows_written == run.rows_restated == 0  # the guard alone never rewrites equal times
+    assert run.warning and "customer_orders@1: its SQL changed since it was published" in run.warning
     assert check_parity(store.warehouse, store.online, store.registry.view("customer_orders"), None).mismatched == 20
 
     _double_n_large(project, restatement="n_large was halved")
     store.build(quiet=True)
     assert store.check(compile_sql=False).ok  # declared: the gate lets it through
     [run] = store.sync()
-    assert (run.mode, run.rows_restated, run.status) == ("restate", 20, "success")
+    assert (run.mode, run.rows_restated, run.status, run.warning) == ("restate", 20, "success", None)
     view = store.registry.view("customer_orders")
     assert check_parity(store.warehouse, store.online, view, None).mismatched == 0
     assert store.sync()[0].mode == "incremental"  # restated once, not at every sync
@@ -204,3 +205,14 @@ def test_sync_restate_rewrites_only_values_that_changed(make_shop):
     assert (run.mode, run.rows_restated) == ("restate", 10)
     view = store.registry.view("customer_orders")
     assert check_parity(store.warehouse, store.online, view, None).mismatched == 0
+
+
+def test_names_and_features_are_one_argument_on_every_read_path(make_shop):
+    """training_set says features=, serving names=: both read paths take either."""
+    _, store, _ = make_shop(scores=False)
+    by_names = store.online_features("customer", ["1"], names=NAMES[:1])
+    by_features = store.online_features("customer", ["1"], features=NAMES[:1])
+    assert [{n: (f.value, f.event_time, f.status) for n, f in v.features.items()} for v in by_names] == \
+        [{n: (f.value, f.event_time, f.status) for n, f in v.features.items()} for v in by_features]
+    batch = store.batch_features("customer", ["1"], features=NAMES[:1]).table
+    assert batch.column("customer_orders__n_small").to_pylist() == [by_names[0].features[NAMES[0]].value]

@@ -164,7 +164,8 @@ def check_paths(store, views, active, engine_name, now: datetime, redis_url, pro
                 where = f"{name} of acct {key} ({f.kind}, {engine_name})"
                 assert same(got.value, want.value), f"in-process {where}: {got.value!r} != oracle {want.value!r}"
                 assert (got.event_time, got.status, got.version) == (want.event_time, want.status, want.version), where
-                assert same(row[name], want.value), f"batch {where}: {row[name]!r} != oracle {want.value!r}"
+                column = f"{v.name}__{f.name}"  # the training set's name for it
+                assert same(row[column], want.value), f"batch {where}: {row[column]!r} != oracle {want.value!r}"
                 assert (row[f"{v.name}__event_time"], row[f"{v.name}__status"], row[f"{v.name}__version"]) == \
                     (want.event_time, want.status, want.version), f"batch {where}"
                 served = body["features"][name]

@@ -142,3 +142,11 @@ def test_exposure_with_features_is_a_model_and_its_features_must_exist():
     exposure["meta"]["featurehouse"]["features"] = ["user_txn_stats.nope"]
     with pytest.raises(InvalidFeatureMetadata, match="exposure fraud_model.*nope"):
         load(node(), exposures=[exposure])
+
+
+def test_a_typo_in_an_exposures_featurehouse_block_is_an_error_naming_it():
+    exposure = {"unique_id": "exposure.demo.churn", "name": "churn", "owner": {},
+                "meta": {"featurehouse": {"features": ["user_txn_stats.country"], "timestmp": "label_time"}}}
+    with pytest.raises(InvalidFeatureMetadata) as e:
+        load(node(), exposures=[exposure])
+    assert str(e.value).startswith("exposure churn: meta.featurehouse.timestmp: unknown setting (known: ")

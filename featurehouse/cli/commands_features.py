@@ -41,17 +41,27 @@ def init(obj: CliContext) -> None:
     done = []
     import yaml
 
-    config = yaml.safe_load(text) or {}
+    try:
+        config = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ProjectError(f"{config_path}: not valid YAML: {e}") from None
     if "featurehouse" in (config.get("vars") or {}):
         done.append("dbt_project.yml already declares vars.featurehouse")
     elif "vars" not in config:
         config_path.write_text(text.rstrip("\n") + "\n" + VARS_BLOCK, encoding="utf-8")
         done.append("added vars.featurehouse.entities to dbt_project.yml")
-    else:
-        lines = text.splitlines()
-        at = next(i for i, line in enumerate(lines) if line.startswith("vars:"))
-        lines[at + 1:at + 1] = ["  featurehouse:", "    entities:", "      user: [user_id]"]
-        config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    else:  # ruamel keeps the user's file as it was (comments, quotes, a flow-style `vars: {...}`)
+        import io
+
+        from ruamel.yaml import YAML
+
+        rt = YAML()
+        rt.preserve_quotes = True
+        data = rt.load(text)
+        data["vars"]["featurehouse"] = {"entities": {"user": ["user_id"]}}
+        out = io.StringIO()
+        rt.dump(data, out)
+        config_path.write_text(out.getvalue(), encoding="utf-8")
         done.append("added featurehouse.entities under vars in dbt_project.yml")
 
     packages = project / "packages.yml"

@@ -23,7 +23,8 @@ def sync(obj: CliContext, select: tuple[str, ...], full_refresh: bool, restate: 
     Incremental: only rows ingested (created_at) since the last successful run are read, and the
     warehouse deduplicates them to one row per entity. Writes are guarded inside Redis, so an older
     event never replaces a newer value and a re-run changes nothing. Every run is recorded in the
-    warehouse table featurehouse.featurehouse_sync_runs. The online store is FEATUREHOUSE_REDIS_URL,
+    warehouse table featurehouse_sync_runs (in vars.featurehouse.schema, default featurehouse). The
+    online store is FEATUREHOUSE_REDIS_URL,
     or an embedded Redis under <project>/.featurehouse/redis. A view declaring
     `meta.featurehouse.restatement: <reason>` is restated once after its SQL changed.
     """
@@ -38,8 +39,8 @@ def sync(obj: CliContext, select: tuple[str, ...], full_refresh: bool, restate: 
 
         runs = store.sync(select, full_refresh=full_refresh, progress=progress, restate=restate)
     table = Table(title=f"sync: {len(runs)} views", title_justify="left")
-    numbers = ("rows read", "written", "restated", "skipped (older)", "seconds")
-    for col in ("view", "mode", "rows read", "written", "restated", "skipped (older)", "watermark", "seconds", "status"):
+    numbers = ("rows read", "written", "restated", "skipped (not newer)", "seconds")
+    for col in ("view", "mode", "rows read", "written", "restated", "skipped (not newer)", "watermark", "seconds", "status"):
         table.add_column(col, justify="right" if col in numbers else "left")
     for run in runs:
         seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else 0
@@ -47,6 +48,9 @@ def sync(obj: CliContext, select: tuple[str, ...], full_refresh: bool, restate: 
                       f"{run.rows_restated:,}", f"{run.rows_skipped_older:,}", str(run.watermark_to or "-"),
                       f"{seconds:.2f}", run.status)
     obj.console.print(table)
+    for run in runs:
+        if run.warning:
+            obj.console.print(f"[yellow]![/yellow] {run.warning}")
 
 
 @click.command()

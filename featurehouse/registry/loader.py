@@ -37,6 +37,8 @@ def load_registry(project: DbtProject, describe: Describe | None = None,
             return None
         try:
             return describe(relation)
+        except ProjectError:
+            raise  # the profile or target is wrong: that is the error, not any one view
         except Exception as e:  # noqa: BLE001 - kept, and reported when a view needed it
             failures.append(f"{'.'.join(relation.parts())}: {str(e).strip().splitlines()[0] if str(e) else type(e).__name__}")
             return None

@@ -15,6 +15,8 @@ from featurehouse.errors import InvalidDuration, InvalidFeatureMetadata
 from featurehouse.registry.model import SENSITIVITIES, Entity, Feature, FeatureRef, FeatureView, ModelSpec, Registry, Relation
 
 META_KEY = "featurehouse"
+# an ML model, as a dbt exposure declares it: its features, where its labels are, the version it describes
+EXPOSURE_FIELDS = {"features", "spine", "entity_timestamp", "timestamp", "version", "training_set"}
 KNOWN_FIELDS = {
     "entity", "event_time", "created_at", "owner", "version", "freshness_slo", "ttl",
     "serving_delay", "as_known_at", "sensitivity", "online", "tags", "description", "restatement",
@@ -80,6 +82,10 @@ def model_from_exposure(exposure: Mapping[str, Any], registry: Registry) -> Mode
     if not isinstance(block, Mapping):
         return None
     name = exposure["name"]
+    unknown = sorted(set(block) - EXPOSURE_FIELDS)
+    if unknown:
+        raise InvalidFeatureMetadata(f"exposure {name}", unknown[0],
+                                     f"unknown setting (known: {', '.join(sorted(EXPOSURE_FIELDS))})")
     features = block.get("features") or []
     if not isinstance(features, list) or not features:
         raise InvalidFeatureMetadata(f"exposure {name}", "features", "must be a non-empty list of view.column names")

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import sqlglot
 from sqlglot import exp
 
-from featurehouse.errors import FeaturehouseError, InvalidSpine
+from featurehouse.errors import FeaturehouseError, InvalidRequest, InvalidSpine
 from featurehouse.offline.point_in_time import column
 from featurehouse.offline.warehouse import Warehouse, utc_now
 from featurehouse.registry.model import FeatureRef, FeatureView, Registry, parse_entity_key
@@ -38,9 +38,11 @@ Progress = Callable[[str], None]
 
 @dataclass
 class BatchFeatures:
-    """Vectors for many entities: `table` has the ids (or the spine's columns), one column per
-    requested feature named as requested, and per view `<view>__event_time`, `__age_seconds`,
-    `__status`, `__version` (`<view>@<N>__...` when two versions of a view were asked for)."""
+    """Vectors for many entities: `table` has the ids (or the spine's columns, or with all entities
+    the id and the typed key columns), one column per feature named as in a training set
+    (`<view>__<column>`, so the model code that trained on one scores the other), and per view
+    `<view>__event_time`, `__age_seconds`, `__status`, `__version` (with `__v<N>` after them, as
+    after the values, when two versions of a view were asked for)."""
 
     table: pa.Table
     entity_type: str
@@ -65,7 +67,14 @@ class _ViewRead:
     view: FeatureView
     names: tuple[str, ...]  # requested names read from this view, in request order
     columns: tuple[str, ...]  # their feature columns
-    prefix: str  # `<view>` or `<view>@<N>`
+    suffix: str  # `__v<N>` when two versions of the view are read, else ''
+
+    def output(self, column: str) -> str:
+        """The training set's name for a feature column: the model trained on those names."""
+        return f"{self.view.name}__{column}{self.suffix}"
+
+    def meta(self, what: str) -> str:
+        return f"{self.view.name}__{what}{self.suffix}"
 
 
 def batch_features(warehouse: Warehouse, registry: Registry, entity_type: str, ids: Sequence[Any] | None = None,
@@ -88,7 +97,7 @@ def batch_features(warehouse: Warehouse, registry: Registry, entity_type: str, i
     spine_name = f"__fh_batch_{uuid.uuid4().hex[:12]}"
     if all_entities:
         spine_sql = _all_keys(reads, entity.keys, as_of, warehouse.dialect)
-        passthrough: list[str] = [ENTITY_ID]
+        passthrough: list[str] = [ENTITY_ID, *entity.keys]
     else:
         keys_table, passthrough = _keys_table(entity.name, entity.keys, ids, spine)
         warehouse.load_table(spine_name, keys_table)
@@ -120,8 +129,13 @@ def _view_reads(registry: Registry, planned, names: Sequence[str]) -> list[_View
     for p in planned:
         wanted = tuple(n for n, _ in p.columns)
         columns = tuple(registry.resolve(FeatureRef(*_name_column(n), p.view.version))[1].column for n in wanted)
-        prefix = p.view.versioned_name if per_view[p.view.name] > 1 else p.view.name
-        reads.append(_ViewRead(p.view, wanted, columns, prefix))
+        suffix = f"__v{p.view.version}" if per_view[p.view.name] > 1 else ""
+        read = _ViewRead(p.view, wanted, columns, suffix)
+        clash = [c for c in columns if read.output(c) in {read.meta(w) for w in STATUS_COLUMNS}]
+        if clash:
+            raise InvalidRequest(f"feature '{p.view.name}.{clash[0]}' would share its batch column "
+                                 f"'{read.output(clash[0])}' with the view's {clash[0]} column; rename the feature")
+        reads.append(read)
     return reads
 
 
@@ -191,8 +205,9 @@ def _text(expression: exp.Expr) -> exp.Expr:
 
 
 def _all_keys(reads: list[_ViewRead], keys: tuple[str, ...], as_of: datetime | None, dialect: str) -> exp.Select:
-    """Every entity that has a row in any of the views: its keys as text, and an id as serving takes it."""
-    parts = [exp.select(*[_text(column(k)).as_(_key(k), quoted=True) for k in keys])
+    """Every entity that has a row in any of the views: its keys as the views type them, the same as
+    text (how they are matched), and an id as serving takes it; in key order."""
+    parts = [exp.select(*[column(k) for k in keys], *[_text(column(k)).as_(_key(k), quoted=True) for k in keys])
              .from_(_latest(r.view, as_of, dialect).subquery("__fh_l", copy=False))
              for r in reads]
     union = parts[0]
@@ -205,8 +220,9 @@ def _all_keys(reads: list[_ViewRead], keys: tuple[str, ...], as_of: datetime | N
         for i, k in enumerate(keys):
             pieces += ([exp.Literal.string(";")] if i else []) + [exp.Literal.string(f"{k}="), column(_key(k))]
         ident = exp.Concat(expressions=pieces)
-    row = exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=[exp.Ordered(this=column(_key(k))) for k in keys]))
-    return (exp.select(ident.as_(ENTITY_ID, quoted=True), *[column(_key(k)) for k in keys], row.as_(ROW, quoted=True))
+    row = exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=[exp.Ordered(this=column(k)) for k in keys]))
+    return (exp.select(ident.as_(ENTITY_ID, quoted=True), *[column(k) for k in keys], *[column(_key(k)) for k in keys],
+                       row.as_(ROW, quoted=True))
             .from_(union.subquery("__fh_keys")))
 
 
@@ -243,14 +259,14 @@ def _judge(raw: pa.Table, passthrough: list[str], reads: list[_ViewRead], now: d
         ages = [None if m is None else (now_us - m) / 1e6 for m in micros]
         statuses = ["missing" if a is None else value_status(a, slo, ttl) for a in ages]
         withheld = pa.array([s == "expired" for s in statuses])
-        for j, name in enumerate(r.names):
+        for j, feature_column in enumerate(r.columns):
             values = raw.column(f"__fh_v{i}_{j}")
             # pc.if_else: pyarrow.compute makes its kernel wrappers at import, out of a type checker's sight
-            out[name] = pc.call_function("if_else", [withheld, pa.nulls(len(values), values.type), values])
-        out[f"{r.prefix}__event_time"] = pc.cast(times, pa.timestamp("us"))
-        out[f"{r.prefix}__age_seconds"] = pa.array(ages, pa.float64())
-        out[f"{r.prefix}__status"] = pa.array(statuses, pa.string())
-        out[f"{r.prefix}__version"] = pa.array([r.view.version] * raw.num_rows, pa.int64())
+            out[r.output(feature_column)] = pc.call_function("if_else", [withheld, pa.nulls(len(values), values.type), values])
+        out[r.meta("event_time")] = pc.cast(times, pa.timestamp("us"))
+        out[r.meta("age_seconds")] = pa.array(ages, pa.float64())
+        out[r.meta("status")] = pa.array(statuses, pa.string())
+        out[r.meta("version")] = pa.array([r.view.version] * raw.num_rows, pa.int64())
     return pa.table(out)
 
 

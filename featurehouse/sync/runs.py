@@ -36,6 +36,7 @@ class SyncRun:
     error: str | None = None
     rows_restated: int = 0  # values corrected in place at an equal event time (a declared restatement)
     logic_ref: str = ""  # the dbt node's unique_id@logic checksum the values came from (FeatureView.logic_ref)
+    warning: str | None = None  # something the user should know about this run (not recorded)
 
 
 class SyncRunLog:
