@@ -82,7 +82,7 @@ def main() -> None:
         f'WHERE user_id IS NOT NULL AND "{view.event_time}" IS NOT NULL'
         for view in {store.registry.resolve(n)[0].name: store.registry.resolve(n)[0] for n in names}.values())
     keys_all = f"SELECT entity_id, row_number() OVER (ORDER BY user_id) AS row FROM ({union})"
-    ref, ref_s = median_time(lambda: con.execute(reference_sql(store, names, keys_all, now)).to_arrow_table(), a.repeat)
+    ref, ref_s = median_time(lambda: con.sql(reference_sql(store, names, keys_all, now)).to_arrow_table(), a.repeat)
     check_equal(ours.table, ref, names)
     print(f"{f'batch --all ({ours.rows:,} users x {len(names)} features)':<44}{ours_s:>13.3f}s{ref_s:>11.3f}s"
           f"{ours_s / ref_s:>7.2f}x")
@@ -94,7 +94,7 @@ def main() -> None:
                 "generate_subscripts($ids, 1) AS row", {"ids": ids})
     ours_ids, ours_ids_s = median_time(lambda: store.batch_features("user", ids, names=names, as_of=now), a.repeat)
     ref_ids, ref_ids_s = median_time(
-        lambda: con.execute(reference_sql(store, names, "SELECT * FROM bench_ids", now)).to_arrow_table(), a.repeat)
+        lambda: con.sql(reference_sql(store, names, "SELECT * FROM bench_ids", now)).to_arrow_table(), a.repeat)
     check_equal(ours_ids.table, ref_ids, names)
     print(f"{f'batch --ids ({len(ids):,} ids)':<44}{ours_ids_s:>13.3f}s{ref_ids_s:>11.3f}s"
           f"{ours_ids_s / ref_ids_s:>7.2f}x")

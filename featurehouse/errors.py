@@ -9,6 +9,11 @@ class ProjectError(FeaturehouseError):
     """The dbt project cannot be found, parsed or connected to."""
 
 
+class WarehouseUnavailable(ProjectError):
+    """The warehouse is configured right but cannot be reached now (a DuckDB file another process holds,
+    a PostgreSQL server that is down): what was read from it last may stand in."""
+
+
 class InvalidFeatureMetadata(FeaturehouseError):
     """A model's `meta.featurehouse` block is wrong."""
 

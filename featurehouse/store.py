@@ -58,11 +58,16 @@ class FeatureStore:
         return self._warehouse
 
     @property
+    def catalog_schema(self) -> str:
+        """Where featurehouse keeps its own tables: `vars.featurehouse.schema`, default featurehouse."""
+        schema = self.project.featurehouse_vars.get("schema") if self.project is not None else None
+        return str(schema or DEFAULT_SCHEMA)
+
+    @property
     def catalog(self) -> Catalog:
-        """featurehouse's own tables in the warehouse, in `vars.featurehouse.schema` (default featurehouse)."""
+        """featurehouse's own tables in the warehouse (featurehouse/catalog), in `catalog_schema`."""
         if self._catalog is None or self._catalog.warehouse is not self.warehouse:
-            schema = (self.project.featurehouse_vars.get("schema") if self.project is not None else None)
-            self._catalog = Catalog(self.warehouse, str(schema or DEFAULT_SCHEMA))
+            self._catalog = Catalog(self.warehouse, self.catalog_schema)
         return self._catalog
 
     def close(self) -> None:
@@ -317,7 +322,7 @@ class FeatureStore:
         from featurehouse.stream.log import landing_relation
 
         for key, view in list(self.registry.views.items()):
-            landing = landing_relation(view, self.catalog.schema)
+            landing = landing_relation(view, self.catalog_schema)
             try:
                 exists = bool(self.warehouse.describe(landing))
             except Exception:  # noqa: BLE001 - warehouse unreachable: nothing landed that we can see

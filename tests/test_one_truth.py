@@ -216,3 +216,23 @@ def test_names_and_features_are_one_argument_on_every_read_path(make_shop):
         [{n: (f.value, f.event_time, f.status) for n, f in v.features.items()} for v in by_features]
     batch = store.batch_features("customer", ["1"], features=NAMES[:1]).table
     assert batch.column("customer_orders__n_small").to_pylist() == [by_names[0].features[NAMES[0]].value]
+
+
+def test_serve_starts_while_another_process_holds_the_duckdb_file(shop):
+    """Serving needs no warehouse connection: the loader falls back to the columns the warehouse last
+    described (target/featurehouse_relations.json) when another process holds the DuckDB file."""
+    import subprocess
+    import sys
+
+    project, store, url = shop
+    store.close_warehouse()
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); sys.stdin.read()", str(project / "shop.duckdb")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with serving(project, url) as base:
+            [vector] = ServingClient(base).online_features("customer", ["3"], NAMES)
+        assert {f.status for f in vector.features.values()} == {"ok"}
+    finally:
+        holder.communicate("", timeout=10)

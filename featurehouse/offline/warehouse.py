@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from featurehouse import clock
-from featurehouse.errors import ProjectError
+from featurehouse.errors import ProjectError, WarehouseUnavailable
 from featurehouse.registry.model import Relation
 from featurehouse.types import Family, column_type_for, family, from_arrow, pg_type_name
 
@@ -215,7 +215,7 @@ class PostgresWarehouse(Warehouse):
         try:
             self.con = psycopg2.connect(dsn, **params) if dsn else psycopg2.connect(**params)
         except psycopg2.OperationalError as e:
-            raise ProjectError(f"cannot connect to PostgreSQL at {where}: {str(e).strip()}") from None
+            raise WarehouseUnavailable(f"cannot connect to PostgreSQL at {where}: {str(e).strip()}") from None
         self.con.autocommit = True
         try:
             with self.con.cursor() as cur:
@@ -390,7 +390,7 @@ def _open_like_dbt_duckdb(credentials: Any, read_only: bool) -> Any:
     try:
         con = Environment.initialize_db(credentials, plugins)
     except (duckdb.Error, DbtBaseException, ImportError) as e:
-        raise ProjectError(f"cannot open DuckDB at {credentials.path}: {' '.join(str(e).split())}") from None
+        raise WarehouseUnavailable(f"cannot open DuckDB at {credentials.path}: {' '.join(str(e).split())}") from None
     try:
         Environment.initialize_cursor(credentials, con, plugins)
     except (duckdb.Error, DbtBaseException) as e:

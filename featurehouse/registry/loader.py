@@ -9,9 +9,12 @@ warehouse: `featurehouse serve` loads the registry here once and hands the resul
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Callable, Mapping
 
-from featurehouse.errors import InvalidFeatureMetadata, ProjectError
+from featurehouse.errors import InvalidFeatureMetadata, ProjectError, WarehouseUnavailable
 from featurehouse.project import DbtProject
 from featurehouse.registry.manifest import Describe, parse_entities, registry_from_manifest
 from featurehouse.registry.model import Registry, Relation
@@ -20,28 +23,39 @@ from featurehouse.registry.snapshot import load_snapshot, save_snapshot
 __all__ = ["load_registry", "load_snapshot", "save_snapshot"]
 
 RELATION_TYPES = ("model", "seed", "snapshot", "source")
+RELATIONS_FILE = "featurehouse_relations.json"  # under dbt's target dir: what the warehouse last described
 
 
 def load_registry(project: DbtProject, describe: Describe | None = None,
                   read_active: Callable[[], Mapping[str, int]] | None = None, refresh: bool = False) -> Registry:
     """Parse the project when it changed, read its feature views, and type them from the warehouse.
 
-    A warehouse that cannot be read is not hidden: a view whose columns need the built relation's
-    types then fails naming the view and the warehouse's error (declared types alone do not say
-    which columns a relation-typed view has)."""
+    Every relation the warehouse described is remembered in `target/featurehouse_relations.json`: when
+    the warehouse cannot be reached (a DuckDB file another process holds, a server that is down), the
+    columns it last described stand in, so `featurehouse serve` starts while a notebook holds the
+    DuckDB file. A view the warehouse never described and cannot describe now fails naming the view
+    and the warehouse's error (declared types alone do not say which columns a relation-typed view has)."""
     manifest = project.manifest(refresh=refresh)
     failures: list[str] = []
+    remembered = _read_relations(project.target_dir / RELATIONS_FILE)
+    described_now: dict[str, dict[str, str] | None] = {}
 
     def described(relation: Relation):
         if describe is None:
             return None
+        key = ".".join(relation.parts())
         try:
-            return describe(relation)
+            columns = describe(relation)
+        except WarehouseUnavailable as e:
+            failures.append(f"{key}: {str(e).strip().splitlines()[0]}")
+            return remembered.get(key)
         except ProjectError:
             raise  # the profile or target is wrong: that is the error, not any one view
         except Exception as e:  # noqa: BLE001 - kept, and reported when a view needed it
-            failures.append(f"{'.'.join(relation.parts())}: {str(e).strip().splitlines()[0] if str(e) else type(e).__name__}")
-            return None
+            failures.append(f"{key}: {str(e).strip().splitlines()[0] if str(e) else type(e).__name__}")
+            return remembered.get(key)
+        described_now[key] = columns
+        return columns
 
     entities = parse_entities(project.featurehouse_vars.get("entities"))
     try:
@@ -58,4 +72,24 @@ def load_registry(project: DbtProject, describe: Describe | None = None,
     }
     if read_active is not None:
         registry.active = dict(read_active())
+    if described_now:
+        _write_relations(project.target_dir / RELATIONS_FILE, {**remembered, **described_now})
     return registry
+
+
+def _read_relations(path: Path) -> dict[str, dict[str, str] | None]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_relations(path: Path, relations: dict[str, dict[str, str] | None]) -> None:
+    """Best effort (a read-only checkout still loads): written whole, then moved into place."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(relations, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass

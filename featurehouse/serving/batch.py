@@ -96,7 +96,7 @@ def batch_features(warehouse: Warehouse, registry: Registry, entity_type: str, i
     t = time.perf_counter()
     spine_name = f"__fh_batch_{uuid.uuid4().hex[:12]}"
     if all_entities:
-        spine_sql = _all_keys(reads, entity.keys, as_of, warehouse.dialect)
+        spine_sql = _all_keys(len(reads), entity.keys)
         passthrough: list[str] = [ENTITY_ID, *entity.keys]
     else:
         keys_table, passthrough = _keys_table(entity.name, entity.keys, ids, spine)
@@ -104,7 +104,7 @@ def batch_features(warehouse: Warehouse, registry: Registry, entity_type: str, i
         spine_sql = exp.select("*").from_(exp.table_(spine_name, quoted=True))
     timings["load_keys"] = time.perf_counter() - t
     try:
-        sql = _query(spine_sql, passthrough, entity.keys, reads, now if as_of else None, warehouse.dialect)
+        sql = _query(spine_sql, passthrough, entity.keys, reads, as_of, warehouse.dialect)
         say(f"reading the latest values of {len(reads)} view(s)")
         t = time.perf_counter()
         raw = warehouse.fetch_arrow(sql)
@@ -204,13 +204,13 @@ def _text(expression: exp.Expr) -> exp.Expr:
     return exp.cast(expression, exp.DataType.build("VARCHAR"))
 
 
-def _all_keys(reads: list[_ViewRead], keys: tuple[str, ...], as_of: datetime | None, dialect: str) -> exp.Select:
-    """Every entity that has a row in any of the views: its keys as the views type them, the same as
-    text (how they are matched), and an id as serving takes it; in key order."""
+def _all_keys(views: int, keys: tuple[str, ...]) -> exp.Select:
+    """Every entity that has a row in any of the views' latest rows (the `__fh_l<i>` CTEs of `_query`):
+    its keys as the views type them, the same as text (how they are matched), and an id as serving
+    takes it; in key order."""
     parts = [exp.select(*[column(k) for k in keys], *[_text(column(k)).as_(_key(k), quoted=True) for k in keys])
-             .from_(_latest(r.view, as_of, dialect).subquery("__fh_l", copy=False))
-             for r in reads]
-    union = parts[0]
+             .from_(exp.table_(f"__fh_l{i}", quoted=True)) for i in range(views)]
+    union: exp.Query = parts[0]
     for part in parts[1:]:
         union = exp.union(union, part, distinct=True)
     if len(keys) == 1:
@@ -228,16 +228,22 @@ def _all_keys(reads: list[_ViewRead], keys: tuple[str, ...], as_of: datetime | N
 
 def _query(spine: exp.Select, passthrough: list[str], keys: tuple[str, ...], reads: list[_ViewRead],
            as_of: datetime | None, dialect: str) -> str:
+    """Each view's latest rows (the sync's SQL, up to `as_of`) once, as a CTE, joined to the keys."""
     s = "s"
-    query = exp.select(column(ROW, s), *[column(c, s) for c in passthrough]).from_(spine.subquery(s))
+    # copy=False throughout: every piece is built here for this query (sqlglot copies by default)
+    query = exp.select(column(ROW, s), *[column(c, s) for c in passthrough], copy=False) \
+        .from_(spine.subquery(s, copy=False), copy=False)
     for i, r in enumerate(reads):
         alias = f"v{i}"
-        latest = _latest(r.view, as_of, dialect)
-        on = exp.and_(*[exp.EQ(this=_text(column(k, alias)), expression=column(_key(k), s)) for k in keys])
-        query = query.join(latest.subquery(alias), on=on, join_type="LEFT")
-        query = query.select(column("__fh_event_time", alias).as_(f"__fh_et_{i}", quoted=True))
-        query = query.select(*[column(c, alias).as_(f"__fh_v{i}_{j}", quoted=True) for j, c in enumerate(r.columns)])
-    return query.order_by(column(ROW, s)).sql(dialect, pretty=True)
+        on = exp.and_(*[exp.EQ(this=_text(column(k, alias)), expression=column(_key(k), s)) for k in keys], copy=False)
+        query = query.join(exp.table_(f"__fh_l{i}", quoted=True).as_(alias, quoted=True), on=on, join_type="LEFT",
+                           copy=False)
+        query = query.select(column("__fh_event_time", alias).as_(f"__fh_et_{i}", quoted=True, copy=False), copy=False)
+        query = query.select(*[column(c, alias).as_(f"__fh_v{i}_{j}", quoted=True, copy=False)
+                               for j, c in enumerate(r.columns)], copy=False)
+    for i, r in enumerate(reads):
+        query = query.with_(exp.to_identifier(f"__fh_l{i}", quoted=True), as_=_latest(r.view, as_of, dialect), copy=False)
+    return query.order_by(column(ROW, s), copy=False).sql(dialect, pretty=True)
 
 
 def _latest(view: FeatureView, as_of: datetime | None, dialect: str) -> exp.Query:
