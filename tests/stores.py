@@ -26,3 +26,16 @@ def store_over(registry: Registry, warehouse, redis_url: str, drop: Sequence[str
         yield store
     finally:
         online.close()
+
+
+@contextlib.contextmanager
+def project_store(project, redis_url: str) -> Iterator[FeatureStore]:
+    """A FeatureStore over a dbt project on disk, its online store a flushed Redis database."""
+    online = RedisOnlineStore.from_url(redis_url)
+    online.client.flushdb()
+    store = FeatureStore(project)
+    store.use_online_store(online)
+    try:
+        yield store
+    finally:
+        store.close()

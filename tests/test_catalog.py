@@ -8,11 +8,10 @@ from datetime import datetime
 import pyarrow as pa
 import pytest
 
-from featurehouse import FeatureStore
 from featurehouse.catalog import ALL, SERVED_VALUES, SYNC_RUNS, VIEW_VERSIONS, Catalog
-from featurehouse.online.store import RedisOnlineStore
 from featurehouse.registry.model import Relation
 from tests.shop_project import write_project
+from tests.stores import project_store
 
 ODD = "o'neil\"; DROP TABLE x; --"
 
@@ -74,11 +73,7 @@ def test_a_project_chooses_the_schema_and_the_macros_read_it(tmp_path, embedded_
     all go there, and the latest_values macro follows a promote recorded there."""
     project = write_project(tmp_path, versions=2, scores=False, catalog_schema="fh_meta")
     (project / "models" / "orders_latest.sql").write_text("{{ featurehouse.latest_values('customer_orders') }}\n")
-    online = RedisOnlineStore.from_url(embedded_redis.url)
-    online.client.flushdb()
-    store = FeatureStore(project)
-    store.use_online_store(online)
-    try:
+    with project_store(project, embedded_redis.url) as store:
         store.build(quiet=True)
         store.sync()
         store.backfill("customer_orders", 2)
@@ -96,5 +91,3 @@ def test_a_project_chooses_the_schema_and_the_macros_read_it(tmp_path, embedded_
         latest = store.warehouse.fetch_arrow("select customer_id, n_large from main.orders_latest").to_pylist()
         v2 = {r["customer_id"]: r["n_large"] for r in latest}
         assert v2[999] == 2 and v2[1] == 2 * 102  # version 2 (values doubled) and its pushed row
-    finally:
-        store.close()

@@ -22,14 +22,13 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from featurehouse import FeatureStore
 from featurehouse.offline.warehouse import DuckDBWarehouse, PostgresWarehouse
-from featurehouse.online.store import RedisOnlineStore
 from featurehouse.registry.loader import load_snapshot, save_snapshot
 from featurehouse.serving.app import ServeConfig, create_app
 from featurehouse.serving.vectors import json_default
 from featurehouse.types import same_type
 from tests import random_project as rp
+from tests.stores import project_store
 from tests.test_feature_definitions import _as_registry_says, _registry
 
 EXAMPLES = int(os.environ.get("FEATUREHOUSE_PATH_EXAMPLES", "6"))
@@ -105,41 +104,43 @@ def test_http_in_process_batch_and_the_oracle_agree(engine_name, tmp_path_factor
     views = data.draw(rp.projects(now), label="views")
     project = engine.write(tmp_path_factory.mktemp("paths"), views)
     engine.load(project, views)
-    online = RedisOnlineStore.from_url(embedded_redis.url)
-    online.client.flushdb()
-    store = FeatureStore(project)
-    store.use_online_store(online)
-    try:
-        store.build(quiet=True)
+    with project_store(project, embedded_redis.url) as store:
+        try:
+            run_example(store, views, engine, engine_name, project, now, embedded_redis.url, data)
+        finally:
+            engine.drop()
+
+
+def run_example(store, views, engine, engine_name, project, now, redis_url, data) -> None:
+    """Build and sync one random project, put it through versions, a wipe and a restatement as drawn,
+    then hold every path against the oracle."""
+    online = store.online
+    store.build(quiet=True)
+    store.sync()
+    active = {v.name: 1 for v in views}
+    for v in views:  # versions: backfill and promote 2, and maybe roll back to 1
+        if v.versions > 1 and data.draw(st.sampled_from((True, True, False)), label=f"promote {v.name}@2"):
+            store.backfill(v.name, 2)
+            store.promote(v.name, 2)
+            active[v.name] = 2
+            if data.draw(st.booleans(), label=f"roll {v.name} back"):
+                store.promote(v.name, 1)
+                active[v.name] = 1
+    if data.draw(st.booleans(), label="wipe the online store"):
+        online.client.flushdb()
         store.sync()
-        active = {v.name: 1 for v in views}
-        for v in views:  # versions: backfill and promote 2, and maybe roll back to 1
-            if v.versions > 1 and data.draw(st.sampled_from((True, True, False)), label=f"promote {v.name}@2"):
-                store.backfill(v.name, 2)
-                store.promote(v.name, 2)
-                active[v.name] = 2
-                if data.draw(st.booleans(), label=f"roll {v.name} back"):
-                    store.promote(v.name, 1)
-                    active[v.name] = 1
-        if data.draw(st.booleans(), label="wipe the online store"):
-            online.client.flushdb()
-            store.sync()
-        if data.draw(st.booleans(), label="restate"):  # a corrected upstream: same rows, new values
-            v = data.draw(st.sampled_from(views), label="restated view")
-            version = active[v.name]
-            for row in v.rows[version]:
-                for f in v.features:
-                    row[f.name] = data.draw(st.none() | rp._RAW[f.kind], label=f"restated {f.name}")
-            store.close_warehouse()
-            engine.load(project, views, only=(v.name, version))
-            store.build(select=[model_selector(v, version)], quiet=True)
-            store.sync(restate=[v.name])
-        check_paths(store, views, active, engine_name, now, embedded_redis.url, project)
-        check_feature_definitions(store)
-    finally:
+    if data.draw(st.booleans(), label="restate"):  # a corrected upstream: same rows, new values
+        v = data.draw(st.sampled_from(views), label="restated view")
+        version = active[v.name]
+        for row in v.rows[version]:
+            for f in v.features:
+                row[f.name] = data.draw(st.none() | rp._RAW[f.kind], label=f"restated {f.name}")
         store.close_warehouse()
-        online.close()
-        engine.drop()
+        engine.load(project, views, only=(v.name, version))
+        store.build(select=[model_selector(v, version)], quiet=True)
+        store.sync(restate=[v.name])
+    check_paths(store, views, active, engine_name, now, redis_url, project)
+    check_feature_definitions(store)
 
 
 def check_paths(store, views, active, engine_name, now: datetime, redis_url, project) -> None:
