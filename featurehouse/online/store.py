@@ -312,18 +312,18 @@ class RedisOnlineStore:
         fields = []
         for view, version in views:
             fields += [value_field(view.name, version), time_field(view.name, version)]
+        wanted = [value_field(view.name, version) for view, version in views]
         pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(LAYOUTS)
+        pipe.hmget(LAYOUTS, wanted)  # only these views' layouts: the hash holds every view's
         for key in keys:
             pipe.hmget(entity_key(entity_type, key), fields)
         try:
-            layouts, *replies = pipe.execute()
+            stored, *replies = pipe.execute()
         except redis.RedisError as e:
             raise OnlineStoreError(f"online store read failed: {e}") from None
-        layouts = parse_layouts(layouts)
+        layouts = parse_layouts({f: text for f, text in zip(wanted, stored) if text is not None})
         out = []
-        columns = [layouts[value_field(view.name, version)].columns if value_field(view.name, version) in layouts
-                   else () for view, version in views]
+        columns = [layouts[f].columns if f in layouts else () for f in wanted]
         for reply in replies:
             records: dict[str, ViewRecord | None] = {}
             for i, (view, version) in enumerate(views):
