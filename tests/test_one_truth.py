@@ -29,6 +29,13 @@ def warehouse_latest(store: FeatureStore, view_name: str, version: int | None = 
     return {str(r.pop("customer_id")): {f"{view.name}.{c}": v for c, v in r.items()} for r in rows}
 
 
+def served_over_http(store: FeatureStore, project, url: str, names: list[str]):
+    """Every id's vector from a real `featurehouse serve` on the project (the warehouse left free for it)."""
+    store.close_warehouse()
+    with serving(project, url) as base:
+        return ServingClient(base).online_features("customer", IDS, names)
+
+
 def values(vectors) -> list[dict]:
     return [{n: (f.value, f.status, f.version) for n, f in v.features.items()} for v in vectors]
 
@@ -67,9 +74,7 @@ def test_http_in_process_and_warehouse_agree_when_yaml_and_select_orders_differ(
     project, store, url = make_shop(scores=False)
     expected = warehouse_latest(store, "customer_orders")
     local = store.online_features("customer", IDS, NAMES[:2])
-    store.close_warehouse()
-    with serving(project, url) as base:
-        remote = ServingClient(base).online_features("customer", IDS, NAMES[:2])
+    remote = served_over_http(store, project, url, NAMES[:2])
     assert values(remote) == values(local)
     for vector in local:
         assert {n: f.value for n, f in vector.features.items()} == expected[vector.entity_id]
@@ -80,9 +85,7 @@ def test_serve_answers_for_a_view_typed_by_its_built_relation(shop):
     """Defect 2: `featurehouse serve` crashed ("no feature columns") on a view without YAML types."""
     project, store, url = shop
     expected = warehouse_latest(store, "customer_scores")
-    store.close_warehouse()
-    with serving(project, url) as base:
-        remote = ServingClient(base).online_features("customer", IDS, NAMES)
+    remote = served_over_http(store, project, url, NAMES)
     for vector in remote:
         assert vector.features["customer_scores.score"].value == pytest.approx(
             expected[vector.entity_id]["customer_scores.score"])
@@ -99,9 +102,7 @@ def test_a_wiped_store_is_whole_after_one_sync_active_version_included(shop):
     store.sync()
     expected = warehouse_latest(store, "customer_orders", 2)
     local = store.online_features("customer", IDS, NAMES[:2])
-    store.close_warehouse()
-    with serving(project, url) as base:
-        remote = ServingClient(base).online_features("customer", IDS, NAMES[:2])
+    remote = served_over_http(store, project, url, NAMES[:2])
     assert values(remote) == values(local)
     for vector in remote:
         assert {n: (f.value, f.version, f.status) for n, f in vector.features.items()} == \
