@@ -12,6 +12,22 @@ from featurehouse.project import DbtProject
 from featurehouse.registry.model import Registry, Relation
 
 
+def _warn_if_moved(catalog: Catalog) -> None:
+    """A project that names a new schema for featurehouse's tables starts an empty catalog: its sync
+    runs, published schemas and version log stay where they were. Say so rather than let `check`
+    treat published versions as new."""
+    import warnings
+
+    from featurehouse.catalog import SYNC_RUNS
+
+    if catalog.schema == DEFAULT_SCHEMA or catalog.exists(SYNC_RUNS):
+        return
+    if Catalog(catalog.warehouse, DEFAULT_SCHEMA).exists(SYNC_RUNS):
+        warnings.warn(f"vars.featurehouse.schema is '{catalog.schema}', which holds no featurehouse tables yet, while "
+                      f"'{DEFAULT_SCHEMA}' does: history there (published schemas, sync runs, the version log) is "
+                      f"not read; move its featurehouse_* tables to '{catalog.schema}' to keep it", stacklevel=3)
+
+
 def _one_of(names, features):
     """`names=` and `features=` are the same argument (serving says names, training sets features)."""
     if names is not None and features is not None:
@@ -68,6 +84,7 @@ class FeatureStore:
         """featurehouse's own tables in the warehouse (featurehouse/catalog), in `catalog_schema`."""
         if self._catalog is None or self._catalog.warehouse is not self.warehouse:
             self._catalog = Catalog(self.warehouse, self.catalog_schema)
+            _warn_if_moved(self._catalog)
         return self._catalog
 
     def close(self) -> None:

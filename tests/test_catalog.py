@@ -91,3 +91,16 @@ def test_a_project_chooses_the_schema_and_the_macros_read_it(tmp_path, embedded_
         latest = store.warehouse.fetch_arrow("select customer_id, n_large from main.orders_latest").to_pylist()
         v2 = {r["customer_id"]: r["n_large"] for r in latest}
         assert v2[999] == 2 and v2[1] == 2 * 102  # version 2 (values doubled) and its pushed row
+
+
+def test_naming_a_new_schema_over_existing_history_warns(tmp_path, embedded_redis):
+    project = write_project(tmp_path, scores=False)
+    with project_store(project, embedded_redis.url) as store:
+        store.build(quiet=True)
+        store.sync()  # history in the default schema
+    config = project / "dbt_project.yml"
+    config.write_text(config.read_text().replace("      customer: [customer_id]\n",
+                                                 "      customer: [customer_id]\n    schema: fh_moved\n"))
+    with project_store(project, embedded_redis.url) as store:
+        with pytest.warns(UserWarning, match="'fh_moved', which holds no featurehouse tables yet, while 'featurehouse'"):
+            store.catalog  # noqa: B018 - opening the catalog is what warns
