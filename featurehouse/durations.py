@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
@@ -18,9 +19,12 @@ def parse_duration(text: str | int | float | None) -> timedelta | None:
     if isinstance(text, bool):
         raise InvalidDuration(f"bad duration {text!r} (use e.g. 90s, 15m, 1h, 7d)")
     if isinstance(text, (int, float)):
-        if text < 0:
-            raise InvalidDuration(f"bad duration {text!r}: must not be negative")
-        return timedelta(seconds=text)
+        if text < 0 or not math.isfinite(text):
+            raise InvalidDuration(f"bad duration {text!r}: must be a finite number of seconds, not negative")
+        try:
+            return timedelta(seconds=text)
+        except OverflowError:
+            raise InvalidDuration(f"duration {text!r} is too large (at most {timedelta.max.days:,} days)") from None
     s = str(text).strip().lower().replace(" ", "")
     pos, total = 0, 0.0
     for m in _PART.finditer(s):
@@ -30,7 +34,10 @@ def parse_duration(text: str | int | float | None) -> timedelta | None:
         pos = m.end()
     if not s or pos != len(s):
         raise InvalidDuration(f"bad duration {text!r} (use e.g. 90s, 15m, 1h, 7d)")
-    return timedelta(seconds=total)
+    try:
+        return timedelta(seconds=total)
+    except OverflowError:
+        raise InvalidDuration(f"duration {text!r} is too large (at most {timedelta.max.days:,} days)") from None
 
 
 def format_duration(value: timedelta | None) -> str:

@@ -138,3 +138,20 @@ def test_an_unknown_target_is_the_error_not_a_model_it_happened_to_need(project)
     result = CliRunner().invoke(cli, ["--project-dir", str(project), "--target", "nosuch", "features", "list"])
     assert_user_error(result, "target 'nosuch' not found")
     assert "model '" not in result.output
+
+
+def test_serve_config_errors_are_one_line_naming_the_setting(project, tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text("port: [oops\n")
+    assert_user_error(invoke(project, "serve", "--config", str(broken)), "not valid YAML")
+    wrong = tmp_path / "wrong.yml"
+    wrong.write_text("port: abc\n")
+    assert_user_error(invoke(project, "serve", "--config", str(wrong)), "port 'abc': give a whole number")
+    slow = tmp_path / "slow.yml"
+    slow.write_text("timeout_s: -1\n")
+    assert_user_error(invoke(project, "serve", "--config", str(slow)), "timeout_s -1")
+
+
+def test_a_negative_parity_sample_is_a_usage_error(project):
+    result = CliRunner().invoke(cli, ["--project-dir", str(project), "parity", "--sample", "-1"])
+    assert result.exit_code == 2 and "--sample" in result.output

@@ -32,3 +32,9 @@ def test_format_round_trips():
 def test_a_formatted_duration_reads_back_exactly(value):
     """format_duration writes what parse_duration (and the dbt macros) read: 3.000007s, not 3s7e-06s."""
     assert parse_duration(format_duration(value)) == value
+
+
+@pytest.mark.parametrize("text", ["99999999999d", 1e20, float("inf"), float("nan")])
+def test_a_duration_too_large_or_not_finite_is_a_duration_error(text):
+    with pytest.raises(InvalidDuration):
+        parse_duration(text)

@@ -121,7 +121,8 @@ def freshness(obj: CliContext, select, as_json: bool, prometheus_file) -> None:
 @click.command()
 @click.option("--select", "-s", multiple=True,
               help="Views to compare (`view`, or `view@N` for a candidate version before promote); default: online views.")
-@click.option("--sample", type=int, default=1000, show_default=True, help="Entities per view, picked by a hash of the key.")
+@click.option("--sample", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Entities per view, picked by a hash of the key.")
 @click.option("--all", "all_entities", is_flag=True, help="Compare every entity instead of a sample.")
 @click.option("--max-mismatch", type=float, default=0.0, show_default=True,
               help="Fail when the share of compared entities with any difference is above this.")

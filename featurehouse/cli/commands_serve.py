@@ -20,7 +20,12 @@ def load_settings(config: Path | None) -> dict:
     if config is not None:
         if not config.is_file():
             raise FeaturehouseError(f"--config {config}: no such file")
-        settings = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+        try:
+            settings = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise FeaturehouseError(f"--config {config}: not valid YAML: {' '.join(str(e).split())}") from None
+        if not isinstance(settings, dict):
+            raise FeaturehouseError(f"--config {config}: expected a mapping of settings ({', '.join(SETTINGS)})")
         unknown = sorted(set(settings) - set(SETTINGS))
         if unknown:
             raise FeaturehouseError(f"--config {config}: unknown setting '{unknown[0]}' (known: {', '.join(SETTINGS)})")
@@ -33,8 +38,8 @@ def load_settings(config: Path | None) -> dict:
 
 @click.command()
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port (default 8000).")
-@click.option("--workers", type=int, default=None, help="Worker processes (default 1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default 8000).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes (default 1).")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help=f"YAML file with any of: {', '.join(SETTINGS)}; FEATUREHOUSE_<NAME> env vars override it.")
 @click.pass_obj
@@ -57,6 +62,12 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
     except ValueError:
         raise FeaturehouseError(f"log_sample_rate {settings.get('log_sample_rate')!r}: give a share between 0 and 1 "
                                 "(0.01 logs 1% of served vectors for `featurehouse skew` and `drift`)") from None
+    # every setting checked before anything starts: a worker must not be the one to find a bad value
+    max_ids = _whole(settings.get("max_ids", 1000), "max_ids", 1, 100_000)
+    timeout_s = _seconds(settings.get("timeout_s", 0.5), "timeout_s")
+    host = host or settings.get("host", "127.0.0.1")
+    port = _whole(port or settings.get("port", 8000), "port", 1, 65535)
+    workers = _whole(workers or settings.get("workers", 1), "workers", 1, 1024)
     store = obj.store()
     project = store.project
     assert project is not None  # a CLI store is always over a dbt project
@@ -73,15 +84,11 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
     os.environ.update({
         "FEATUREHOUSE_SERVING_WORKER": "1", "FEATUREHOUSE_PROJECT_DIR": str(project.dir),
         "FEATUREHOUSE_REGISTRY_SNAPSHOT": str(snapshot),
-        "FEATUREHOUSE_REDIS_URL": url, "FEATUREHOUSE_MAX_IDS": str(settings.get("max_ids", 1000)),
-        "FEATUREHOUSE_TIMEOUT_S": str(settings.get("timeout_s", 0.5)),
+        "FEATUREHOUSE_REDIS_URL": url, "FEATUREHOUSE_MAX_IDS": str(max_ids), "FEATUREHOUSE_TIMEOUT_S": str(timeout_s),
         "FEATUREHOUSE_LOG_SAMPLE_RATE": str(settings.get("log_sample_rate", 0.01)),
     })
     if project.target_name:
         os.environ["FEATUREHOUSE_TARGET"] = project.target_name
-    host = host or settings.get("host", "127.0.0.1")
-    port = int(port or settings.get("port", 8000))
-    workers = int(workers or settings.get("workers", 1))
     if workers > 1:
         multiprocess_metrics_dir(project.dir)
     obj.console.print(f"serving on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}); "
@@ -92,6 +99,27 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
                 loop=Loops.uvloop, http=HTTPModes.http1, websockets=False, log_enabled=False).serve()
     finally:
         snapshot.unlink(missing_ok=True)
+
+
+def _whole(value, name: str, low: int, high: int) -> int:
+    """A whole-number setting within bounds, or an error naming it (settings come from YAML or env)."""
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise FeaturehouseError(f"{name} {value!r}: give a whole number from {low} to {high}") from None
+    if not low <= number <= high:
+        raise FeaturehouseError(f"{name} {number}: give a whole number from {low} to {high}")
+    return number
+
+
+def _seconds(value, name: str) -> float:
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= 3600:
+        raise FeaturehouseError(f"{name} {value!r}: give a number of seconds above 0 (at most 3600)")
+    return seconds
 
 
 def multiprocess_metrics_dir(project_dir: Path) -> Path:
