@@ -234,7 +234,21 @@ class FeatureStore:
         """Validate rows and append them to the view's durable stream (invalid ones to its dead letters)."""
         from featurehouse.stream.log import push
 
-        return push(self.online.client, self.registry.view(view_name, version), rows)
+        return push(self.online.client, self.registry.view(view_name, version), rows,
+                    max_clock_skew=self.max_clock_skew)
+
+    @property
+    def max_clock_skew(self):
+        """How far ahead of the clock a pushed event time may be: `vars.featurehouse.max_clock_skew`, 5m by default."""
+        from featurehouse.durations import parse_duration
+        from featurehouse.errors import InvalidDuration, InvalidFeatureMetadata
+        from featurehouse.stream.rows import MAX_CLOCK_SKEW
+
+        setting = self.project.featurehouse_vars.get("max_clock_skew") if self.project is not None else None
+        try:
+            return parse_duration(setting) or MAX_CLOCK_SKEW
+        except InvalidDuration as e:
+            raise InvalidFeatureMetadata("dbt_project.yml", "vars.featurehouse.max_clock_skew", str(e)) from None
 
     def stream_consumer(self, select: Sequence[str] = (), name: str = "consumer-1", batch_size: int = 500):
         """A consumer-group member applying pushed rows to the online store and the warehouse."""

@@ -79,7 +79,7 @@ def test_a_project_chooses_the_schema_and_the_macros_read_it(tmp_path, embedded_
         store.backfill("customer_orders", 2)
         store.promote("customer_orders", 2)
         store.push("customer_orders", [{"customer_id": 999, "event_time": datetime(2026, 1, 1), "n_small": 1,
-                                        "n_large": 2, "created_at": datetime(2026, 1, 1)}])
+                                        "n_large": 2}])
         store.stream_consumer().run_once()
         wh = store.warehouse
         tables = {r["table_name"] for r in wh.fetch_arrow(

@@ -255,6 +255,16 @@ def test_the_serving_app_accepts_pushed_rows(client):
     assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "count_1h"
 
 
+def test_a_pushed_event_time_from_the_future_is_a_422_naming_the_field(client):
+    """The guard keeps the newest event: a row from 2999 would outrank every real one for good."""
+    far = client.post("/v1/push/txn", json=[{"user_id": 5, "event_time": "2999-01-01T00:00:00", "count_1h": 1}])
+    assert far.status_code == 422
+    [problem] = far.json()["detail"]
+    assert problem["field"] == "event_time" and "ahead of the server's clock" in problem["detail"]
+    soon = (utcnow() + timedelta(minutes=1)).isoformat()  # within the default 5 minutes of clock skew
+    assert client.post("/v1/push/txn", json=[{"user_id": 5, "event_time": soon, "count_1h": 1}]).status_code == 202
+
+
 def test_metrics_export_each_views_materializer_lag_and_breach(client, online):
     import time
 

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 import pytest
 
+from featurehouse.clock import utc_now
 from featurehouse.registry.model import Entity, Feature, FeatureView, Registry, Relation
 from tests.stores import store_over
 from featurehouse.stream.log import GROUP, dead_letter_key, decode_entry, landing_relation, stream_key, stream_lag
@@ -134,3 +135,21 @@ def test_http_push_accepts_rows_and_names_the_bad_field(store):
     assert client.post("/v1/push/nope", json=[]).status_code == 404
     assert client.post("/v1/push/card_velocity", content=b"{not json").status_code == 400
     assert store.stream_consumer().run_once() == 2  # the rejected request appended nothing
+
+
+def test_created_at_is_the_time_featurehouse_received_the_row_never_the_clients(store):
+    [(_, reason)] = store.push("card_velocity", [{**pushed(1), "created_at": "2030-01-01T00:00:00"}]).rejected
+    assert "field 'created_at': is set by featurehouse when the row arrives" in reason
+    before = utc_now()
+    store.push("card_velocity", [pushed(2)])
+    store.stream_consumer().run_once()
+    landing = landing_relation(store.registry.view("card_velocity"))
+    [created] = store.warehouse.fetch_arrow(
+        f'select created_at from "featurehouse"."{landing.identifier}"').column(0).to_pylist()
+    assert before <= created <= utc_now()
+
+
+def test_an_event_time_beyond_the_clock_skew_is_rejected_naming_the_field(store):
+    far = {**pushed(1), "event_time": "2999-01-01T00:00:00"}
+    [(_, reason)] = store.push("card_velocity", [far]).rejected
+    assert "field 'event_time'" in reason and "allowed clock skew (0:05:00)" in reason

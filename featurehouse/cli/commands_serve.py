@@ -85,6 +85,7 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
         "FEATUREHOUSE_SERVING_WORKER": "1", "FEATUREHOUSE_PROJECT_DIR": str(project.dir),
         "FEATUREHOUSE_REGISTRY_SNAPSHOT": str(snapshot),
         "FEATUREHOUSE_REDIS_URL": url, "FEATUREHOUSE_MAX_IDS": str(max_ids), "FEATUREHOUSE_TIMEOUT_S": str(timeout_s),
+        "FEATUREHOUSE_MAX_CLOCK_SKEW_S": str(store.max_clock_skew.total_seconds()),
         "FEATUREHOUSE_LOG_SAMPLE_RATE": str(settings.get("log_sample_rate", 0.01)),
     })
     if project.target_name:

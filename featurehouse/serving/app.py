@@ -12,6 +12,7 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 from urllib.parse import parse_qsl, unquote
 
@@ -42,6 +43,7 @@ class ServeConfig:
     timeout_s: float = 0.5  # an online-store call slower than this is a 503
     retry_after_s: int = 1
     log_sample_rate: float = 0.01  # share of served vectors logged for skew and drift checks
+    max_clock_skew_s: float = 300.0  # pushed event times further ahead of the clock are refused
 
 
 class JSON(Response):
@@ -313,7 +315,7 @@ def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
         Route("/v1/feature-definitions", post_definition, methods=["POST"]),
         Route("/v1/feature-definitions", list_definitions, methods=["GET"]),
         Route("/v1/feature-definitions/{name}", list_definitions, methods=["GET"]),
-        push_route(registry, config.redis_url),
+        push_route(registry, config.redis_url, max_clock_skew=timedelta(seconds=config.max_clock_skew_s)),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),

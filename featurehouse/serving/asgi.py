@@ -31,7 +31,8 @@ def config_from_env() -> ServeConfig:
     return ServeConfig(redis_url=os.environ["FEATUREHOUSE_REDIS_URL"],
                        max_ids=int(os.environ.get("FEATUREHOUSE_MAX_IDS", "1000")),
                        timeout_s=float(os.environ.get("FEATUREHOUSE_TIMEOUT_S", "0.5")),
-                       log_sample_rate=float(os.environ.get("FEATUREHOUSE_LOG_SAMPLE_RATE", "0.01")))
+                       log_sample_rate=float(os.environ.get("FEATUREHOUSE_LOG_SAMPLE_RATE", "0.01")),
+                       max_clock_skew_s=float(os.environ.get("FEATUREHOUSE_MAX_CLOCK_SKEW_S", "300")))
 
 
 def build():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import redis
 from starlette.applications import Starlette
@@ -17,7 +18,8 @@ from featurehouse.registry.model import Registry
 MAX_ROWS = 10_000
 
 
-def push_route(registry: Registry, redis_url: str | None = None, client: redis.Redis | None = None) -> Route:
+def push_route(registry: Registry, redis_url: str | None = None, client: redis.Redis | None = None,
+               max_clock_skew: timedelta | None = None) -> Route:
     """Rows are validated all together: one bad row rejects the request (422 naming row and field)."""
     if not client:
         assert redis_url is not None, "push_route needs a Redis client or URL"
@@ -44,18 +46,20 @@ def push_route(registry: Registry, redis_url: str | None = None, client: redis.R
         # imported at the first push, not when serving starts: validation and the stream writer load
         # pyarrow and sqlglot, which a serving worker that is never pushed to does not need
         from featurehouse.stream.log import push
-        from featurehouse.stream.rows import InvalidRow, validate
+        from featurehouse.stream.rows import MAX_CLOCK_SKEW, InvalidRow, validate
+
+        skew = max_clock_skew or MAX_CLOCK_SKEW
 
         problems = []
         for i, row in enumerate(rows):
             try:
-                validate(view, row)
+                validate(view, row, max_clock_skew=skew)
             except InvalidRow as e:
                 problems.append({"row": i, "field": e.field, "detail": str(e)})
         if problems:
             return JSONResponse({"error": "invalid_rows", "detail": problems}, status_code=422)
         try:
-            result = await run_in_threadpool(push, client, view, rows)
+            result = await run_in_threadpool(push, client, view, rows, None, skew)
         except redis.RedisError as e:
             return JSONResponse({"error": "online_store_unavailable", "detail": str(e)}, status_code=503,
                                 headers={"Retry-After": "1"})
@@ -70,5 +74,5 @@ def create_push_app(store) -> Starlette:
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[push_route(store.registry, client=store.online.client),
+    return Starlette(routes=[push_route(store.registry, client=store.online.client, max_clock_skew=store.max_clock_skew),
                              Route("/healthz", healthz, methods=["GET"])])

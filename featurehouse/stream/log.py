@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, cast
 
 import pyarrow as pa
@@ -29,7 +29,7 @@ from featurehouse.online.codec import decode_values, encode_values, from_micros,
 from featurehouse.online.keys import MATERIALIZER
 from featurehouse.online.store import OnlineRow, RedisOnlineStore
 from featurehouse.registry.model import FeatureView, Relation
-from featurehouse.stream.rows import InvalidRow, validate
+from featurehouse.stream.rows import MAX_CLOCK_SKEW, InvalidRow, validate
 
 if TYPE_CHECKING:
     from redis.cluster import RedisCluster
@@ -60,14 +60,14 @@ class PushResult:
 
 
 def push(client: redis.Redis | RedisCluster, view: FeatureView, rows: Iterable[Mapping[str, Any]],
-         maxlen: int | None = None) -> PushResult:
+         maxlen: int | None = None, max_clock_skew: timedelta = MAX_CLOCK_SKEW) -> PushResult:
     """Validate and append rows; invalid ones go to the dead-letter stream with their reason."""
     result = PushResult()
     pipe = client.pipeline(transaction=False)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     for i, row in enumerate(rows):
         try:
-            ok = validate(view, row, now)
+            ok = validate(view, row, now, max_clock_skew)
         except InvalidRow as e:
             result.rejected.append((i, str(e)))
             pipe.xadd(dead_letter_key(view), {"row": json.dumps(row, default=str), "reason": str(e)})

@@ -1,15 +1,18 @@
 """Pushed rows: validated against the view's schema before they enter the durable stream.
 
-A pushed row is a mapping with the view's entity key columns, its event_time column, optionally its
-created_at column (default: the time of the push) and any of its feature columns (missing ones are
-NULL). Anything else, or a value of the wrong type, is rejected naming the field.
+A pushed row is a mapping with the view's entity key columns, its event_time column and any of its
+feature columns (missing ones are NULL). Its created_at is the time featurehouse received it, never the
+client's: ingestion time is what incremental syncs and "as known at" reads rely on. An event time
+further ahead of the clock than `max_clock_skew` (default 5 minutes) is rejected: the write guard
+keeps the newest event, so one row from the far future would outrank every real one for good.
+Anything else, or a value of the wrong type, is rejected naming the field.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from featurehouse.errors import FeaturehouseError
@@ -47,6 +50,7 @@ def _timestamp(view: str, field: str, value: Any) -> datetime:
 
 
 _INT64 = range(-(2**63), 2**63)
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 def coerce(view: str, field: str, data_type: str | None, value: Any) -> Any:
@@ -86,12 +90,14 @@ def coerce(view: str, field: str, data_type: str | None, value: Any) -> Any:
     return value
 
 
-def validate(view: FeatureView, row: Mapping[str, Any], now: datetime | None = None) -> ValidRow:
+def validate(view: FeatureView, row: Mapping[str, Any], now: datetime | None = None,
+             max_clock_skew: timedelta = MAX_CLOCK_SKEW) -> ValidRow:
     if not isinstance(row, Mapping):
         raise InvalidRow(view.name, "<row>", "a row must be an object of column: value")
+    if view.created_at and view.created_at in row:
+        raise InvalidRow(view.name, view.created_at, "is set by featurehouse when the row arrives (its ingestion "
+                                                     "time); leave it out")
     known = set(view.entity.keys) | {view.event_time} | set(view.feature_columns)
-    if view.created_at:
-        known.add(view.created_at)
     unknown = sorted(set(row) - known)
     if unknown:
         raise InvalidRow(view.name, unknown[0], f"not a column of the view (columns: {', '.join(sorted(known))})")
@@ -104,8 +110,10 @@ def validate(view: FeatureView, row: Mapping[str, Any], now: datetime | None = N
     if row.get(view.event_time) is None:
         raise InvalidRow(view.name, view.event_time, "event time is required")
     event_time = _timestamp(view.name, view.event_time, row[view.event_time])
-    created = row.get(view.created_at) if view.created_at else None
-    created_at = _timestamp(view.name, view.created_at, created) if view.created_at and created is not None else \
-        (now or datetime.now(timezone.utc).replace(tzinfo=None))
+    created_at = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    if event_time > created_at + max_clock_skew:
+        raise InvalidRow(view.name, view.event_time, f"{event_time.isoformat()} is ahead of the server's clock "
+                                                     f"({created_at.isoformat(timespec='seconds')} UTC) by more than "
+                                                     f"the allowed clock skew ({max_clock_skew})")
     values = tuple(coerce(view.name, f.column, f.data_type, row.get(f.column)) for f in view.features)
     return ValidRow(tuple(key), event_time, created_at, values)
