@@ -510,8 +510,11 @@ class FeatureStore:
 
     def lineage(self, target: str):
         """The lineage tree of a feature (`view.column[@N]`) or a model (`NAME[@VERSION]`)."""
+        from featurehouse.errors import InvalidRequest
         from featurehouse.guard.lineage import feature_lineage, model_lineage
 
+        if not target.strip():
+            raise InvalidRequest("give a feature (view.column[@N]) or a model (NAME or NAME@VERSION)")
         manifest = self.project.manifest() if self.project is not None else {}
         if "." in target.partition("@")[0]:
             return feature_lineage(self.registry, self.catalog, manifest, target)

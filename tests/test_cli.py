@@ -155,3 +155,7 @@ def test_serve_config_errors_are_one_line_naming_the_setting(project, tmp_path):
 def test_a_negative_parity_sample_is_a_usage_error(project):
     result = CliRunner().invoke(cli, ["--project-dir", str(project), "parity", "--sample", "-1"])
     assert result.exit_code == 2 and "--sample" in result.output
+
+
+def test_lineage_of_nothing_is_a_usage_error(project):
+    assert_user_error(invoke(project, "lineage", ""), "give a feature")

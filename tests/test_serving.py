@@ -292,3 +292,8 @@ def test_a_serving_worker_loads_no_warehouse_libraries(tmp_path, embedded_redis)
                          check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_method_not_allowed_says_which_are(client):
+    r = client.delete("/v1/features/user:batchGet")
+    assert r.status_code == 405 and r.headers["allow"] == "POST" and r.json()["error"] == "http_error"

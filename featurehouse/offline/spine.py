@@ -56,6 +56,7 @@ def load_spine(warehouse: Warehouse, spine: Any, timestamp: str) -> LoadedSpine:
         if pd is None or not isinstance(spine, pd.DataFrame):
             raise InvalidSpine("spine must be a DataFrame, Arrow table, Parquet/CSV path, relation or SQL; "
                                f"got {type(spine).__name__}")
+        _no_duplicates([str(c) for c in spine.columns])
         table = pa.Table.from_pandas(spine, preserve_index=False)
     table = _normalise(table, timestamp)
     table = table.append_column(ROW_ID, pa.array(range(table.num_rows), pa.int64()))
@@ -72,17 +73,30 @@ def _is_file(spine: str | Path) -> bool:
 def _read_file(path: Path) -> pa.Table:
     if not path.is_file():
         raise InvalidSpine(f"spine file {path} does not exist")
-    if path.suffix.lower() == ".csv":
-        import pyarrow.csv as pacsv
+    try:
+        if path.suffix.lower() == ".csv":
+            import pyarrow.csv as pacsv
 
-        return pacsv.read_csv(path)
-    import pyarrow.parquet as pq
+            return pacsv.read_csv(path)
+        import pyarrow.parquet as pq
 
-    return pq.read_table(path)
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError) as e:
+        raise InvalidSpine(f"spine file {path} cannot be read: {' '.join(str(e).split())[:300]}") from None
+
+
+def _no_duplicates(names: list[str]) -> None:
+    """Two columns of one name: one would be dropped or renamed without a word."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise InvalidSpine(f"spine has two columns named '{name}'; rename one")
+        seen.add(name)
 
 
 def _normalise(table: pa.Table, timestamp: str) -> pa.Table:
     """As-of timestamps become naive UTC with microseconds; dates become midnight."""
+    _no_duplicates(table.column_names)
     if ROW_ID in table.column_names:
         raise InvalidSpine(f"spine column '{ROW_ID}' is reserved by featurehouse; rename it")
     if timestamp not in table.column_names:
@@ -109,7 +123,11 @@ def _normalise(table: pa.Table, timestamp: str) -> pa.Table:
 def _load_parquet_in_duckdb(warehouse: Warehouse, name: str, path: Path, timestamp: str) -> LoadedSpine:
     """DuckDB reads the file itself: no copy through Python; the file's row number keeps the order."""
     source = f"read_parquet({exp.Literal.string(str(path)).sql('duckdb')}, file_row_number = true)"
-    described = warehouse.fetch_arrow(f"DESCRIBE SELECT * FROM {source}").to_pylist()
+    try:
+        described = warehouse.fetch_arrow(f"DESCRIBE SELECT * FROM {source}").to_pylist()
+    except Exception as e:  # noqa: BLE001 - DuckDB's own words say what is wrong with the file
+        raise InvalidSpine(f"spine file {path} cannot be read: {' '.join(str(e).split())[:300]}") from None
+    _no_duplicates([r["column_name"] for r in described])
     types = {r["column_name"]: r["column_type"].upper() for r in described if r["column_name"] != "file_row_number"}
     if ROW_ID in types:
         raise InvalidSpine(f"spine column '{ROW_ID}' is reserved by featurehouse; rename it")
@@ -139,12 +157,16 @@ def _load_sql(warehouse: Warehouse, name: str, spine: str, timestamp: str) -> Lo
         from sqlglot.errors import ParseError
 
         try:
-            parsed = sqlglot.parse_one(spine, read=warehouse.dialect)
+            statements = [s for s in sqlglot.parse(spine, read=warehouse.dialect) if s is not None]
         except ParseError as e:
             raise InvalidSpine(f"spine SQL does not parse: {str(e).splitlines()[0]}") from None
+        if len(statements) != 1:
+            raise InvalidSpine(f"spine SQL must be one query, got {len(statements)} statements")
+        parsed = statements[0]
         if not isinstance(parsed, exp.Query):  # a bare VALUES list
             raise InvalidSpine("spine SQL must be a query (SELECT, WITH or FROM ...); "
                                "write a VALUES list as SELECT * FROM (VALUES ...) AS t(column, ...)")
+        _no_duplicates(list(parsed.named_selects))
         source = parsed.subquery("__fh_src")
     else:
         source = exp.to_table(spine, dialect=warehouse.dialect)

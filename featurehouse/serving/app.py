@@ -294,8 +294,9 @@ def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
         return HTMLResponse(DOCS_HTML)
 
     async def not_found(request: Request, exc) -> Response:
+        """404 and 405 as JSON; a 405 keeps the `Allow` header Starlette worked out (RFC 9110)."""
         return _error(exc.status_code, "not_found" if exc.status_code == 404 else "http_error",
-                      f"{request.method} {request.url.path}: {exc.detail}")
+                      f"{request.method} {request.url.path}: {exc.detail}", getattr(exc, "headers", None))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
