@@ -297,3 +297,20 @@ def test_a_serving_worker_loads_no_warehouse_libraries(tmp_path, embedded_redis)
 def test_a_method_not_allowed_says_which_are(client):
     r = client.delete("/v1/features/user:batchGet")
     assert r.status_code == 405 and r.headers["allow"] == "POST" and r.json()["error"] == "http_error"
+
+
+@pytest.mark.parametrize("row, field", [
+    ({"user_id": 5, "event_time": 1e20, "count_1h": 1}, "event_time"),
+    ({"user_id": 5, "event_time": "0001-01-01T00:00:00+01:00", "count_1h": 1}, "event_time"),
+    ({"user_id": 5, "event_time": "2026-11-27T10:00:00", "count_1h": 2**64 + 1}, "count_1h"),
+    ({"user_id": 2**70, "event_time": "2026-11-27T10:00:00", "count_1h": 1}, "user_id"),
+])
+def test_hostile_pushed_values_are_a_422_naming_the_field_never_a_500(client, row, field):
+    r = client.post("/v1/push/txn", json=[row])
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == field
+
+
+def test_a_push_nested_too_deeply_is_a_400(client):
+    depth = 100_000
+    r = client.post("/v1/push/txn", content=b"[" * depth + b"]" * depth, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"] == "bad_json"

@@ -36,6 +36,8 @@ def push_route(registry: Registry, redis_url: str | None = None, client: redis.R
             body = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             return JSONResponse({"error": "bad_json", "detail": f"request body is not JSON: {e}"}, status_code=400)
+        except RecursionError:
+            return JSONResponse({"error": "bad_json", "detail": "request body is nested too deeply"}, status_code=400)
         rows = body.get("rows") if isinstance(body, dict) else body
         if not isinstance(rows, list):
             return JSONResponse({"error": "bad_body", "detail": "send a JSON list of rows, or {\"rows\": [...]}"},

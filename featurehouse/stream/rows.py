@@ -37,15 +37,19 @@ class ValidRow:
 
 
 def _timestamp(view: str, field: str, value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
-    if isinstance(value, str):
-        try:
-            return _timestamp(view, field, datetime.fromisoformat(value.replace("Z", "+00:00")))
-        except ValueError:
-            pass
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return datetime.fromtimestamp(value, timezone.utc).replace(tzinfo=None)  # epoch seconds
+    try:
+        if isinstance(value, datetime):
+            return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+        if isinstance(value, str):
+            try:
+                return _timestamp(view, field, datetime.fromisoformat(value.replace("Z", "+00:00")))
+            except ValueError:
+                pass
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return datetime.fromtimestamp(value, timezone.utc).replace(tzinfo=None)  # epoch seconds
+    except (OverflowError, OSError, ValueError):  # a year outside 1..9999 once in UTC, an epoch of 1e20
+        raise InvalidRow(view, field, f"{value!r} is outside the timestamps featurehouse can hold "
+                                      "(years 1 to 9999, UTC)") from None
     raise InvalidRow(view, field, f"expected a timestamp (ISO 8601 or epoch seconds), got {value!r}")
 
 
@@ -64,8 +68,8 @@ def coerce(view: str, field: str, data_type: str | None, value: Any) -> Any:
     ok = True
     if family is Family.INTEGER:
         ok = isinstance(value, int) and not isinstance(value, bool)
-        if ok and declared.kind is Kind.INT128 and value not in _INT64:
-            raise InvalidRow(view, field, f"{value} is outside the served range of {data_type} (BIGINT)")
+        if ok and value not in _INT64:  # what the online store and every warehouse hold as an integer
+            raise InvalidRow(view, field, f"{value} is outside the 64-bit range of {data_type}")
     elif family is Family.FLOAT:
         if isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
@@ -106,6 +110,8 @@ def validate(view: FeatureView, row: Mapping[str, Any], now: datetime | None = N
         value = row.get(k)
         if value is None or isinstance(value, (bool, float, list, dict)):
             raise InvalidRow(view.name, k, f"entity key column is required (a string or an integer), got {value!r}")
+        if isinstance(value, int) and value not in _INT64:
+            raise InvalidRow(view.name, k, f"{value} is outside the 64-bit range of an integer key")
         key.append(value)
     if row.get(view.event_time) is None:
         raise InvalidRow(view.name, view.event_time, "event time is required")
