@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from featurehouse.errors import FeaturehouseError
 from featurehouse.registry.model import FeatureView
-from featurehouse.types import Family, Kind, logical
+from featurehouse.types import Family, logical
 
 
 class InvalidRow(FeaturehouseError):
