@@ -159,3 +159,11 @@ def test_a_negative_parity_sample_is_a_usage_error(project):
 
 def test_lineage_of_nothing_is_a_usage_error(project):
     assert_user_error(invoke(project, "lineage", ""), "give a feature")
+
+
+@pytest.mark.parametrize("content", ['"just a string"', "42", '{"rows": 3}', "[" * 50_000 + "]" * 50_000])
+def test_pushing_a_json_file_that_is_not_rows_is_one_line(project, tmp_path, content):
+    rows = tmp_path / "rows.json"
+    rows.write_text(content)
+    result = invoke(project, "push", "stats", str(rows))
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output

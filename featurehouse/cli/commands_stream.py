@@ -28,8 +28,14 @@ def _read_rows(path: Path) -> list[dict]:
                     raise FeaturehouseError(f"{path}:{n}: not JSON: {e}") from None
         return rows
     if suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, list) else data.get("rows", [])
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, RecursionError) as e:
+            raise FeaturehouseError(f"{path}: not JSON: {e}") from None
+        rows = data.get("rows") if isinstance(data, dict) else data
+        if not isinstance(rows, list):
+            raise FeaturehouseError(f'{path}: expected a JSON list of rows, or {{"rows": [...]}}, got {type(data).__name__}')
+        return rows
     if suffix == ".csv":
         import pyarrow.csv as pacsv
 
