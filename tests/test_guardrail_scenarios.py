@@ -13,13 +13,21 @@ from featurehouse.cli.main import cli
 from featurehouse.online.codec import encode_values
 from featurehouse.online.keys import entity_key, value_field
 from featurehouse.online.store import open_online_store
-from tests.test_demo import copy_example, run_demo
+from tests.test_demo import SCALE, copy_example
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
+    """The demo with its history ending three days ago: its hourly and daily views are past their SLOs
+    whatever the time of day the tests run at (with today's history, just after midnight UTC the
+    newest events are minutes old)."""
+    from datetime import date, timedelta
+
     project = copy_example(tmp_path_factory.mktemp("guardrails"))
-    run_demo(project)
+    end = (date.today() - timedelta(days=3)).isoformat()
+    result = CliRunner().invoke(cli, ["demo", "--project-dir", str(project), "--scale", SCALE, "--end", end,
+                                      "--no-serve"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
     return project
 
 
@@ -64,8 +72,8 @@ def test_parity_passes_after_the_demo_and_fails_naming_feature_and_entity_on_a_c
 
 def test_freshness_exits_1_naming_the_views_past_their_slo(demo):
     result = invoke(demo, "freshness")
-    assert result.exit_code == 1  # the demo's history ends at midnight: hourly views are hours behind
-    assert re.search(r"user_txn_stats@1: newest event is [\d.]+h old \(SLO 1\.0h\)", result.output)
+    assert result.exit_code == 1  # the demo's history ended three days ago: every view is behind
+    assert re.search(r"user_txn_stats@1: newest event is [\d.]+[hd] old \(SLO 1\.0h\)", result.output)
 
 
 def test_deploy_check_fails_a_demo_model_on_freshness_with_a_readable_report(demo):
