@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from featurehouse.offline.warehouse import DuckDBWarehouse, PostgresWarehouse
-from featurehouse.registry.loader import load_snapshot, save_snapshot
+from featurehouse.registry.snapshot import load_snapshot, save_snapshot
 from featurehouse.serving.app import ServeConfig, create_app
 from featurehouse.serving.vectors import json_default
 from featurehouse.types import same_type

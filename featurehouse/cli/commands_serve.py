@@ -72,7 +72,7 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
     project = store.project
     assert project is not None  # a CLI store is always over a dbt project
     # The registry is loaded once, here, by the loader every process uses; workers read this snapshot.
-    from featurehouse.registry.loader import save_snapshot
+    from featurehouse.registry.snapshot import save_snapshot
 
     snapshot = save_snapshot(store.registry, project.dir / ".featurehouse" / "serving" / f"registry-{os.getpid()}.pickle")
     store.close_warehouse()  # a DuckDB file stays free for syncs while we serve

@@ -4,7 +4,7 @@ feature views from here, so feature columns, their types and the active versions
 The manifest says which models are feature views; the warehouse says the types of columns the YAML
 does not declare and which version of each view is promoted. A serving worker does not open the
 warehouse: `featurehouse serve` loads the registry here once and hands the result to its workers
-(`save_snapshot` / `load_snapshot`), so a worker's registry is the parent's, byte for byte.
+(registry/snapshot.py), so a worker's registry is the parent's, byte for byte.
 """
 
 from __future__ import annotations
@@ -18,9 +18,6 @@ from featurehouse.errors import InvalidFeatureMetadata, ProjectError, WarehouseU
 from featurehouse.project import DbtProject
 from featurehouse.registry.manifest import Describe, parse_entities, registry_from_manifest
 from featurehouse.registry.model import Registry, Relation
-from featurehouse.registry.snapshot import load_snapshot, save_snapshot
-
-__all__ = ["load_registry", "load_snapshot", "save_snapshot"]
 
 RELATION_TYPES = ("model", "seed", "snapshot", "source")
 RELATIONS_FILE = "featurehouse_relations.json"  # under dbt's target dir: what the warehouse last described

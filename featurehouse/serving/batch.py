@@ -65,8 +65,7 @@ class BatchFeatures:
 @dataclass(frozen=True)
 class _ViewRead:
     view: FeatureView
-    names: tuple[str, ...]  # requested names read from this view, in request order
-    columns: tuple[str, ...]  # their feature columns
+    columns: tuple[str, ...]  # the feature columns requested from this view, in request order
     suffix: str  # `__v<N>` when two versions of the view are read, else ''
 
     def output(self, column: str) -> str:
@@ -88,7 +87,7 @@ def batch_features(warehouse: Warehouse, registry: Registry, entity_type: str, i
     started = time.perf_counter()
     timings: dict[str, float] = {}
     plan = plan_request(registry, entity_type, list(names) if names else None, model, registry.active, model_versions)
-    reads = _view_reads(registry, plan.views, plan.names)
+    reads = _view_reads(plan.views)
     entity = registry.entities[entity_type]
     now = as_of or utc_now()
 
@@ -121,27 +120,22 @@ def batch_features(warehouse: Warehouse, registry: Registry, entity_type: str, i
     return BatchFeatures(table, entity_type, list(plan.names), now, sql, time.perf_counter() - started, timings)
 
 
-def _view_reads(registry: Registry, planned, names: Sequence[str]) -> list[_ViewRead]:
+def _view_reads(planned) -> list[_ViewRead]:
+    """The plan's views (resolved as serving resolves them) with their output column names."""
     per_view: dict[str, int] = {}
     for p in planned:
         per_view[p.view.name] = per_view.get(p.view.name, 0) + 1
     reads = []
     for p in planned:
-        wanted = tuple(n for n, _ in p.columns)
-        columns = tuple(registry.resolve(FeatureRef(*_name_column(n), p.view.version))[1].column for n in wanted)
+        columns = tuple(FeatureRef.parse(name).column for name, _ in p.columns)
         suffix = f"__v{p.view.version}" if per_view[p.view.name] > 1 else ""
-        read = _ViewRead(p.view, wanted, columns, suffix)
+        read = _ViewRead(p.view, columns, suffix)
         clash = [c for c in columns if read.output(c) in {read.meta(w) for w in STATUS_COLUMNS}]
         if clash:
             raise InvalidRequest(f"feature '{p.view.name}.{clash[0]}' would share its batch column "
                                  f"'{read.output(clash[0])}' with the view's {clash[0]} column; rename the feature")
         reads.append(read)
     return reads
-
-
-def _name_column(name: str) -> tuple[str, str]:
-    ref = FeatureRef.parse(name)
-    return ref.view, ref.column
 
 
 def _key(k: str) -> str:
