@@ -134,12 +134,13 @@ class FeatureStore:
         for name in restate:
             self.registry.view(*_name_version(name))  # an unknown view is an error naming it
         log = SyncRunLog(self.catalog)
+        policy = self.sync_policy
         changed = self._logic_changed()  # a declared restatement applies once: until published anew
         built = self.project.built_at if self.project is not None else (lambda _uid: None)
         runs = []
         for view in self.online_views(select):
             run = sync_view(self.warehouse, self.online, log, view, full_refresh=full_refresh, progress=progress,
-                            rebuilt_at=None if view.created_at else built(view.unique_id),
+                            rebuilt_at=None if view.created_at else built(view.unique_id), policy=policy,
                             restate=view.name in restate or view.versioned_name in restate
                             or (view.restatement is not None and (view.name, view.version) in changed))
             runs.append(run)
@@ -153,6 +154,10 @@ class FeatureStore:
 
                 PublishedSchemas(self.catalog).restate(view)
         self.publish_active_versions()
+        if any(run.mode == "repair" for run in runs):  # a restored store holds forgotten entities again
+            from featurehouse.sync.forget import forget_online_again
+
+            forget_online_again(self.online, self.registry, self.catalog)
         return runs
 
     def _logic_changed(self) -> set[tuple[str, int]]:
@@ -236,6 +241,30 @@ class FeatureStore:
 
         return push(self.online.client, self.registry.view(view_name, version), rows,
                     max_clock_skew=self.max_clock_skew)
+
+    @property
+    def sync_policy(self):
+        """How far behind the clock incremental syncs keep their watermarks, and how often they read
+        everything: `vars.featurehouse.late_arrival` (1h) and `vars.featurehouse.reconcile_every` (1d;
+        `never`: only `--full-refresh`)."""
+        from featurehouse.durations import parse_duration
+        from featurehouse.errors import InvalidDuration, InvalidFeatureMetadata
+        from featurehouse.sync.batch import SyncPolicy
+
+        settings = self.project.featurehouse_vars if self.project is not None else {}
+        values = {}
+        for name in ("late_arrival", "reconcile_every"):
+            setting = settings.get(name)
+            if setting is None:
+                continue
+            if name == "reconcile_every" and str(setting).strip().lower() == "never":
+                values[name] = None
+                continue
+            try:
+                values[name] = parse_duration(setting)
+            except InvalidDuration as e:
+                raise InvalidFeatureMetadata("dbt_project.yml", f"vars.featurehouse.{name}", str(e)) from None
+        return SyncPolicy(**values)
 
     @property
     def max_clock_skew(self):
@@ -350,7 +379,7 @@ class FeatureStore:
         """Views whose pushed rows landed in the warehouse read those rows too (training, sync, parity)."""
         import dataclasses
 
-        from featurehouse.stream.log import landing_relation
+        from featurehouse.stream.log import check_landing_table, landing_relation
 
         for key, view in list(self.registry.views.items()):
             landing = landing_relation(view, self.catalog_schema)
@@ -358,6 +387,8 @@ class FeatureStore:
                 exists = bool(self.warehouse.describe(landing))
             except Exception:  # noqa: BLE001 - warehouse unreachable: nothing landed that we can see
                 exists = False
+            if exists:  # a table an older featurehouse typed from a first push: say so, not a UNION error
+                check_landing_table(self.warehouse, view, schema=self.catalog_schema)
             wanted = (landing,) if exists else ()
             if view.extra_relations != wanted:
                 self.registry.views[key] = dataclasses.replace(view, extra_relations=wanted)

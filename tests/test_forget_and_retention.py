@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import click
 import pyarrow as pa
 import pytest
+from click.testing import CliRunner
+from rich.console import Console
 
 from featurehouse import UnknownEntity
+from featurehouse.cli.commands_online import forget as forget_command
+from featurehouse.cli.context import FeaturehouseGroup
 from featurehouse.online.store import OnlineRow
 from featurehouse.registry.model import Entity, Feature, FeatureView, Registry, Relation
+from featurehouse.sync.forget import integer_respelling
 from tests.stores import store_over
 
 NOW = datetime(2026, 6, 1, 12)
@@ -79,3 +85,66 @@ def test_retention_removes_values_past_their_ttl_and_keeps_fresh_ones(store):
     got = store.online.read("user", [(41,), (43,)], [(stats, 1)])
     assert got[0]["stats@1"] is None and got[1]["stats@1"].values == {"bucket": "new"}
     assert store.retention(now=NOW) == {"stats@1": 0}
+
+
+class _Context:
+    """What `forget` takes of the CLI context, over the test's store (which the group then leaves open)."""
+
+    def __init__(self, store):
+        self._the_store, self.console = store, Console(width=200)
+
+    def store(self):
+        return self._the_store
+
+
+def forget_cli(store, *args: str):
+    @click.group(cls=FeaturehouseGroup)
+    def group() -> None:
+        """The real group's error handling around the real `forget` command."""
+
+    group.add_command(forget_command)
+    return CliRunner().invoke(group, ["forget", *args, "--yes"], obj=_Context(store))
+
+
+def test_a_key_written_differently_deletes_nothing_and_exits_2_naming_the_key_that_would_match(store):
+    result = forget_cli(store, "user", "042")
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        "error: user 042: nothing matched online or offline, nothing was deleted (42 would match 042)"]
+    assert count(store, "profile", 42) == 1 and store.online.read(
+        "user", [(42,)], [(store.registry.view("profile"), 1)])[0]["profile@1"] is not None
+
+
+def test_a_key_matching_nothing_at_all_exits_2_without_a_hint(store):
+    result = forget_cli(store, "user", "999")
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: user 999: nothing matched online or offline, nothing was deleted"
+
+
+def test_keys_that_matched_are_forgotten_and_the_ones_that_did_not_are_named(store):
+    result = forget_cli(store, "user", "42", "0043", "7")
+    assert result.exit_code == 2
+    assert "forgot 1 user" in result.output and count(store, "profile", 42) == 0
+    assert result.output.strip().splitlines()[-1] == (
+        "error: user 0043, 7: nothing matched online or offline, nothing was deleted (43 would match 0043)")
+    assert count(store, "profile", 43) == 1
+
+
+def test_a_composite_key_hint_is_written_in_the_composite_form(store):
+    result = forget_cli(store, "user_item", "user_id=041;item_id=02")
+    assert result.exit_code == 2
+    assert result.output.strip().endswith("(user_id=41;item_id=2 would match user_id=041;item_id=02)")
+
+
+def test_a_forget_that_deleted_something_exits_0(store):
+    result = forget_cli(store, "user", "41")
+    assert result.exit_code == 0, result.output
+    assert "forgot 1 user" in result.output and "profile@1: 1" in result.output
+
+
+@pytest.mark.parametrize("key, respelled", [
+    (("03",), ("3",)), (("+7",), ("7",)), (("-007",), ("-7",)), (("3",), None), (("abc",), None),
+    (("1e3",), None), (("0042", "x01"), ("42", "x01")), ((42,), None), (("-0",), ("0",)), (("000",), ("0",)),
+    (("0" * 5000 + "5",), ("5",))])
+def test_integer_respelling(key, respelled):
+    assert integer_respelling(key) == respelled

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from featurehouse.cli.context import CliContext
 from featurehouse.errors import FeaturehouseError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def _entity_of(store, names: list[str], model: str | None) -> str:
@@ -21,16 +25,42 @@ def _entity_of(store, names: list[str], model: str | None) -> str:
     return types[0]
 
 
-def _read_ids(path: Path) -> tuple[list[str] | None, Path | None]:
+def _read_ids(path: Path) -> tuple[list[str] | None, pa.Table | None]:
     """A .parquet/.csv file is a spine (key columns, passed through); any other file holds one id a line."""
     if not path.is_file():
         raise FeaturehouseError(f"--ids {path}: no such file")
     if path.suffix.lower() in (".parquet", ".pq", ".csv"):
-        return None, path
-    ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return None, _read_spine(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise FeaturehouseError(f"--ids {path}: not UTF-8 text ({e.reason} at byte {e.start}); give one id a line, "
+                                "or a .parquet/.csv spine") from None
+    ids = [line.strip() for line in text.splitlines() if line.strip()]
     if not ids:
         raise FeaturehouseError(f"--ids {path}: no ids in it")
     return ids, None
+
+
+def _read_spine(path: Path) -> pa.Table:
+    """The spine file read here, so an empty or corrupt one is a line naming it, not Arrow's traceback."""
+    import pyarrow as pa  # imported when used: the CLI starts without Arrow
+
+    try:
+        if path.suffix.lower() == ".csv":
+            import pyarrow.csv as pacsv
+
+            table = pacsv.read_csv(path)
+            # Arrow reads a CSV column that is not UTF-8 as bytes, which no key column can be compared with
+            undecoded = [f.name for f in table.schema if pa.types.is_binary(f.type)]
+            if undecoded:
+                raise FeaturehouseError(f"--ids {path}: column '{undecoded[0]}' is not UTF-8 text")
+            return table
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError) as e:
+        raise FeaturehouseError(f"--ids {path} cannot be read: {' '.join(str(e).split())[:300]}") from None
 
 
 @click.command("batch-features")

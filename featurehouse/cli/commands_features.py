@@ -83,9 +83,20 @@ def init(obj: CliContext) -> None:
 @click.pass_obj
 def build(obj: CliContext, select: tuple[str, ...]) -> None:
     """Run `dbt build` (models and their tests), then load and validate the feature registry."""
+    _refuse_absolute_paths(select)
     store = obj.store()
     store.build(select, quiet=False)
     _print_views(obj, list(store.registry.views.values()))
+
+
+def _refuse_absolute_paths(select: tuple[str, ...]) -> None:
+    """dbt selects paths relative to the project and meets an absolute one with a traceback of its own."""
+    for value in select:
+        for spec in value.replace(",", " ").split():
+            path = spec.lstrip("@+0123456789").rstrip("+0123456789").removeprefix("path:")
+            if path.startswith("/"):
+                raise ProjectError(f"--select {value}: dbt selects paths relative to the project, "
+                                   f"not absolute ones like {path}")
 
 
 @click.group()

@@ -97,9 +97,14 @@ def freshness(obj: CliContext, select, as_json: bool, prometheus_file) -> None:
     if prometheus_file:
         from pathlib import Path
 
+        from featurehouse.errors import FeaturehouseError
+
         tmp = Path(prometheus_file).with_suffix(".tmp")
-        tmp.write_text(prometheus_text(rows), encoding="utf-8")
-        tmp.replace(prometheus_file)  # atomic: the collector never reads half a file
+        try:
+            tmp.write_text(prometheus_text(rows), encoding="utf-8")
+            tmp.replace(prometheus_file)  # atomic: the collector never reads half a file
+        except OSError as e:  # a path the user gave that cannot be written: theirs to fix
+            raise FeaturehouseError(f"--prometheus {prometheus_file}: cannot write it: {e.strerror or e}") from None
     if as_json:
         emit_json([{**r.__dict__, "versioned_name": r.versioned_name} for r in rows])
     else:

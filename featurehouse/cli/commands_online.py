@@ -20,8 +20,11 @@ from featurehouse.cli.context import CliContext
 def sync(obj: CliContext, select: tuple[str, ...], full_refresh: bool, restate: tuple[str, ...]) -> None:
     """Push the latest value per entity of every online view to the online store.
 
-    Incremental: only rows ingested (created_at) since the last successful run are read, and the
-    warehouse deduplicates them to one row per entity. Writes are guarded inside Redis, so an older
+    Incremental: each source (the model, its pushed rows) is read from its own watermark on
+    created_at, kept vars.featurehouse.late_arrival (1h) behind the clock so rows landing late are
+    still read; every vars.featurehouse.reconcile_every (1d) a run reads everything. An online store
+    behind the warehouse's sync log (restored from an older state) is repaired by a full read. The
+    warehouse deduplicates to one row per entity. Writes are guarded inside Redis, so an older
     event never replaces a newer value and a re-run changes nothing. Every run is recorded in the
     warehouse table featurehouse_sync_runs (in vars.featurehouse.schema, default featurehouse). The
     online store is FEATUREHOUSE_REDIS_URL,
@@ -64,7 +67,8 @@ def forget(obj: CliContext, entity_type: str, keys: tuple[str, ...], yes: bool) 
     KEY is the entity's key value (`42`), or `col=value;col=value` for composite keys. Online, entity
     types keyed by it go too (forgetting user 42 removes user_item 42|*). Each deletion is recorded in
     featurehouse.featurehouse_deletions. Rows come back if a PII model is rebuilt from sources that
-    still hold them: delete upstream as well.
+    still hold them: delete upstream as well. A key that deletes nothing (`03` for user 3) is an
+    error (exit 2) naming it, and the spelling that would match if there is one.
     """
     from featurehouse.registry.model import parse_entity_key
 
@@ -73,17 +77,24 @@ def forget(obj: CliContext, entity_type: str, keys: tuple[str, ...], yes: bool) 
         from featurehouse.errors import UnknownEntity
 
         raise UnknownEntity(f"unknown entity '{entity_type}' (declared: {', '.join(sorted(store.registry.entities))})")
+    from featurehouse.sync.forget import nothing_matched
+
     parsed = [parse_entity_key(store.registry.entities[entity_type], k) for k in keys]
     if not yes:
         click.confirm(f"forget {len(parsed)} {entity_type} entit{'y' if len(parsed) == 1 else 'ies'}?", abort=True)
-    table = Table(title=f"forgot {len(parsed)} {entity_type}", title_justify="left")
-    for col in ("key", "online keys deleted", "offline rows deleted"):
-        table.add_column(col)
-    for key in parsed:
-        result = store.forget(entity_type, key)
-        table.add_row("|".join(key), str(result.online_keys_deleted),
-                      ", ".join(f"{v}: {n}" for v, n in result.offline_rows_deleted.items()) or "-")
-    obj.console.print(table)
+    results = [store.forget(entity_type, key) for key in parsed]
+    done = [r for r in results if not r.deleted_nothing]
+    if done:
+        table = Table(title=f"forgot {len(done)} {entity_type}", title_justify="left")
+        for col in ("key", "online keys deleted", "offline rows deleted"):
+            table.add_column(col)
+        for result in done:
+            table.add_row("|".join(result.key), str(result.online_keys_deleted),
+                          ", ".join(f"{v}: {n}" for v, n in result.offline_rows_deleted.items()) or "-")
+        obj.console.print(table)
+    missed = [(text, r.key) for text, r in zip(keys, results) if r.deleted_nothing]
+    if missed:  # a key written differently must not pass for a completed deletion
+        raise nothing_matched(store.warehouse, store.online, store.registry, entity_type, missed)
 
 
 @click.command()

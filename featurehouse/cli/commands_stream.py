@@ -15,6 +15,16 @@ from featurehouse.errors import FeaturehouseError
 
 
 def _read_rows(path: Path) -> list[dict]:
+    """Rows to push from a file; a file that cannot be read (or decoded as UTF-8) is one line naming it."""
+    try:
+        return _parse_rows(path)
+    except UnicodeDecodeError as e:
+        raise FeaturehouseError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise FeaturehouseError(f"{path}: cannot be read: {e.strerror or e}") from None
+
+
+def _parse_rows(path: Path) -> list[dict]:
     if not path.is_file():
         raise FeaturehouseError(f"{path}: no such file")
     suffix = path.suffix.lower()
@@ -39,12 +49,23 @@ def _read_rows(path: Path) -> list[dict]:
     if suffix == ".csv":
         import pyarrow.csv as pacsv
 
-        return pacsv.read_csv(path).to_pylist()
+        return _read_with(path, "CSV", lambda: pacsv.read_csv(path).to_pylist())
     if suffix in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
-        return pq.read_table(path).to_pylist()
+        return _read_with(path, "Parquet", lambda: pq.read_table(path).to_pylist())
     raise FeaturehouseError(f"{path}: use .jsonl, .json, .csv or .parquet")
+
+
+def _read_with(path: Path, kind: str, read) -> list[dict]:
+    """A file Arrow cannot read (empty, corrupt, not that format) is one line naming it."""
+    import pyarrow as pa
+
+    try:
+        return read()
+    except (pa.ArrowException, OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise FeaturehouseError(f"{path}: not a readable {kind} file: {first}") from None
 
 
 @click.command()
@@ -70,33 +91,51 @@ def push(obj: CliContext, view: str, file: Path) -> None:
 @click.command()
 @click.option("--select", "-s", multiple=True, help="Only these views (default: every online view).")
 @click.option("--consumer", default="consumer-1", show_default=True, help="This consumer's name in the group.")
-@click.option("--batch-size", type=int, default=500, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, show_default=True)
+@click.option("--max-deliveries", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Deliveries after which an entry that keeps failing goes to the view's dead-letter stream.")
 @click.option("--once", is_flag=True, help="Apply what is waiting, then exit.")
 @click.pass_obj
-def stream(obj: CliContext, select: tuple[str, ...], consumer: str, batch_size: int, once: bool) -> None:
-    """Run a stream consumer: pushed rows to the online store (guarded) and the warehouse.
+def stream(obj: CliContext, select: tuple[str, ...], consumer: str, batch_size: int, max_deliveries: int,
+           once: bool) -> None:
+    """Run a stream consumer: pushed rows to the warehouse, then the online store (guarded).
 
     Acknowledges a batch only after both writes; a restarted consumer re-applies its pending entries
-    first, and claims entries a dead consumer left behind. Records its lag for serving's stale flag.
+    first, and claims entries a dead consumer left behind. An entry that fails MAX_DELIVERIES times
+    is moved to the view's dead-letter stream with its reason. A Redis outage is waited out (one line
+    when it starts, one when it ends). Records its lag for serving's stale flag.
     """
     member = obj.store().stream_consumer(select, name=consumer, batch_size=batch_size)
+    member.max_deliveries = max_deliveries
     if once:
-        while member.run_once():
-            pass
+        _drain(member)
     else:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         obj.console.print(f"consuming {', '.join(v.versioned_name for v in member.views)} as '{consumer}' (Ctrl-C stops)")
         try:
-            member.run(stop)
+            member.run(stop, report=lambda line: obj.console.print(line, markup=False, highlight=False))
         except KeyboardInterrupt:
             pass
+    for reason in member.set_aside.values():
+        obj.console.print(f"[red]set aside[/red]: {reason}", highlight=False)
     s = member.stats
     table = Table(title="stream consumer", title_justify="left")
-    for col in ("rows applied", "written", "skipped (older)", "batches"):
+    for col in ("rows applied", "written", "skipped (older)", "batches", "dead-lettered"):
         table.add_column(col, justify="right")
-    table.add_row(f"{s.processed:,}", f"{s.written:,}", f"{s.skipped_older:,}", f"{s.batches:,}")
+    table.add_row(f"{s.processed:,}", f"{s.written:,}", f"{s.skipped_older:,}", f"{s.batches:,}", f"{s.dead_lettered:,}")
     obj.console.print(table)
+
+
+def _drain(member) -> None:
+    """--once: apply what is waiting; Redis down is an error of one line (there is no run to wait in)."""
+    import redis
+
+    try:
+        while member.run_once():
+            pass
+    except (redis.ConnectionError, redis.TimeoutError) as e:
+        raise FeaturehouseError(f"Redis unreachable: {e}") from None
 
 
 @click.command("push-api")

@@ -98,17 +98,21 @@ def training_set(obj: CliContext, spine, timestamp, features, model_name, entity
 
 
 def write_table(table, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".csv":
-        import pyarrow.csv as pacsv
-
-        pacsv.write_csv(table, out)
-    elif out.suffix.lower() in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        pq.write_table(table, out)
-    else:
+    """`--out` as parquet or CSV; a path that cannot be written is an error naming it."""
+    if out.suffix.lower() not in (".parquet", ".pq", ".csv"):
         raise FeaturehouseError(f"--out {out}: use a .parquet or .csv file name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix.lower() == ".csv":
+            import pyarrow.csv as pacsv
+
+            pacsv.write_csv(table, out)
+        else:
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, out)
+    except OSError as e:  # Arrow's I/O errors are OSErrors too
+        raise FeaturehouseError(f"--out {out}: cannot write it: {' '.join(str(e.strerror or e).split())[:300]}") from None
 
 
 def write_training_model(obj: CliContext, store, name: str, spine: str, timestamp: str, names: list[str],

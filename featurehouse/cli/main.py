@@ -13,6 +13,7 @@ from featurehouse.cli import (
     commands_guard,
     commands_lineage,
     commands_online,
+    commands_online_server,
     commands_serve,
     commands_stream,
     commands_training,
@@ -46,6 +47,7 @@ cli.add_command(commands_batch.batch_features)
 cli.add_command(commands_online.sync)
 cli.add_command(commands_online.forget)
 cli.add_command(commands_online.retention)
+cli.add_command(commands_online_server.online)
 cli.add_command(commands_stream.push)
 cli.add_command(commands_stream.stream)
 cli.add_command(commands_stream.push_api)

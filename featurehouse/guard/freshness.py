@@ -18,9 +18,10 @@ from sqlglot import exp
 from featurehouse.catalog import SYNC_RUNS, Catalog, as_catalog
 from featurehouse.catalog.catalog import CatalogWarehouse
 from featurehouse.offline.warehouse import Warehouse, utc_now
-from featurehouse.online.keys import MATERIALIZER
+from featurehouse.online.keys import MARK_TOLERANCE_S, MATERIALIZER
 from featurehouse.registry.model import FeatureView
 from featurehouse.serving.vectors import Freshness
+from featurehouse.sync.batch import epoch_seconds
 
 
 @dataclass
@@ -81,9 +82,15 @@ def view_freshness(views: Sequence[FeatureView], warehouse: Warehouse, online_cl
         data_age_s = (now - newest).total_seconds() if newest else None
         row = ViewFreshness(view.name, view.version, view.online, slo, newest, data_age_s, sync.get("finished_at"),
                             sync.get("watermark"), stream_lag, lag)
+        behind = _behind_log(state.synced_at.get(name), sync.get("finished_at")) if view.online else None
         if slo is None:
             row.status = "no slo"
+            if behind:
+                row.reasons.append(behind)
+                row.status = "breach"
         else:
+            if behind:
+                row.reasons.append(behind)
             if newest is None:
                 row.reasons.append("no rows in the warehouse")
             elif data_age_s is not None and data_age_s > slo:  # set whenever newest is
@@ -97,6 +104,18 @@ def view_freshness(views: Sequence[FeatureView], warehouse: Warehouse, online_cl
             row.status = "breach" if row.reasons else "ok"
         out.append(row)
     return out
+
+
+def _behind_log(marked_s: float | None, logged: datetime | None) -> str | None:
+    """The online store's sync mark older than the warehouse's last successful sync: it was restored
+    from an older state or lost writes (featurehouse/sync/batch.py, behind_log)."""
+    if marked_s is None or logged is None:
+        return None
+    logged_s = epoch_seconds(logged)
+    if marked_s + MARK_TOLERANCE_S >= logged_s:
+        return None
+    return (f"online store is behind the warehouse's sync log by {human_duration(logged_s - marked_s)} "
+            "(restored from an older state or lost writes): `featurehouse sync` repairs it")
 
 
 def human_duration(seconds: float) -> str:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Mapping
 
 from sqlglot import exp
 
-from featurehouse.registry.model import Feature, FeatureView
+from featurehouse.registry.model import Feature, FeatureView, Relation
 from featurehouse.types import Family, family, serving_cast
 
 ROW_ID = "__fh_row"
@@ -183,17 +184,28 @@ def _key_match(req: ViewRequest, s: str, other: str) -> list[exp.Expr]:
     return [exp.EQ(this=column(k, s), expression=column(k, other)) for k in req.view.entity.keys]
 
 
-def view_source(view: FeatureView, alias: str) -> exp.Expr:
-    """The view's rows: its dbt relation, plus its stream landing tables when rows were pushed."""
-    if not view.extra_relations:
+def view_source(view: FeatureView, alias: str, filters: Mapping[Relation, exp.Expr] | None = None) -> exp.Expr:
+    """The view's rows: its dbt relation, plus its stream landing tables when rows were pushed.
+
+    `filters` restricts each source on its own (a sync reads each source from its own watermark)."""
+    if not view.extra_relations and not filters:
         return relation_table(view).as_(alias, quoted=True)
     cols = [*view.entity.keys, view.event_time] + ([view.created_at] if view.created_at else []) + list(view.feature_columns)
-    union: exp.Expr = exp.select(*[column(c) for c in cols]).from_(relation_table(view))
-    for r in view.extra_relations:
+    parts = []
+    for r in (view.relation, *view.extra_relations):
         table = exp.table_(r.identifier, db=r.schema, catalog=r.database, quoted=True)
         part = exp.select(*[column(c) for c in cols]).from_(table)
+        condition = (filters or {}).get(r)
+        parts.append(part if condition is None else part.where(condition.copy()))
+    union: exp.Expr = parts[0]
+    for part in parts[1:]:
         union = exp.union(union, part, distinct=False)
     return exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
+
+
+def view_sources(view: FeatureView) -> tuple[Relation, ...]:
+    """Where a view's rows live: its dbt relation first, then its stream landing tables."""
+    return (view.relation, *view.extra_relations)
 
 
 def relation_table(view: FeatureView) -> exp.Table:

@@ -154,11 +154,11 @@ def _load_sql(warehouse: Warehouse, name: str, spine: str, timestamp: str) -> Lo
     """A relation name or a SELECT, materialised in the warehouse with a row id."""
     if _SQL_START.match(spine):
         import sqlglot
-        from sqlglot.errors import ParseError
+        from sqlglot.errors import SqlglotError
 
         try:
             statements = [s for s in sqlglot.parse(spine, read=warehouse.dialect) if s is not None]
-        except ParseError as e:
+        except SqlglotError as e:  # a parse or a tokenizer error (an unterminated quote)
             raise InvalidSpine(f"spine SQL does not parse: {str(e).splitlines()[0]}") from None
         if len(statements) != 1:
             raise InvalidSpine(f"spine SQL must be one query, got {len(statements)} statements")
@@ -169,7 +169,13 @@ def _load_sql(warehouse: Warehouse, name: str, spine: str, timestamp: str) -> Lo
         _no_duplicates(list(parsed.named_selects))
         source = parsed.subquery("__fh_src")
     else:
-        source = exp.to_table(spine, dialect=warehouse.dialect)
+        from sqlglot.errors import SqlglotError
+
+        try:
+            source = exp.to_table(spine, dialect=warehouse.dialect)
+        except SqlglotError as e:
+            raise InvalidSpine(f"spine {spine!r} is neither a query nor a table name: "
+                               f"{str(e).splitlines()[0]}") from None
     ident = exp.to_identifier(name, quoted=True)
     select = exp.select(exp.Star(), exp.Window(this=exp.RowNumber()).as_(ROW_ID)).from_(source)
     try:

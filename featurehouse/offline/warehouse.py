@@ -2,24 +2,49 @@
 
 Queries go through the engines' native drivers rather than dbt's adapter: dbt adapters return
 agate tables row by row, far too slow for million-row training sets.
+
+DuckDB lets one process at a time open a file, so a DuckDB warehouse on a file holds it only while it
+works on it: opened for a statement or a unit of work (`Warehouse.session`), closed once idle for a
+moment, waiting a bounded time for a file another process holds (FEATUREHOUSE_WAREHOUSE_LOCK_TIMEOUT_S).
+A sync, a stream consumer and the guards take turns instead of locking each other out.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
+import logging
+import math
 import os
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator, TypeVar
 
 import pyarrow as pa
 
 from featurehouse import clock
-from featurehouse.errors import ProjectError, WarehouseUnavailable
+from featurehouse.errors import ProjectError, WarehouseLocked, WarehouseUnavailable
 from featurehouse.registry.model import Relation
 from featurehouse.types import Family, column_type_for, family, from_arrow, pg_type_name
 
 utc_now = clock.utc_now  # now as naive UTC, the warehouse's convention for timestamps
+
+LOCK_TIMEOUT_ENV = "FEATUREHOUSE_WAREHOUSE_LOCK_TIMEOUT_S"
+DEFAULT_LOCK_TIMEOUT_S = 10.0  # long enough for another featurehouse process's statement, short for cron
+_FIRST_RETRY_S, _LONGEST_RETRY_S = 0.01, 0.1  # jittered backoff between attempts to open a held file
+# Opening a DuckDB file costs ~12 ms, so a file stays open for _LINGER_S after a statement (the next one
+# is usually close behind); held longer than _TURN_S at a stretch, it is let go at the next pause between
+# statements and left free for _LONGEST_RETRY_S, so a process waiting for it gets its turn.
+_LINGER_S, _TURN_S = 0.05, 1.0
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def sql_literal(value: Any, dialect: str) -> str:
@@ -83,13 +108,14 @@ class Warehouse:
             return exp.DataType.build(t).sql(d)
 
         cols = ", ".join(f"{exp.to_identifier(c, quoted=True).sql(d)} {spelled(t)}" for c, t in columns)
-        self.execute(f"CREATE SCHEMA IF NOT EXISTS {exp.to_identifier(schema, quoted=True).sql(d)}")
-        self.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
-        existing = self.describe(Relation(None, schema, name)) or {}
-        for c, t in columns:  # a table made by an older featurehouse gets the columns added since
-            if c not in existing:
-                column = exp.to_identifier(c, quoted=True).sql(d)
-                self.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {spelled(t)}")
+        with self.session():
+            self.execute(f"CREATE SCHEMA IF NOT EXISTS {exp.to_identifier(schema, quoted=True).sql(d)}")
+            self.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
+            existing = self.describe(Relation(None, schema, name)) or {}
+            for c, t in columns:  # a table made by an older featurehouse gets the columns added since
+                if c not in existing:
+                    column = exp.to_identifier(c, quoted=True).sql(d)
+                    self.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {spelled(t)}")
         return table
 
     def relation_sql(self, relation: Relation) -> str:
@@ -98,6 +124,11 @@ class Warehouse:
         return exp.table_(
             relation.identifier, db=relation.schema, catalog=relation.database, quoted=True
         ).sql(self.dialect)
+
+    def session(self) -> contextlib.AbstractContextManager[Any]:
+        """One connection for a unit of work of several statements: on a DuckDB file it (and the file)
+        is held until the outermost session ends; other engines hold one connection anyway."""
+        return contextlib.nullcontext()
 
     def close(self) -> None:
         pass
@@ -109,89 +140,320 @@ class Warehouse:
         self.close()
 
 
+def lock_timeout_from_env() -> float:
+    """FEATUREHOUSE_WAREHOUSE_LOCK_TIMEOUT_S: how long to wait for a DuckDB file another process holds."""
+    raw = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_LOCK_TIMEOUT_S
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ProjectError(f"{LOCK_TIMEOUT_ENV}={raw!r}: give a number of seconds (0 or more)")
+    return seconds
+
+
+_LOCK_ERROR = re.compile(r'Could not set lock on file "(?P<file>[^"]+)"'
+                         r'(?:: Conflicting lock is held in (?P<holder>.+?)(?:\. See also|$))?', re.S)
+
+
+def lock_conflict(error: BaseException) -> tuple[str, str] | None:
+    """(file, holder) when `error` is DuckDB refusing a file another process holds; None otherwise."""
+    import duckdb
+
+    found = _LOCK_ERROR.search(str(error)) if isinstance(error, duckdb.IOException) else None
+    if found is None:
+        return None
+    return found["file"], " ".join((found["holder"] or "a process DuckDB did not name").split())
+
+
+@dataclass
+class LockWait:
+    """Opens a DuckDB file, retrying with jittered backoff while another process holds it, for at most
+    `timeout_s`. Once a wait has run out, later opens try once until one succeeds: a command waits for
+    its timeout once, not once per statement (the registry loader alone describes every view)."""
+
+    timeout_s: float
+    exhausted: bool = False
+
+    def open(self, connect: Callable[[], T]) -> T:
+        started = time.monotonic()
+        deadline = started + (0.0 if self.exhausted else self.timeout_s)
+        delay, file = _FIRST_RETRY_S, None
+        while True:
+            try:
+                opened = connect()
+            except Exception as e:
+                conflict = lock_conflict(e)
+                left = deadline - time.monotonic()
+                if conflict is None:
+                    raise
+                if left <= 0:
+                    self.exhausted = True
+                    raise WarehouseLocked(*conflict, self.timeout_s, LOCK_TIMEOUT_ENV) from None
+                if file is None:
+                    file = conflict[0]
+                    log.info("waiting up to %gs for DuckDB file %s: another process holds it (%s)",
+                             self.timeout_s, *conflict)
+                time.sleep(min(left, random.uniform(delay / 2, delay)))
+                delay = min(2 * delay, _LONGEST_RETRY_S)
+                continue
+            if file is not None:
+                log.info("DuckDB file %s is ours after waiting %.2fs", file, time.monotonic() - started)
+            self.exhausted = False
+            return opened
+
+
+# Statements whose effect lives on the connection: they decide when a file's connection may close.
+_BEGINS = re.compile(r"\s*(BEGIN|START\s+TRANSACTION)\b", re.I)
+_ENDS = re.compile(r"\s*(COMMIT|END|ROLLBACK|ABORT)\b", re.I)
+_MAKES_TEMP = re.compile(r"\s*CREATE\s+(OR\s+REPLACE\s+)?TEMP(ORARY)?\b", re.I)
+_SETS = re.compile(r"\s*(SET|RESET|USE)\b", re.I)  # session settings, replayed on every new connection
+
+
 class DuckDBWarehouse(Warehouse):
+    """DuckDB in memory (one connection, held) or on a file. DuckDB lets one process at a time open a
+    file, so a file's connection is held only while featurehouse works on it: from a statement (or a
+    `session`) until it has been idle for _LINGER_S, and never much longer than _TURN_S at a stretch when
+    it can be let go. State that lives on the connection (an open transaction, temporary tables, a handle
+    given out by `con`) keeps it open until the state is gone; settings made with SET are made again on
+    every new connection."""
+
     dialect = "duckdb"
 
     def __init__(self, path: str | os.PathLike = ":memory:", read_only: bool = False, threads: int | None = None,
-                 *, credentials: Any = None):
+                 *, credentials: Any = None, lock_timeout_s: float | None = None):
         """`credentials` (dbt-duckdb's DuckDBCredentials, with an absolute path) opens the database the way
         dbt-duckdb opens its own, so models that read attached databases, extensions or settings read the same
-        here; it replaces `path`. The session is always in UTC, the warehouse's convention."""
-        import duckdb
-
+        here; it replaces `path`. The session is always in UTC, the warehouse's convention. `lock_timeout_s`
+        (default: FEATUREHOUSE_WAREHOUSE_LOCK_TIMEOUT_S, else 10) bounds the wait for a file another process holds."""
+        if lock_timeout_s is not None and not (math.isfinite(lock_timeout_s) and lock_timeout_s >= 0):
+            raise ValueError(f"lock_timeout_s must be 0 or more seconds, got {lock_timeout_s}")
         if credentials is None:
             self.path = str(path)
-            self.con = duckdb.connect(self.path, read_only=read_only)
+            self._opener: Callable[[], Any] = functools.partial(_connect_plain, self.path, read_only)
         else:
             self.path = str(credentials.path)
-            self.con = _open_like_dbt_duckdb(credentials, read_only)
-        self.execute("SET TimeZone = 'UTC'")
-        if threads:
-            self.execute(f"SET threads = {int(threads)}")
-        self.catalog = self.con.execute("select current_database()").fetchall()[0][0]
+            self._opener = _dbt_duckdb_opener(credentials, read_only)
+        self._settings = ["SET TimeZone = 'UTC'"] + ([f"SET threads = {int(threads)}"] if threads else [])
+        self._lock_wait = LockWait(lock_timeout_from_env() if lock_timeout_s is None else lock_timeout_s)
+        self._per_use = bool(self.path) and _is_local_file(self.path)  # "" is in memory too
+        self._cond = threading.Condition(threading.RLock())  # guards the connection's bookkeeping below
+        self._con: Any = None
+        self._users = 0
+        self._opened_at = self._idle_since = self._free_until = 0.0
+        self._in_transaction = self._temp_objects = self._handed_out = False
+        self._parked = False  # the closer thread waits for state to go, woken by the end of a statement
+        self._catalog: str | None = None
+        if not self._per_use:
+            self._con = self._connect(self._opener)
+            return
+        try:  # now, so a wrong profile fails here as it always did; a held file is waited for at first use
+            self._open(self._opener)
+        except Exception as e:
+            if lock_conflict(e) is None:
+                raise
+
+    @property
+    def catalog(self) -> str:
+        """The database's name in SQL (current_database())."""
+        if self._catalog is None:
+            with self.session() as con:
+                self._catalog = str(con.execute("select current_database()").fetchall()[0][0])
+        return self._catalog
+
+    @property
+    def con(self) -> Any:
+        """The duckdb connection itself, for code that needs the driver; on a file it is held, and the
+        file with it, until `close()`."""
+        with self._cond:
+            con = self._connection()
+            self._handed_out = True
+            return con
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Any]:
+        with self._cond:
+            con = self._connection()
+            self._users += 1
+        try:
+            yield con
+        finally:
+            self._release()
 
     def execute(self, sql, params=None):
-        # DuckDB 2 keeps a result open until it is read; read it so the connection is free again.
-        (self.con.execute(sql, params) if params else self.con.execute(sql)).fetchall()
+        with self._statement(sql) as con:
+            # DuckDB 2 keeps a result open until it is read; read it so the connection is free again.
+            (con.execute(sql, params) if params else con.execute(sql)).fetchall()
 
     def fetch_arrow(self, sql, params=None):
-        return self.con.sql(sql, params=params).to_arrow_table() if params else self.con.sql(sql).to_arrow_table()
+        with self._statement(sql) as con:
+            return con.sql(sql, params=params).to_arrow_table() if params else con.sql(sql).to_arrow_table()
 
     def load_table(self, name, table, temporary=True):
         from sqlglot import exp
 
         ident = exp.to_identifier(name, quoted=True).sql("duckdb")
-        self.con.register("__fh_load", table)
-        try:
-            kind = "TEMP TABLE" if temporary else "TABLE"
-            self.execute(f"CREATE OR REPLACE {kind} {ident} AS SELECT * FROM __fh_load")
-        finally:
-            self.con.unregister("__fh_load")
+        with self.session() as con:
+            con.register("__fh_load", table)
+            try:
+                kind = "TEMP TABLE" if temporary else "TABLE"
+                self.execute(f"CREATE OR REPLACE {kind} {ident} AS SELECT * FROM __fh_load")
+            finally:
+                con.unregister("__fh_load")
 
     def replace_table(self, schema, name, table):
         from sqlglot import exp
 
         target = exp.table_(name, db=schema, quoted=True).sql("duckdb")
-        self.execute(f"CREATE SCHEMA IF NOT EXISTS {exp.to_identifier(schema, quoted=True).sql('duckdb')}")
-        self.con.register("__fh_load", table)
-        try:
-            self.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM __fh_load")
-        finally:
-            self.con.unregister("__fh_load")
+        with self.session() as con:
+            self.execute(f"CREATE SCHEMA IF NOT EXISTS {exp.to_identifier(schema, quoted=True).sql('duckdb')}")
+            con.register("__fh_load", table)
+            try:
+                self.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM __fh_load")
+            finally:
+                con.unregister("__fh_load")
 
     def append_table(self, schema, name, table, id_column):
         from sqlglot import exp
 
         target = exp.table_(name, db=schema, quoted=True).sql("duckdb")
         ident = exp.to_identifier(id_column, quoted=True).sql("duckdb")
-        self.execute(f"CREATE SCHEMA IF NOT EXISTS {exp.to_identifier(schema, quoted=True).sql('duckdb')}")
-        self.con.register("__fh_append", table)
-        try:
-            self.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM __fh_append WHERE false")
-            self.execute("BEGIN")
-            self.execute(f"DELETE FROM {target} WHERE {ident} IN (SELECT {ident} FROM __fh_append)")
-            self.execute(f"INSERT INTO {target} BY NAME SELECT * FROM __fh_append")
-            self.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        finally:
-            self.con.unregister("__fh_append")
+        with self.session() as con:
+            self.execute(f"CREATE SCHEMA IF NOT EXISTS {exp.to_identifier(schema, quoted=True).sql('duckdb')}")
+            con.register("__fh_append", table)
+            try:
+                self.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM __fh_append WHERE false")
+                self.execute("BEGIN")
+                self.execute(f"DELETE FROM {target} WHERE {ident} IN (SELECT {ident} FROM __fh_append)")
+                self.execute(f"INSERT INTO {target} BY NAME SELECT * FROM __fh_append")
+                self.execute("COMMIT")
+            except BaseException:
+                if self._in_transaction:
+                    self.execute("ROLLBACK")
+                raise
+            finally:
+                con.unregister("__fh_append")
 
     def describe(self, relation):
-        rows = self.con.execute(
-            "select column_name, data_type from information_schema.columns "
-            "where table_name = ? and (? is null or table_schema = ?) and (? is null or table_catalog = ?) "
-            "order by ordinal_position",
-            [relation.identifier, relation.schema, relation.schema, relation.database, relation.database],
-        ).fetchall()
+        with self.session() as con:
+            rows = con.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_name = ? and (? is null or table_schema = ?) and (? is null or table_catalog = ?) "
+                "order by ordinal_position",
+                [relation.identifier, relation.schema, relation.schema, relation.database, relation.database],
+            ).fetchall()
         return {c: t for c, t in rows} or None
 
     def describe_query(self, sql):
-        return {row[0]: row[1] for row in self.con.execute(f"DESCRIBE ({sql})").fetchall()}
+        with self.session() as con:
+            return {row[0]: row[1] for row in con.execute(f"DESCRIBE ({sql})").fetchall()}
 
     def close(self):
-        self.con.close()
+        with self._cond:
+            if self._per_use:
+                self._disconnect()
+            elif self._con is not None:
+                self._con.close()  # kept: using a closed in-memory warehouse stays an error, not a new database
+
+    # -- the connection's life --------------------------------------------------------------------
+
+    def _connection(self) -> Any:
+        """The open connection, or a new one once the file is ours (called holding self._cond)."""
+        if self._con is None:
+            pause = self._free_until - time.monotonic()
+            if pause > 0:  # we just let go after a long stretch: another process's turn first
+                time.sleep(pause)
+            self._open(functools.partial(self._lock_wait.open, self._opener))
+        return self._con
+
+    def _open(self, opener: Callable[[], Any]) -> None:
+        """Open a connection to the file, with a thread that closes it once idle."""
+        self._con = self._connect(opener)
+        self._opened_at = self._idle_since = time.monotonic()
+        threading.Thread(target=self._close_when_idle, args=(self._con,), name=f"featurehouse-duckdb-{self.path}",
+                         daemon=True).start()
+
+    def _connect(self, opener: Callable[[], Any]) -> Any:
+        con = opener()
+        try:
+            for setting in self._settings:
+                con.execute(setting).fetchall()
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    @contextlib.contextmanager
+    def _statement(self, sql: str) -> Iterator[Any]:
+        """A session for one statement, noting what the statement leaves on the connection."""
+        with self.session() as con:
+            if _MAKES_TEMP.match(sql):
+                self._temp_objects = True  # counted again when the connection would close
+            try:
+                yield con
+            finally:
+                if _ENDS.match(sql):
+                    self._in_transaction = False
+            if _BEGINS.match(sql):
+                self._in_transaction = True
+            elif _SETS.match(sql) and sql not in self._settings:
+                self._settings.append(sql)
+
+    def _release(self) -> None:
+        """The end of a statement or session: a file held for a long stretch is let go now, if it can be;
+        otherwise the closer thread lets it go once idle."""
+        with self._cond:
+            self._users -= 1
+            if self._users or not self._per_use:
+                return
+            now = time.monotonic()
+            self._idle_since = now
+            if now - self._opened_at >= _TURN_S and not self._holds_state():
+                self._disconnect()
+                self._free_until = now + _LONGEST_RETRY_S  # a waiting process retries within this
+            elif self._parked:
+                self._cond.notify_all()
+
+    def _close_when_idle(self, con: Any) -> None:
+        """The closer thread of one connection: closes it after _LINGER_S without a statement (while no
+        state lives on it); ends when the connection is closed, by it or anyone. It wakes on its own
+        timer, not at every statement, so a statement does not pay for a thread switch."""
+        with self._cond:
+            while self._con is con:
+                idle_for = self._idle_since + _LINGER_S - time.monotonic()
+                if self._users or idle_for > 0:
+                    self._cond.wait(idle_for if idle_for > 0 else _LINGER_S)
+                elif self._holds_state():
+                    self._parked = True
+                    self._cond.wait()
+                    self._parked = False
+                else:
+                    self._disconnect()
+
+    def _holds_state(self) -> bool:
+        """Whether the open connection holds what a new one would lose."""
+        if self._in_transaction or self._handed_out:
+            return True
+        if self._temp_objects and self._con is not None:
+            self._temp_objects = bool(self._con.execute(
+                "select (select count(*) from duckdb_tables() where temporary) "
+                "+ (select count(*) from duckdb_views() where temporary and not internal)").fetchall()[0][0])
+        return self._temp_objects
+
+    def _disconnect(self) -> None:
+        con, self._con = self._con, None
+        self._in_transaction = self._temp_objects = self._handed_out = False
+        if con is not None:
+            con.close()
+        self._cond.notify_all()
+
+
+def _connect_plain(path: str, read_only: bool) -> Any:
+    import duckdb
+
+    return duckdb.connect(path, read_only=read_only)
 
 
 def _pg_type(t: pa.DataType) -> str:
@@ -377,20 +639,31 @@ def _attachment_in_project(attachment: Any, project_dir: Path) -> Any:
     return {**attachment, "path": _in_project(str(attachment["path"]), project_dir)}
 
 
-def _open_like_dbt_duckdb(credentials: Any, read_only: bool) -> Any:
+def _dbt_duckdb_opener(credentials: Any, read_only: bool) -> Callable[[], Any]:
+    """Opens connections the way dbt-duckdb does (`_open_like_dbt_duckdb`); the credentials are adapted
+    and the profile's plugins made once, here, not at every connection."""
+    ours = _for_our_connection(credentials, read_only)
+    return functools.partial(_open_like_dbt_duckdb, ours, _duckdb_plugins(ours))
+
+
+def _open_like_dbt_duckdb(credentials: Any, plugins: dict[str, Any]) -> Any:
     """A plain duckdb connection opened by dbt-duckdb's own code (Environment.initialize_db, then
     initialize_cursor for the settings): config_options, extensions, secrets, filesystems, plugins, attach,
-    settings, in dbt-duckdb's order. The connection is ours to use and close."""
+    settings, in dbt-duckdb's order. The connection is ours to use and close. A file another process
+    holds raises DuckDB's own error, for LockWait to wait on."""
     import duckdb
     from dbt.adapters.duckdb.environments import Environment
     from dbt_common.exceptions import DbtBaseException
 
-    credentials = _for_our_connection(credentials, read_only)
-    plugins = _duckdb_plugins(credentials)
     try:
         con = Environment.initialize_db(credentials, plugins)
     except (duckdb.Error, DbtBaseException, ImportError) as e:
-        raise WarehouseUnavailable(f"cannot open DuckDB at {credentials.path}: {' '.join(str(e).split())}") from None
+        if lock_conflict(e) is not None:
+            raise
+        # I/O (a file, a download, a remote database) may work later; a rejected option or plugin will not
+        unavailable = isinstance(e, (duckdb.IOException, duckdb.HTTPException, duckdb.ConnectionException))
+        raise (WarehouseUnavailable if unavailable else ProjectError)(
+            f"cannot open DuckDB at {credentials.path}: {' '.join(str(e).split())}") from None
     try:
         Environment.initialize_cursor(credentials, con, plugins)
     except (duckdb.Error, DbtBaseException) as e:

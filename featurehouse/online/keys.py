@@ -15,6 +15,9 @@ from typing import Any, Sequence
 PREFIX = "fh"
 # hash: <view>@<N>:stream_lag_s, :stream_checked_at (stream consumer), :synced_at (batch sync), epoch seconds
 MATERIALIZER = "fh:materializer"
+# Sync marks (:synced_at) are compared with the warehouse's sync log and with earlier marks to tell a
+# store that went back in time; they are kept to the microsecond, older ones to the millisecond.
+MARK_TOLERANCE_S = 0.002
 MODEL_VERSIONS = "fh:model_versions"  # name@version -> {"features": [view.column@N, ...], "training_set": id}
 DEPLOY_CHECKS = "fh:deploy_checks"  # name@version -> the last deploy check: {"ok", "checked_at", "failures"}
 ACTIVE_VERSIONS = "fh:active_versions"  # view -> the version serving reads, derived from the warehouse's log

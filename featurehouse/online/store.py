@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence, cast
 
 import redis
 
 from featurehouse.errors import FeaturehouseError
 from featurehouse.online.codec import decode_values, encode_values, from_micros, to_micros
-from featurehouse.online.embedded import EmbeddedRedis
+from featurehouse.online.embedded import EmbeddedRedis, project_server_dir
 from featurehouse.online.keys import ACTIVE_VERSIONS, LAYOUTS, MATERIALIZER, entity_key, time_field, value_field
 from featurehouse.online.layout import Layout, parse_layouts
 from featurehouse.registry.model import FeatureView
@@ -31,6 +30,8 @@ if TYPE_CHECKING:
 # the same event time and created_at as the stored one replaces it when its payload differs, and is
 # counted apart; an older one is still refused. Returns {written, restated}.
 # fh_hmget_many: HMGET of many entities in one command (read-only; a third of a pipeline's cost in Python).
+# fh_mark_max: set a hash field to a number only if it is greater (two syncs finishing at once leave
+# the later finish time, whatever order their marks arrive in).
 # fh_expire: drop a view's value only if it is still the one the retention pass saw, so a newer value
 # written meanwhile by a racing writer stays.
 FUNCTIONS = """#!lua name=featurehouse
@@ -93,6 +94,14 @@ redis.register_function{function_name='fh_hmget_many', flags={'no-writes'}, call
   for i = 1, #keys do out[i] = redis.call('HMGET', keys[i], unpack(args)) end
   return out
 end}
+redis.register_function('fh_mark_max', function(keys, args)
+  local cur = redis.call('HGET', keys[1], args[1])
+  if (not cur) or tonumber(cur) < tonumber(args[2]) then
+    redis.call('HSET', keys[1], args[1], args[2])
+    return 1
+  end
+  return 0
+end)
 redis.register_function('fh_expire', function(keys, args)
   if redis.call('HGET', keys[1], args[2]) == args[3] then
     redis.call('HDEL', keys[1], args[1], args[2])
@@ -342,8 +351,9 @@ class RedisOnlineStore:
     # -- active versions ---------------------------------------------------------------------
 
     def mark_synced(self, view: str, version: int, at: float) -> None:
-        """When a batch sync of view@version last succeeded (epoch seconds), for serving's stale flag."""
-        self.client.hset(MATERIALIZER, f"{view}@{version}:synced_at", f"{at:.3f}")
+        """When a batch sync of view@version last succeeded (epoch seconds, to the microsecond): for
+        serving's stale flag, and for sync to tell a store that lost writes (it never goes back)."""
+        self.client.fcall("fh_mark_max", 1, MATERIALIZER, f"{view}@{version}:synced_at", f"{at:.6f}")
 
     def last_synced(self, view: str, version: int) -> float | None:
         value = self.client.hget(MATERIALIZER, f"{view}@{version}:synced_at")
@@ -415,5 +425,4 @@ def open_online_store(project_dir: str | os.PathLike | None = None, url: str | N
     url = url or os.environ.get("FEATUREHOUSE_REDIS_URL")
     if url:
         return RedisOnlineStore.from_url(url)
-    base = Path(project_dir or ".").resolve() / ".featurehouse" / "redis"
-    return RedisOnlineStore.embedded_in(base)
+    return RedisOnlineStore.embedded_in(project_server_dir(project_dir or "."))

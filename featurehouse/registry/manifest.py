@@ -192,6 +192,7 @@ def view_from_node(
         event_time=event_time,
         created_at=created_at,
         features=features,
+        key_types=tuple(columns.get(k) for k in entity.keys),
         owner=block.get("owner"),
         freshness_slo=duration("freshness_slo"),
         ttl=duration("ttl"),

@@ -76,6 +76,10 @@ class FeatureView:
     checksum: str = ""
     depends_on: tuple[str, ...] = ()
     original_file_path: str = ""
+    # The data type of each entity key column, in `entity.keys` order (None: not declared or described):
+    # pushed keys are coerced to it and stream landing tables are created with it, so a UNION with the
+    # model agrees. Empty for views built by hand without it.
+    key_types: tuple[str | None, ...] = ()
     # Rows pushed through the stream land in tables of their own; training and sync read them with the model.
     extra_relations: tuple[Relation, ...] = ()
     # A declared in-place correction of this version (meta.featurehouse.restatement: <reason>): its SQL

@@ -31,9 +31,11 @@ from featurehouse.online.keys import MATERIALIZER
 from featurehouse.registry.model import Registry
 from featurehouse.serving.openapi import openapi_spec
 from featurehouse.serving.reader import MAX_IDS, AsyncOnlineReader
+from featurehouse.serving.request_ids import HEADER as REQUEST_ID_HEADER
+from featurehouse.serving.request_ids import RequestIds, Reraise
 from featurehouse.serving.served_log import ServedLog
 from featurehouse.serving.vectors import Freshness, json_default
-from featurehouse.stream.http import push_route
+from featurehouse.stream.http import MAX_ROWS, push_route
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
     metrics = Metrics()
     metrics.views = [(v.versioned_name, v.freshness_slo.total_seconds()) for v in registry.views.values()
                      if v.online and v.freshness_slo]
-    spec = openapi_spec(config.max_ids)
+    spec: dict = {}  # built at its first request: see `openapi`
     served_log = ServedLog(config.log_sample_rate)
 
     async def log_served(vectors, model) -> None:
@@ -192,23 +194,25 @@ def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
         vector_latency.observe(time.perf_counter() - started)
         return out
 
-    async def fast_vector(scope, receive, send, entity_type: str, entity_id: str) -> None:
+    async def fast_vector(scope, send, entity_type: str, entity_id: str, request_id: bytes) -> Response | None:
+        """The vector's 200 is sent here, X-Request-ID and all, with no wrapper around `send`; an error
+        is returned for `ServingApp` to send through its request-id wrapper (a 5xx is logged there)."""
         started = time.perf_counter()
         names, model = vector_query(scope["query_string"])
         out = await _answer(metrics, read(entity_type, [entity_id], names, model))
-        if isinstance(out, list):
-            metrics.observe(out)
-            body = orjson.dumps(out[0], default=json_default, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
+        if not isinstance(out, list):
             vector_latency.observe(time.perf_counter() - started)
-            if served_log.rate:
-                await log_served(out, model)
-            return
-        await out(scope, receive, send)
+            return out
+        metrics.observe(out)
+        body = orjson.dumps(out[0], default=json_default, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (REQUEST_ID_HEADER, request_id)]})
+        await send({"type": "http.response.body", "body": body})
         vector_latency.observe(time.perf_counter() - started)
+        if served_log.rate:
+            await log_served(out, model)
+        return None
 
     async def batch(request: Request) -> Response:
         started = time.perf_counter()
@@ -288,6 +292,10 @@ def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(_: Request) -> Response:
+        """Built when first asked for: describing each view's push rows loads the type system (pyarrow,
+        sqlglot), which a serving worker otherwise never needs."""
+        if not spec:
+            spec.update(openapi_spec(config.max_ids, registry, MAX_ROWS))
         return JSON(spec)
 
     async def docs(_: Request) -> Response:
@@ -342,6 +350,8 @@ class ServingApp:
         self.starlette, self._fast_vector = starlette, fast_vector
         self.state = starlette.state  # what tests and the SDK reach through the app
         self.routes = starlette.routes
+        # every response of either path carries an X-Request-ID and every 5xx is logged with it
+        self._ids = RequestIds(starlette)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
@@ -349,10 +359,17 @@ class ServingApp:
             if raw.startswith(self.PREFIX):
                 entity_type, sep, entity_id = raw[len(self.PREFIX):].partition(b"/")
                 if sep and entity_type and entity_id and b"/" not in entity_id:
-                    await self._fast_vector(scope, receive, send, unquote(entity_type.decode("latin-1")),
-                                            unquote(entity_id.decode("latin-1")))
+                    # a 200 goes straight out; an error or an exception through the request-id wrapper
+                    request_id = self._ids.assign(scope)
+                    try:
+                        out = await self._fast_vector(scope, send, unquote(entity_type.decode("latin-1")),
+                                                      unquote(entity_id.decode("latin-1")), request_id)
+                    except Exception as e:  # noqa: BLE001 - logged with its traceback and answered as a 500 by `run`
+                        out = Reraise(e)
+                    if out is not None:
+                        await self._ids.run(out, scope, receive, send, request_id)
                     return
-        await self.starlette(scope, receive, send)
+        await self._ids(scope, receive, send)
 
 
 @lru_cache(maxsize=4096)

@@ -9,6 +9,7 @@ registry is the parent's, and active versions and column layouts come from the o
 from __future__ import annotations
 
 import gc
+import logging
 import os
 
 from featurehouse.registry.model import Registry
@@ -35,7 +36,14 @@ def config_from_env() -> ServeConfig:
                        max_clock_skew_s=float(os.environ.get("FEATUREHOUSE_MAX_CLOCK_SKEW_S", "300")))
 
 
+def log_to_stderr() -> None:
+    """Timestamped lines on stderr for the 5xx log (featurehouse.serving: request id, traceback), unless the
+    process configured logging itself; granian's own log is off."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def build():
+    log_to_stderr()
     app = create_app(serving_registry(), config_from_env())
     # What startup built (registry, plans, the app) lives as long as the worker: moved out of the
     # collector's reach, a full collection no longer walks it, which trims the latency tail.

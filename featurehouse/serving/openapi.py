@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from featurehouse.registry.model import FeatureView, Registry
+
 ERROR = {"type": "object", "required": ["error", "detail"],
-         "properties": {"error": {"type": "string"}, "detail": {}}}
+         "properties": {"error": {"type": "string"}, "detail": {},
+                        "request_id": {"type": "string", "description": "Set on a 5xx: quote it to the operator "
+                                                                        "(the X-Request-ID header holds it too)"}}}
 VALUE = {"type": "object", "properties": {
     "value": {"description": "The value (JSON null when missing, expired, NULL, or a non-finite float)"},
     "event_time": {"type": ["string", "null"], "format": "date-time"},
     "age_seconds": {"type": ["number", "null"]},
     "stale": {"type": "boolean"},
     "version": {"type": "integer"},
-    "status": {"type": "string", "enum": ["ok", "stale", "expired", "missing"]}}}
+    "status": {"type": "string", "enum": ["ok", "stale", "unverified", "expired", "missing"]}}}
 VECTOR = {"type": "object", "required": ["entity_type", "entity_id", "features", "stale", "served_at"], "properties": {
     "entity_type": {"type": "string"}, "entity_id": {"type": "string"},
     "features": {"type": "object", "additionalProperties": VALUE},
@@ -34,7 +38,79 @@ def _errors(*codes: int) -> dict:
     return {str(c): {"description": text[c], "content": {"application/json": {"schema": ERROR}}} for c in codes}
 
 
-def openapi_spec(max_ids: int) -> dict:
+_INT64 = {"minimum": -(2**63), "maximum": 2**63 - 1}
+_TIMESTAMP = [{"type": "string", "format": "date-time"}, {"type": "number", "description": "epoch seconds"}]
+# the JSON a pushed value of each type family (featurehouse.types.Family) may be; stream/rows.py
+# `coerce` is the judge
+_FAMILY_JSON: dict[str, dict] = {
+    "integer": {"type": ["integer", "null"], **_INT64},
+    "float": {"type": ["number", "null"]},
+    "boolean": {"type": ["boolean", "null"]},
+    "string": {"type": ["string", "null"]},
+    "timestamp": {"anyOf": [*_TIMESTAMP, {"type": "null"}]},
+    "date": {"type": ["string", "null"], "format": "date"},
+    "list": {"type": ["array", "null"]},
+}
+
+
+def row_schema(view: FeatureView) -> dict:
+    """A pushed row of `view`: its key and event time columns, any of its features by declared type."""
+    from featurehouse.types import logical  # with pyarrow and sqlglot: loaded when the document is asked for
+
+    properties: dict[str, dict] = {k: {"anyOf": [{"type": "string"}, {"type": "integer", **_INT64}],
+                                       "description": "entity key column"} for k in view.entity.keys}
+    properties[view.event_time] = {"anyOf": _TIMESTAMP, "description": "event time (UTC; at most the allowed "
+                                                                       "clock skew ahead of the server)"}
+    for feature in view.features:
+        # types without a JSON form of their own (structs, intervals, binary...) take any JSON value
+        schema = dict(_FAMILY_JSON.get(logical(feature.data_type).family.value, {}))
+        properties[feature.column] = {**schema, "description": f"{feature.data_type or 'untyped'}; null or "
+                                                               "absent: NULL"}
+    return {"type": "object", "required": [*view.entity.keys, view.event_time], "properties": properties,
+            "additionalProperties": False}
+
+
+def _push_operation(summary: str, rows: dict, max_rows: int, parameters: list) -> dict:
+    listing = {"type": "array", "items": rows, "maxItems": max_rows}
+    return {"post": {
+        "summary": summary, "parameters": parameters,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "oneOf": [listing, {"type": "object", "required": ["rows"], "properties": {"rows": listing}}]}}}},
+        "responses": {"202": {"description": "Accepted", "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"view": {"type": "string"}, "accepted": {"type": "integer"}}}}}},
+            **_errors(400, 404, 422, 503)}}}
+
+
+def push_paths(registry: Registry, max_rows: int) -> dict:
+    """POST /v1/push/{view}: one operation per view and version, its body the view's rows, so clients
+    (and the fuzzer) see each view's columns; the templated path covers names the registry lacks."""
+    paths = {"/v1/push/{view}": _push_operation(
+        "Append rows to a view's durable stream (applied by `featurehouse stream`)", {"type": "object"}, max_rows,
+        [{"name": "view", "in": "path", "required": True, "schema": {"type": "string"},
+          "description": "`view` (its active version) or `view@N`"}])}
+    for name in registry.view_names():
+        active = registry.view(name)
+        paths[f"/v1/push/{name}"] = _push_operation(f"Append rows to {active.versioned_name}", row_schema(active),
+                                                    max_rows, [])
+        for version in registry.versions(name):
+            view = registry.view(name, version)
+            paths[f"/v1/push/{view.versioned_name}"] = _push_operation(f"Append rows to {view.versioned_name}",
+                                                                       row_schema(view), max_rows, [])
+    return paths
+
+
+def push_api_spec(registry: Registry, max_rows: int) -> dict:
+    """The document of `featurehouse push-api`: the push routes and its health check."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "featurehouse push", "version": "1",
+                 "description": "Rows pushed into views' durable streams, validated per view."},
+        "paths": {**push_paths(registry, max_rows),
+                  "/healthz": {"get": {"summary": "The process is up", "responses": {"200": {"description": "ok"}}}}},
+    }
+
+
+def openapi_spec(max_ids: int, registry: Registry, max_rows: int) -> dict:
     names = {"name": "names", "in": "query", "required": False, "schema": {"type": "string"},
              "description": "Comma-separated features: view.column or view.column@N"}
     model = {"name": "model", "in": "query", "required": False, "schema": {"type": "string"},
@@ -78,13 +154,7 @@ def openapi_spec(max_ids: int) -> dict:
                 "summary": "One view's versions", "parameters": [
                     {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "Its definitions"}, **_errors(404, 503)}}},
-            "/v1/push/{view}": {"post": {
-                "summary": "Append rows to a view's durable stream (applied by `featurehouse stream`)",
-                "parameters": [{"name": "view", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "oneOf": [{"type": "array", "items": {"type": "object"}},
-                              {"type": "object", "properties": {"rows": {"type": "array", "items": {"type": "object"}}}}]}}}},
-                "responses": {"202": {"description": "Accepted"}, **_errors(400, 404, 422, 503)}}},
+            **push_paths(registry, max_rows),
             "/healthz": {"get": {"summary": "The process is up", "responses": {"200": {"description": "ok"}}}},
             "/readyz": {"get": {"summary": "The online store answers",
                                 "responses": {"200": {"description": "ready"}, **_errors(503)}}},

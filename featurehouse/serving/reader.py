@@ -13,7 +13,14 @@ from typing import Sequence
 
 import redis
 
-from featurehouse.online.keys import ACTIVE_VERSIONS, DEPLOY_CHECKS, LAYOUTS, MATERIALIZER, MODEL_VERSIONS
+from featurehouse.online.keys import (
+    ACTIVE_VERSIONS,
+    DEPLOY_CHECKS,
+    LAYOUTS,
+    MARK_TOLERANCE_S,
+    MATERIALIZER,
+    MODEL_VERSIONS,
+)
 from featurehouse.online.layout import Layout, parse_layouts
 from featurehouse.online.store import FUNCTIONS
 from featurehouse.registry.model import Registry
@@ -51,6 +58,7 @@ class _Cached:
         self.deploy_checks: dict[str, dict] = {}  # name@version -> its last deploy check
         self._state: tuple = ()
         self._refreshed = 0.0
+        self._synced_high: dict[str, float] = {}  # the newest sync mark seen per view@N
         self.plan = lru_cache(maxsize=1024)(self._plan)
 
     def _plan(self, entity_type: str, names: tuple[str, ...] | None, model: str | None) -> ReadPlan:
@@ -68,9 +76,25 @@ class _Cached:
             self.layouts = parse_layouts(layouts)
             self.model_versions = {_text(k): json.loads(v)["features"] for k, v in (models or {}).items()}
             self.plan.cache_clear()
-        self.freshness = Freshness.from_hash(materializer)
+        self.freshness = self._vouch(Freshness.from_hash(materializer))
         self.deploy_checks = {_text(k): json.loads(v) for k, v in (checks or {}).items()}
         self._refreshed = time.monotonic()
+
+    def _vouch(self, freshness: Freshness) -> Freshness:
+        """Views whose sync mark went back since this process last looked: the store was restored
+        from an older state, or a lagging replica took over. Until a sync marks the view again at
+        least as new, its values are `unverified` (a process started after the restore cannot tell:
+        `featurehouse freshness` and the next sync compare with the warehouse's sync log)."""
+        unverified = set()
+        for view, high in self._synced_high.items():
+            mark = freshness.synced_at.get(view)
+            if mark is None or mark + MARK_TOLERANCE_S < high:
+                unverified.add(view)
+        for view, mark in freshness.synced_at.items():
+            if view not in unverified:
+                self._synced_high[view] = max(mark, self._synced_high.get(view, mark))
+        freshness.unverified = frozenset(unverified)
+        return freshness
 
     def _refresh_commands(self, pipe) -> None:
         pipe.hgetall(ACTIVE_VERSIONS)

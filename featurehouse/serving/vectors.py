@@ -89,6 +89,9 @@ class Freshness:
     stream_lag_s: dict[str, float] = field(default_factory=dict)
     stream_checked_at: dict[str, float] = field(default_factory=dict)
     synced_at: dict[str, float] = field(default_factory=dict)
+    # views whose sync mark went back (the store was restored from an older state or lost writes):
+    # their values are served `unverified` until a sync repairs them
+    unverified: frozenset[str] = frozenset()
 
     @classmethod
     def from_hash(cls, materializer: dict) -> "Freshness":
@@ -99,7 +102,7 @@ class Freshness:
             view, _, what = k.rpartition(":")
             if what in state:
                 state[what][view] = float(v)
-        return cls(**state)
+        return cls(state["stream_lag_s"], state["stream_checked_at"], state["synced_at"])
 
     def materialized(self, view: str) -> bool:
         return view in self.stream_checked_at or view in self.synced_at
@@ -187,12 +190,16 @@ def now_micros() -> int:
     return time.time_ns() // 1000
 
 
-def value_status(age_s: float, slo_s: float | None, ttl_s: float | None, lagging: bool = False) -> str:
+def value_status(age_s: float, slo_s: float | None, ttl_s: float | None, lagging: bool = False,
+                 unverified: bool = False) -> str:
     """The status of a stored value of age `age_s` (docs/semantics.md, "Serving"): `expired` past the
-    view's TTL (its value is withheld), `stale` past its freshness SLO or while its materializer lags
-    past it, else `ok`. Online serving and batch scoring both judge by this one rule."""
+    view's TTL (its value is withheld), `unverified` while the store holds an older state of the view
+    than it held before, `stale` past its freshness SLO or while its materializer lags past it, else
+    `ok`. Online serving and batch scoring both judge by this one rule."""
     if ttl_s is not None and age_s > ttl_s:
         return "expired"
+    if unverified:
+        return "unverified"
     if lagging or (slo_s is not None and age_s > slo_s):
         return "stale"
     return "ok"
@@ -210,13 +217,14 @@ def assemble_many(plan: ReadPlan, entity_ids: Sequence[str], replies: Sequence[S
     for p in plan.views:
         slo = p.slo_s
         lagging = slo is not None and freshness is not None and freshness.lag(p.view.versioned_name, now_us / 1e6) > slo
-        judged.append((p.columns, p.view.version, slo, p.ttl_s, lagging))
+        unverified = freshness is not None and p.view.versioned_name in freshness.unverified
+        judged.append((p.columns, p.view.version, slo, p.ttl_s, lagging, unverified))
     names = plan.names
     vectors = []
     for entity_id, reply in zip(entity_ids, replies):
         out: dict[str, FeatureValue] = {}
         stale_any = False
-        for i, (columns, version, slo, ttl, lagging) in enumerate(judged):
+        for i, (columns, version, slo, ttl, lagging, unverified) in enumerate(judged):
             payload, times = reply[2 * i], reply[2 * i + 1]
             if payload is None or times is None:
                 for name, _ in columns:
@@ -225,13 +233,13 @@ def assemble_many(plan: ReadPlan, entity_ids: Sequence[str], replies: Sequence[S
             et_us = int(times[: times.index(b":")])
             age = (now_us - et_us) / 1e6
             event_time = from_micros(et_us)
-            status = value_status(age, slo, ttl, lagging)
+            status = value_status(age, slo, ttl, lagging, unverified)
             if status == "expired":
                 stale_any = True
                 for name, _ in columns:
                     out[name] = FeatureValue(None, event_time, age, True, version, "expired")
                 continue
-            stale = status == "stale"
+            stale = status != "ok"  # stale or unverified: not a value to act on without a look
             stale_any = stale_any or stale
             values = decode_values(payload)
             for name, index in columns:

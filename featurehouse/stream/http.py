@@ -8,6 +8,7 @@ from datetime import timedelta
 import redis
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -71,10 +72,20 @@ def push_route(registry: Registry, redis_url: str | None = None, client: redis.R
 
 
 def create_push_app(store) -> Starlette:
-    """A small app of its own: the push route and a health check (`featurehouse push-api`)."""
+    """A small app of its own (`featurehouse push-api`): the push route, a health check and its OpenAPI
+    document; request ids on every response and every 5xx logged with its id, as in `featurehouse serve`."""
+    from featurehouse.serving.openapi import push_api_spec
+    from featurehouse.serving.request_ids import RequestIds
+
+    spec = push_api_spec(store.registry, MAX_ROWS)
 
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
+    async def openapi(_: Request) -> JSONResponse:
+        return JSONResponse(spec)
+
     return Starlette(routes=[push_route(store.registry, client=store.online.client, max_clock_skew=store.max_clock_skew),
-                             Route("/healthz", healthz, methods=["GET"])])
+                             Route("/healthz", healthz, methods=["GET"]),
+                             Route("/openapi.json", openapi, methods=["GET"])],
+                     middleware=[Middleware(RequestIds)])

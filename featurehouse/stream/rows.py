@@ -6,18 +6,30 @@ client's: ingestion time is what incremental syncs and "as known at" reads rely 
 further ahead of the clock than `max_clock_skew` (default 5 minutes) is rejected: the write guard
 keeps the newest event, so one row from the far future would outrank every real one for good.
 Anything else, or a value of the wrong type, is rejected naming the field.
+
+A value is accepted only if every store can hold it as the view declares it: the stream consumer
+writes it to a warehouse table of the view's types, and a row one store refuses would stop the
+stream for good. So integers must fit their column's width, strings may not hold a NUL byte (which
+PostgreSQL refuses), and list elements are checked like columns.
+
+Entity keys are coerced to their column's type (`FeatureView.key_types`): an integer key takes
+integers and strings of an integer in canonical form ("42", not "042", "+42" or " 42": those would be
+entities of their own wherever the key is text, such as the online store's keys); a string key takes
+strings and integers (42 becomes "42"). A key column of unknown type takes a string or an integer as
+it is.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from featurehouse.errors import FeaturehouseError
 from featurehouse.registry.model import FeatureView
-from featurehouse.types import Family, logical
+from featurehouse.types import Family, Kind, LogicalType, logical
 
 
 class InvalidRow(FeaturehouseError):
@@ -36,6 +48,10 @@ class ValidRow:
     values: tuple
 
 
+# What pyarrow's nanosecond timestamps hold (a TIMESTAMP_NS column): about 1677-09-21 to 2262-04-11.
+_NS_MIN, _NS_MAX = datetime(1677, 9, 22), datetime(2262, 4, 11)
+
+
 def _timestamp(view: str, field: str, value: Any) -> datetime:
     try:
         if isinstance(value, datetime):
@@ -48,13 +64,70 @@ def _timestamp(view: str, field: str, value: Any) -> datetime:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return datetime.fromtimestamp(value, timezone.utc).replace(tzinfo=None)  # epoch seconds
     except (OverflowError, OSError, ValueError):  # a year outside 1..9999 once in UTC, an epoch of 1e20
-        raise InvalidRow(view, field, f"{value!r} is outside the timestamps featurehouse can hold "
+        raise InvalidRow(view, field, f"{_shown(value)} is outside the timestamps featurehouse can hold "
                                       "(years 1 to 9999, UTC)") from None
-    raise InvalidRow(view, field, f"expected a timestamp (ISO 8601 or epoch seconds), got {value!r}")
+    raise InvalidRow(view, field, f"expected a timestamp (ISO 8601 or epoch seconds), got {_shown(value)}")
 
 
 _INT64 = range(-(2**63), 2**63)
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+_CANONICAL_INT = re.compile(r"-?(0|[1-9][0-9]*)")
+
+
+def _integer_range(declared: LogicalType) -> tuple[range, str]:
+    """The integers a column holds everywhere: its own width, within BIGINT's range (what the online
+    store and every warehouse hold; HUGEINT is served as BIGINT)."""
+    bits = declared.bits if declared.kind is Kind.INTEGER and declared.bits else 64
+    if not declared.signed and declared.kind is Kind.INTEGER:
+        return range(0, min(2**bits, 2**63)), f"{bits}-bit unsigned"
+    bits = min(bits, 64)
+    return range(-(2 ** (bits - 1)), 2 ** (bits - 1)), f"{bits}-bit"
+
+
+def _number(value: int) -> str:
+    """An integer as a message shows it: a huge one by its size (str() of 4,300+ digits even raises)."""
+    return str(value) if -(10**30) < value < 10**30 else f"an integer of {value.bit_length()} bits"
+
+
+def _shown(value: Any) -> str:
+    """A value as a message shows it: short, and never failing (a 5,000-digit int has no str())."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _number(value)
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"a {type(value).__name__}"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _integer(view: str, field: str, data_type: str | None, declared: LogicalType, value: int) -> int:
+    allowed, spelled = _integer_range(declared)
+    if value not in allowed:
+        raise InvalidRow(view, field, f"{_number(value)} is outside the {spelled} range of {data_type}")
+    return value
+
+
+def _no_nul(view: str, field: str, value: Any) -> None:
+    """PostgreSQL refuses NUL in text, and engines that take it differ on what comes back."""
+    if isinstance(value, str) and "\x00" in value:
+        raise InvalidRow(view, field, "contains a NUL byte (\\u0000), which the warehouse cannot store in text")
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _no_nul(view, field, item)
+    elif isinstance(value, Mapping):
+        for k, item in value.items():
+            _no_nul(view, field, k)
+            _no_nul(view, field, item)
+
+
+def _list(view: str, field: str, declared: LogicalType, value: Any) -> list:
+    """Each element is checked as a column of the element type would be (when the type names it)."""
+    if not isinstance(value, list):
+        raise InvalidRow(view, field, f"expected {declared.name}, got {type(value).__name__} {_shown(value)}")
+    if declared.element is None:
+        _no_nul(view, field, value)
+        return value
+    return [coerce(view, f"{field}[{i}]", declared.element.name, v) for i, v in enumerate(value)]
 
 
 def coerce(view: str, field: str, data_type: str | None, value: Any) -> Any:
@@ -68,18 +141,21 @@ def coerce(view: str, field: str, data_type: str | None, value: Any) -> Any:
     ok = True
     if family is Family.INTEGER:
         ok = isinstance(value, int) and not isinstance(value, bool)
-        if ok and value not in _INT64:  # what the online store and every warehouse hold as an integer
-            raise InvalidRow(view, field, f"{value} is outside the 64-bit range of {data_type}")
+        if ok:
+            return _integer(view, field, data_type, declared, value)
     elif family is Family.FLOAT:
         if isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                raise InvalidRow(view, field, f"{_number(value)} is too large for {data_type}") from None
         ok = isinstance(value, float)
     elif family is Family.BOOLEAN:
         ok = isinstance(value, bool)
     elif family is Family.STRING:
         ok = isinstance(value, str)
     elif family is Family.TIMESTAMP:
-        return _timestamp(view, field, value)
+        return _timestamp_of(view, field, declared, value)
     elif family is Family.DATE:
         if isinstance(value, str):
             try:
@@ -88,9 +164,44 @@ def coerce(view: str, field: str, data_type: str | None, value: Any) -> Any:
                 ok = False
         ok = ok and isinstance(value, date)
     elif family is Family.LIST:
-        ok = isinstance(value, list)
+        return _list(view, field, declared, value)
     if not ok:
-        raise InvalidRow(view, field, f"expected {data_type}, got {type(value).__name__} {value!r}")
+        raise InvalidRow(view, field, f"expected {data_type}, got {type(value).__name__} {_shown(value)}")
+    _no_nul(view, field, value)
+    return value
+
+
+def _timestamp_of(view: str, field: str, declared: LogicalType, value: Any) -> datetime:
+    at = _timestamp(view, field, value)
+    if declared.name == "timestamp_ns" and not _NS_MIN <= at <= _NS_MAX:
+        raise InvalidRow(view, field, f"{at.isoformat()} is outside what a nanosecond timestamp holds "
+                                      "(years 1678 to 2261)")
+    return at
+
+
+def key_types(view: FeatureView) -> tuple[str | None, ...]:
+    """The view's key column types in `entity.keys` order, None where unknown (hand-built views)."""
+    declared = view.key_types
+    return tuple(declared[i] if i < len(declared) else None for i in range(len(view.entity.keys)))
+
+
+def coerce_key(view: str, field: str, data_type: str | None, value: Any) -> str | int:
+    """An entity key value as its column holds it (see the module docstring)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InvalidRow(view, field, f"entity key column is required (a string or an integer), got {_shown(value)}")
+    declared = logical(data_type) if data_type else None
+    family = declared.family if declared else None
+    if family is Family.INTEGER and isinstance(value, str):
+        if not _CANONICAL_INT.fullmatch(value):
+            raise InvalidRow(view, field, f"{_shown(value)} is not an integer written plainly (digits, an optional '-', "
+                                          f"no leading zeros or spaces), as the {data_type} key needs: '042' "
+                                          "and 42 would be two different entities")
+        value = int(value)
+    elif family is Family.STRING and isinstance(value, int):
+        value = str(value)
+    if isinstance(value, int):
+        return _integer(view, field, data_type or "an integer key", declared or logical("bigint"), value)
+    _no_nul(view, field, value)
     return value
 
 
@@ -105,14 +216,7 @@ def validate(view: FeatureView, row: Mapping[str, Any], now: datetime | None = N
     unknown = sorted(set(row) - known)
     if unknown:
         raise InvalidRow(view.name, unknown[0], f"not a column of the view (columns: {', '.join(sorted(known))})")
-    key = []
-    for k in view.entity.keys:
-        value = row.get(k)
-        if value is None or isinstance(value, (bool, float, list, dict)):
-            raise InvalidRow(view.name, k, f"entity key column is required (a string or an integer), got {value!r}")
-        if isinstance(value, int) and value not in _INT64:
-            raise InvalidRow(view.name, k, f"{value} is outside the 64-bit range of an integer key")
-        key.append(value)
+    key = tuple(coerce_key(view.name, k, t, row.get(k)) for k, t in zip(view.entity.keys, key_types(view)))
     if row.get(view.event_time) is None:
         raise InvalidRow(view.name, view.event_time, "event time is required")
     event_time = _timestamp(view.name, view.event_time, row[view.event_time])
@@ -122,4 +226,15 @@ def validate(view: FeatureView, row: Mapping[str, Any], now: datetime | None = N
                                                      f"({created_at.isoformat(timespec='seconds')} UTC) by more than "
                                                      f"the allowed clock skew ({max_clock_skew})")
     values = tuple(coerce(view.name, f.column, f.data_type, row.get(f.column)) for f in view.features)
-    return ValidRow(tuple(key), event_time, created_at, values)
+    return ValidRow(key, event_time, created_at, values)
+
+
+def recheck(view: FeatureView, types: tuple[str | None, ...], key: tuple, values: tuple) -> tuple[tuple, tuple]:
+    """An entry read back from the stream, checked again (the consumer's side): entries pushed by an
+    older featurehouse, or written to the stream directly, meet the same rules as a push."""
+    if len(key) != len(view.entity.keys) or len(values) != len(view.features):
+        raise InvalidRow(view.name, "<entry>", f"holds {len(key)} key and {len(values)} feature values, the view "
+                                               f"has {len(view.entity.keys)} and {len(view.features)}")
+    key = tuple(coerce_key(view.name, k, t, v) for k, t, v in zip(view.entity.keys, types, key))
+    values = tuple(coerce(view.name, f.column, f.data_type, v) for f, v in zip(view.features, values))
+    return key, values

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Callable, Iterator
 
 import pyarrow as pa
 
+from featurehouse.clock import utc_now
+from featurehouse.offline.point_in_time import view_sources
 from featurehouse.offline.warehouse import Warehouse
 from featurehouse.online.codec import encode_values
-from featurehouse.online.keys import entity_key
+from featurehouse.online.keys import MARK_TOLERANCE_S, entity_key
 from featurehouse.online.store import OnlineStore
-from featurehouse.registry.model import FeatureView
+from featurehouse.registry.model import FeatureView, Relation
 from featurehouse.sync.latest import latest_values_sql, max_created_at_sql
 from featurehouse.sync.runs import SyncRun, SyncRunLog
 
@@ -21,59 +22,110 @@ from featurehouse.sync.runs import SyncRun, SyncRunLog
 Progress = Callable[[str, int, int], None]
 
 
+@dataclass(frozen=True)
+class SyncPolicy:
+    """How incremental syncs bound what they read (docs/online-store.md, "Late rows and reconciliation").
+
+    A row may land in the warehouse after rows with a later created_at (a dbt build that runs late,
+    an upstream loader catching up): each source's watermark stays `late_arrival` behind the clock, so
+    such a row is still read by the next run. A row later than that is caught by a reconciliation: a
+    run reading every row, at least every `reconcile_every` (None: only when asked, `--full-refresh`).
+    """
+
+    late_arrival: timedelta = timedelta(hours=1)
+    reconcile_every: timedelta | None = timedelta(days=1)
+
+
 @dataclass
 class SyncPlan:
     view: FeatureView
     version: int
-    mode: str
+    mode: str  # full | incremental | reconcile | repair (and restate/backfill, set by the caller)
     watermark_from: datetime | None  # created_at bounds, or dbt build times of a view without created_at
     watermark_to: datetime | None
+    read_after: dict[Relation, datetime] = field(default_factory=dict)  # per source; absent: read it whole
+    next_watermarks: dict[str, datetime | None] = field(default_factory=dict)  # recorded for the next run
+    nothing_new: bool = False  # incremental, and no source received a row since its watermark
+
+
+def source_name(relation: Relation) -> str:
+    """How a source is named in the sync run log's watermarks."""
+    return ".".join(relation.parts())
 
 
 def plan_sync(warehouse: Warehouse, log: SyncRunLog, view: FeatureView, version: int | None = None,
-              full_refresh: bool = False, rebuilt_at: datetime | None = None) -> SyncPlan:
-    """Incremental from the last successful watermark on created_at.
+              full_refresh: bool = False, rebuilt_at: datetime | None = None,
+              policy: SyncPolicy = SyncPolicy(), now: datetime | None = None) -> SyncPlan:
+    """Incremental from each source's own watermark on created_at; every row when asked, when the
+    view never synced, or when the last full read is older than `policy.reconcile_every`.
 
     A view without created_at is read whole, unless dbt has not rebuilt it (`rebuilt_at`, from
     run_results.json) since the last successful sync: then there is nothing new to read.
     """
     version = view.version if version is None else version
+    now = now or utc_now()
+    last = None if full_refresh else log.last_success(view.name, version)
     if not view.created_at:
-        last = None if full_refresh else log.last_watermark(view.name, version)
-        if rebuilt_at is not None and last is not None and rebuilt_at <= last:
-            return SyncPlan(view, version, "incremental", last, rebuilt_at)
+        done = last.watermark_to if last is not None else None
+        if rebuilt_at is not None and done is not None and rebuilt_at <= done:
+            return SyncPlan(view, version, "incremental", done, rebuilt_at, nothing_new=True)
         return SyncPlan(view, version, "full", None, rebuilt_at)
-    upper = warehouse.fetch_arrow(max_created_at_sql(view, warehouse.dialect)).column(0)[0].as_py()
-    lower = None if full_refresh else log.last_watermark(view.name, version)
-    return SyncPlan(view, version, "full" if lower is None else "incremental", lower, upper)
+    mode = "full" if last is None else "incremental"
+    if mode == "incremental" and policy.reconcile_every is not None:
+        full_read = log.last_full_read(view.name, version)
+        if full_read is None or full_read < now - policy.reconcile_every:
+            mode = "reconcile"
+    read_after: dict[Relation, datetime] = {}
+    next_watermarks: dict[str, datetime | None] = {}
+    newest: dict[Relation, datetime | None] = {}
+    for source in view_sources(view):
+        name = source_name(source)
+        newest[source] = upper = warehouse.fetch_arrow(
+            max_created_at_sql(view, source, warehouse.dialect)).column(0)[0].as_py()
+        lower = (last.watermarks or {}).get(name) if last is not None and mode == "incremental" else None
+        if lower is not None:
+            read_after[source] = lower
+        # never ahead of what the warehouse can still receive: late_arrival behind the clock
+        next_watermarks[name] = min(upper, now - policy.late_arrival) if upper is not None else lower
+    every_source_bounded = mode == "incremental" and len(read_after) == len(newest)
+    nothing_new = every_source_bounded and all(
+        upper is None or upper <= read_after[source] for source, upper in newest.items())
+    seen = [v for v in newest.values() if v is not None]
+    return SyncPlan(view, version, mode, min(read_after.values()) if every_source_bounded else None,
+                    max(seen) if seen else None, read_after, next_watermarks, nothing_new)
 
 
 def sync_view(warehouse: Warehouse, online: OnlineStore, log: SyncRunLog, view: FeatureView,
               version: int | None = None, full_refresh: bool = False, batch_size: int = 5000,
               progress: Progress | None = None, event_time_from=None, event_time_until=None,
-              mode: str | None = None, rebuilt_at: datetime | None = None, restate: bool = False) -> SyncRun:
+              mode: str | None = None, rebuilt_at: datetime | None = None, restate: bool = False,
+              policy: SyncPolicy = SyncPolicy()) -> SyncRun:
     """One view (at one version) from the warehouse to the online store, recorded in the sync run log.
 
     An online store that never saw a successful sync of this view (a new or wiped Redis) gets a full
-    sync, whatever the warehouse's watermark says. `restate` (a declared correction of this version)
-    reads every row again and replaces stored values whose payload differs at an equal event time
-    and created_at, counted in the run's rows_restated.
+    sync, whatever the warehouse's watermark says; so does one that is behind the warehouse's log (a
+    restored snapshot, a lagging replica promoted, the last second of an append-only file lost): its
+    "synced" mark is older than the last successful run, mode `repair`. `restate` (a declared
+    correction of this version) reads every row again and replaces stored values whose payload
+    differs at an equal event time and created_at, counted in the run's rows_restated.
     """
     target_version = view.version if version is None else version
     full_refresh = full_refresh or restate
-    if not full_refresh and hasattr(online, "last_synced") and online.last_synced(view.name, target_version) is None:
-        full_refresh = True
-    plan = plan_sync(warehouse, log, view, version, full_refresh, rebuilt_at)
+    repair = None if full_refresh else behind_log(online, log, view.name, target_version)
+    if online.last_synced(view.name, target_version) is None:
+        full_refresh = True  # a new or wiped online store
+    plan = plan_sync(warehouse, log, view, version, full_refresh or repair is not None, rebuilt_at, policy)
     layout = online.layout_for_write(view, plan.version)  # recorded before anything is written under it
-    run = log.start(view.name, plan.version, mode or ("restate" if restate else plan.mode), plan.watermark_from,
-                    plan.watermark_to, logic_ref=view.logic_ref)
+    run_mode = mode or ("restate" if restate else "repair" if repair is not None else plan.mode)
+    run = log.start(view.name, plan.version, run_mode, plan.watermark_from, plan.watermark_to,
+                    logic_ref=view.logic_ref, watermarks=plan.next_watermarks)
+    run.warning = repair
     try:
-        if plan.mode == "incremental" and plan.watermark_to is not None and plan.watermark_from is not None \
-                and plan.watermark_to <= plan.watermark_from:  # an incremental plan always has a lower bound
-            log.finish(run, "success")  # nothing ingested since the last run
+        if plan.nothing_new:
+            _succeed(online, log, run)  # nothing ingested since the last run
             return run
-        bounds = (plan.watermark_from, plan.watermark_to) if view.created_at else (None, None)
-        sql = latest_values_sql(view, warehouse.dialect, *bounds, event_time_from, event_time_until)
+        read_after = plan.read_after if view.created_at and plan.mode == "incremental" else None
+        sql = latest_values_sql(view, warehouse.dialect, read_after, event_time_from, event_time_until)
         table = warehouse.fetch_arrow(sql)
         run.rows_read = table.num_rows
         for done, batch in _batches(table, batch_size):
@@ -89,10 +141,44 @@ def sync_view(warehouse: Warehouse, online: OnlineStore, log: SyncRunLog, view: 
     except BaseException as e:  # recorded, then raised: KeyboardInterrupt too
         log.finish(run, "failed", f"{type(e).__name__}: {e}"[:2000])
         raise
-    log.finish(run, "success")
-    if hasattr(online, "mark_synced"):
-        online.mark_synced(view.name, plan.version, time.time())
+    _succeed(online, log, run)
     return run
+
+
+def behind_log(online: OnlineStore, log: SyncRunLog, view: str, version: int) -> str | None:
+    """Why the online store cannot be trusted to hold this view version's last sync (None: it can).
+
+    Sync marks the online store with the finish time of each successful run before the warehouse's
+    log records it; Redis keeps writes in order (append-only file, RDB snapshot, replication), so a
+    mark older than the log's means writes the log counts on are gone."""
+    marked = online.last_synced(view, version)
+    if marked is None:
+        return None  # never synced here: plan_sync's full read covers it (an empty store is not "behind")
+    last = log.last_success(view, version)
+    if last is None or last.finished_at is None:
+        return None
+    logged = epoch_seconds(last.finished_at)
+    if marked + MARK_TOLERANCE_S >= logged:
+        return None
+    return (f"{view}@{version}: the online store is behind the warehouse's sync log (it last saw a sync finish at "
+            f"{_utc(marked)}, the log records one at {_utc(logged)}): restored from an older state or lost writes; "
+            "repaired with a full read")
+
+
+def epoch_seconds(value: datetime) -> float:
+    return (value - datetime(1970, 1, 1)).total_seconds()
+
+
+def _utc(seconds: float) -> str:
+    return (datetime(1970, 1, 1) + timedelta(seconds=seconds)).isoformat(sep=" ", timespec="seconds") + " UTC"
+
+
+def _succeed(online: OnlineStore, log: SyncRunLog, run: SyncRun) -> None:
+    """Mark the online store first, then the log, with one instant: a store whose mark is older than
+    the log's last success lost writes (behind_log); a crash in between only makes a run look unfinished."""
+    finished = utc_now()
+    online.mark_synced(run.view, run.version, epoch_seconds(finished))
+    log.finish(run, "success", at=finished)
 
 
 def _batches(table: pa.Table, size: int) -> Iterator[tuple[int, pa.Table]]:

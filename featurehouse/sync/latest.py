@@ -8,26 +8,27 @@ Deduplication happens inside the warehouse; only one row per entity travels to t
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Mapping
 
 import sqlglot
 from sqlglot import exp
 
 from featurehouse.offline.point_in_time import ViewRequest, column, served, tie_break, view_source
-from featurehouse.registry.model import Feature, FeatureView
+from featurehouse.registry.model import Feature, FeatureView, Relation
 
 RANK = "__fh_rank"
 
 
-def latest_values_sql(view: FeatureView, dialect: str, created_after: datetime | None = None,
-                      created_until: datetime | None = None, event_time_from: datetime | None = None,
-                      event_time_until: datetime | None = None) -> str:
+def latest_values_sql(view: FeatureView, dialect: str, created_after: Mapping[Relation, datetime] | None = None,
+                      event_time_from: datetime | None = None, event_time_until: datetime | None = None) -> str:
     """One row per entity key: keys, event_time, created_at (or NULL), then the feature columns, cast
     as they are served (HUGEINT as BIGINT, DECIMAL as DOUBLE: docs/semantics.md, "Types").
 
-    With a watermark, only rows whose created_at is in (created_after, created_until] compete: rows
-    ingested since the last sync (rows with a NULL created_at reach the store in full syncs only).
-    Older rows already reached the store, and the write guard keeps a late-arriving older event from
-    replacing a newer value.
+    With watermarks (`created_after`, one per source: the dbt relation and each landing table), only
+    rows of a source whose created_at is after its watermark compete: rows ingested since the last
+    sync (rows with a NULL created_at reach the store in full syncs only). A source without a
+    watermark is read whole. Older rows already reached the store, and the write guard keeps a
+    late-arriving older event from replacing a newer value.
     """
     req = ViewRequest(view, view.features, tuple(f.column for f in view.features))
     keys = [column(k) for k in view.entity.keys]
@@ -36,10 +37,6 @@ def latest_values_sql(view: FeatureView, dialect: str, created_after: datetime |
     created = column(view.created_at) if view.created_at else exp.cast(exp.Null(), "TIMESTAMP")
     conditions: list[exp.Expr] = [exp.Not(this=exp.Is(this=column(view.event_time), expression=exp.Null()))]
     conditions += [exp.Not(this=exp.Is(this=k.copy(), expression=exp.Null())) for k in keys]
-    if view.created_at and created_after is not None:
-        conditions.append(exp.GT(this=column(view.created_at), expression=_timestamp(created_after)))
-    if view.created_at and created_after is not None and created_until is not None:
-        conditions.append(exp.LTE(this=column(view.created_at), expression=_timestamp(created_until)))
     if event_time_from is not None:  # a backfill of a time range replays only its rows
         conditions.append(exp.GTE(this=column(view.event_time), expression=_timestamp(event_time_from)))
     if event_time_until is not None:
@@ -49,7 +46,7 @@ def latest_values_sql(view: FeatureView, dialect: str, created_after: datetime |
                    created.as_("__fh_created_at", quoted=True))
         .select(*[_served(f, dialect) for f in view.features])
         .select(rank.as_(RANK, quoted=True))
-        .from_(view_source(view, "__fh_src"))
+        .from_(view_source(view, "__fh_src", _since(view, created_after)))
         .where(exp.and_(*conditions))
     )
     outer = (
@@ -79,9 +76,18 @@ def _literal(value) -> exp.Expr:
         else exp.Literal.string(str(value))
 
 
-def max_created_at_sql(view: FeatureView, dialect: str) -> str:
+def _since(view: FeatureView, created_after: Mapping[Relation, datetime] | None) -> dict[Relation, exp.Expr]:
+    if not view.created_at or not created_after:
+        return {}
+    return {source: exp.GT(this=column(view.created_at), expression=_timestamp(bound))
+            for source, bound in created_after.items()}
+
+
+def max_created_at_sql(view: FeatureView, source: Relation, dialect: str) -> str:
+    """The newest ingestion time in one of the view's sources (its relation or a landing table)."""
     assert view.created_at is not None, f"{view.versioned_name} has no created_at column"
-    return exp.select(exp.Max(this=column(view.created_at))).from_(view_source(view, "__fh_src")).sql(dialect)
+    table = exp.table_(source.identifier, db=source.schema, catalog=source.database, quoted=True)
+    return exp.select(exp.Max(this=column(view.created_at))).from_(table).sql(dialect)
 
 
 def _timestamp(value: datetime) -> exp.Expr:

@@ -3,13 +3,20 @@
 A run is recorded as 'running' before it writes anything and 'success' only after its last batch
 landed, so a run killed half-way leaves no successful watermark behind: the next run reads the same
 rows again, and the write guard makes writing them twice change nothing.
+
+Each run records a watermark per source (`watermarks`: the view's relation and each of its stream
+landing tables, by name -> the created_at the next incremental run reads after): a push's ingestion
+time says nothing about what dbt's relation has received, so one source never moves another's.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+
+from sqlglot import exp
 
 from featurehouse.catalog import SYNC_RUNS, Catalog, as_catalog
 from featurehouse.catalog.catalog import CatalogWarehouse
@@ -37,6 +44,21 @@ class SyncRun:
     rows_restated: int = 0  # values corrected in place at an equal event time (a declared restatement)
     logic_ref: str = ""  # the dbt node's unique_id@logic checksum the values came from (FeatureView.logic_ref)
     warning: str | None = None  # something the user should know about this run (not recorded)
+    # per source (relation name -> created_at): where the next incremental run starts reading
+    watermarks: dict[str, datetime | None] = field(default_factory=dict)
+
+
+# Runs that read every row of their view: the ones a periodic reconciliation counts.
+FULL_READS = ("full", "reconcile", "repair", "restate")
+
+
+@dataclass(frozen=True)
+class LastSync:
+    """The newest successful run of a view version, as the next run needs it."""
+
+    finished_at: datetime | None
+    watermark_to: datetime | None
+    watermarks: dict[str, datetime | None] | None  # None: recorded before watermarks were per source
 
 
 class SyncRunLog:
@@ -44,15 +66,20 @@ class SyncRunLog:
         self.catalog = as_catalog(catalog)
         self.table = self.catalog.table(SYNC_RUNS)
 
-    def start(self, view: str, version: int, mode: str, watermark_from, watermark_to, logic_ref: str = ""
-              ) -> SyncRun:
+    def start(self, view: str, version: int, mode: str, watermark_from, watermark_to, logic_ref: str = "",
+              watermarks: dict[str, datetime | None] | None = None) -> SyncRun:
         run = SyncRun(uuid.uuid4().hex, view, version, mode, watermark_from, watermark_to, utc_now(),
-                      logic_ref=logic_ref)
-        self.catalog.insert(SYNC_RUNS, {c: getattr(run, c) for c in SYNC_RUNS.column_names})
+                      logic_ref=logic_ref, watermarks=dict(watermarks or {}))
+        row = {c: getattr(run, c) for c in SYNC_RUNS.column_names}
+        row["watermarks"] = json.dumps({k: v.isoformat() if v else None for k, v in run.watermarks.items()},
+                                       sort_keys=True)
+        self.catalog.insert(SYNC_RUNS, row)
         return run
 
-    def finish(self, run: SyncRun, status: str, error: str | None = None) -> None:
-        run.status, run.error, run.finished_at = status, error, utc_now()
+    def finish(self, run: SyncRun, status: str, error: str | None = None, at: datetime | None = None) -> None:
+        """Record the run's outcome; `at` is its finish time when the caller already told the online
+        store (the two must be the same instant: sync compares them to detect a restored store)."""
+        run.status, run.error, run.finished_at = status, error, at or utc_now()
         done = ("rows_read", "rows_written", "rows_skipped_older", "rows_restated", "finished_at", "status", "error")
         self.catalog.update(SYNC_RUNS, {c: getattr(run, c) for c in done}, {"run_id": run.run_id})
 
@@ -60,6 +87,36 @@ class SyncRunLog:
         """The watermark of the newest successful run of this view version."""
         return self.catalog.max(SYNC_RUNS, "watermark_to", {"status": "success", "view": view, "version": int(version)})
 
+    def last_success(self, view: str, version: int) -> LastSync | None:
+        """The newest successful run of this view version (None: it never synced)."""
+        rows = self.catalog.rows(SYNC_RUNS, {"status": "success", "view": view, "version": int(version)},
+                                 order_by=("finished_at",), descending=True, limit=1,
+                                 columns=("finished_at", "watermark_to", "watermarks"))
+        if not rows:
+            return None
+        row = rows[0]
+        return LastSync(row["finished_at"], row["watermark_to"], _parse_watermarks(row.get("watermarks")))
+
+    def last_full_read(self, view: str, version: int) -> datetime | None:
+        """When a successful run last read every row of this view version (full, reconcile, repair, restate)."""
+        modes = exp.column("mode", quoted=True).isin(*[exp.Placeholder() for _ in FULL_READS])
+        rows = self.catalog.select(SYNC_RUNS, {"status": "success", "view": view, "version": int(version)},
+                                   order_by=("finished_at",), descending=True, limit=1, columns=("finished_at",),
+                                   condition=modes, condition_params=FULL_READS).to_pylist()
+        return rows[0]["finished_at"] if rows else None
+
     def history(self, view: str | None = None, limit: int = 20) -> list[dict]:
         return self.catalog.rows(SYNC_RUNS, {"view": view} if view else None, order_by=("started_at",),
                                  descending=True, limit=limit)
+
+
+def _parse_watermarks(text: str | None) -> dict[str, datetime | None] | None:
+    if not text:
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None  # unreadable: the next run reads every source whole, which is always safe
+    if not isinstance(parsed, dict):
+        return None
+    return {str(k): datetime.fromisoformat(v) if isinstance(v, str) else None for k, v in parsed.items()}
