@@ -7,3 +7,11 @@ from datetime import datetime, timezone
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+EPOCH = datetime(1970, 1, 1)
+
+
+def epoch_seconds(value: datetime) -> float:
+    """A naive UTC time as seconds since the epoch (what the online store's marks hold)."""
+    return (value - EPOCH).total_seconds()

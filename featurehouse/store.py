@@ -154,10 +154,11 @@ class FeatureStore:
 
                 PublishedSchemas(self.catalog).restate(view)
         self.publish_active_versions()
-        if any(run.mode == "repair" for run in runs):  # a restored store holds forgotten entities again
+        repaired = [run.repaired_since for run in runs if run.repaired_since is not None]
+        if repaired:  # a store restored from an older state holds again the entities forgotten since
             from featurehouse.sync.forget import forget_online_again
 
-            forget_online_again(self.online, self.registry, self.catalog)
+            forget_online_again(self.online, self.registry, self.catalog, since=min(repaired))
         return runs
 
     def _logic_changed(self) -> set[tuple[str, int]]:
@@ -279,12 +280,14 @@ class FeatureStore:
         except InvalidDuration as e:
             raise InvalidFeatureMetadata("dbt_project.yml", "vars.featurehouse.max_clock_skew", str(e)) from None
 
-    def stream_consumer(self, select: Sequence[str] = (), name: str = "consumer-1", batch_size: int = 500):
-        """A consumer-group member applying pushed rows to the online store and the warehouse."""
-        from featurehouse.stream.log import StreamConsumer
+    def stream_consumer(self, select: Sequence[str] = (), name: str = "consumer-1", batch_size: int = 500,
+                        max_deliveries: int | None = None):
+        """A consumer-group member applying pushed rows to the warehouse and the online store; an entry
+        failing `max_deliveries` times (default 5) goes to the view's dead letters."""
+        from featurehouse.stream.log import MAX_DELIVERIES, StreamConsumer
 
         return StreamConsumer(self.online, self.warehouse, self.online_views(select), name=name, batch_size=batch_size,
-                              schema=self.catalog.schema)
+                              schema=self.catalog.schema, max_deliveries=max_deliveries or MAX_DELIVERIES)
 
     def forget(self, entity_type: str, key: tuple):
         """Delete an entity everywhere: online values (all views, versions, and entities keyed by it) and

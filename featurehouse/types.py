@@ -19,6 +19,7 @@ JSON number on every path, instead of Decimal objects in one place and JSON stri
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
@@ -356,3 +357,17 @@ PG_TYPE_NAMES = {
 
 def pg_type_name(oid: int) -> str | None:
     return PG_TYPE_NAMES.get(oid)
+
+
+_INTEGER_TEXT = re.compile(r"\s*([+-]?)0*([0-9]+)\s*")
+
+
+def canonical_integer(text: str) -> str | None:
+    """An integer written as text, spelled the one way the warehouse and the online store's keys spell
+    it (`+007` -> `7`, `-0` -> `0`); None when the text is not an integer. By hand: int() refuses
+    strings of over 4,300 digits."""
+    found = _INTEGER_TEXT.fullmatch(text)
+    if found is None:
+        return None
+    sign, digits = found.groups()
+    return digits if digits == "0" or sign != "-" else f"-{digits}"

@@ -37,6 +37,8 @@ REPO = Path(__file__).resolve().parent.parent
 VIEW = "acct_activity"
 KEYS = list(range(1, 41))
 FEATURES = ("amount", "n", "note")
+REFRESH_S = 0.05  # the sampler's reader re-reads the store's marks this often
+REFRESH_WINDOW_S = 0.5  # a read this soon after a restore may predate the reader's next look at the marks
 
 
 def utcnow() -> datetime:
@@ -325,8 +327,9 @@ class ChaosReport:
     pushes_unsure: int = 0  # the push call failed (Redis down or frozen): the row may or may not be in
     poison_entries: int = 0  # entries written straight to a stream that no consumer can decode
     samples: int = 0  # served values checked during the run
-    wrong_served_ok: list[str] = field(default_factory=list)
+    wrong_served_ok: list[str] = field(default_factory=list)  # never held, or older than a value served ok before
     unverified_served: int = 0
+    older_in_refresh_window: int = 0  # older than before, read within a reader refresh of a restore
     entities_checked: int = 0
     values_checked: int = 0
     wrong_final: list[str] = field(default_factory=list)
@@ -341,7 +344,8 @@ class ChaosReport:
                 f"{self.batch_rows} batch rows, {self.pushes_accepted} pushes accepted, {self.pushes_rejected} rejected, "
                 f"{self.pushes_unsure} unsure, {self.poison_entries} undecodable entries; "
                 f"{self.samples} served values sampled, {len(self.wrong_served_ok)} wrong while ok "
-                f"({self.unverified_served} unverified); {self.values_checked} values of {self.entities_checked} "
+                f"({self.unverified_served} vectors unverified, {self.older_in_refresh_window} older within a refresh "
+                f"of a restore); {self.values_checked} values of {self.entities_checked} "
                 f"entities checked after recovery, {len(self.wrong_final)} wrong; {len(self.lost_pushes)} pushes lost; "
                 f"{self.dead_letters} dead letters, {len(self.missing_dead_letters)} poison rows missing from them; "
                 f"sync exits {dict(self.sync_exit_codes)}")
@@ -390,6 +394,8 @@ class Chaos:
         self.logs = root / "logs"
         self.logs.mkdir(exist_ok=True)
         self.snapshot: Path | None = None
+        self.newest_ok: dict[int, datetime] = {}  # acct -> the newest event served ok so far
+        self.restored_at: list[float] = []  # time.monotonic() when each restore completed
         self.at_snapshot = (0, 0)  # how many accepted pushes and poison entries the snapshot holds
 
     # setup
@@ -497,10 +503,19 @@ class Chaos:
             first = values[f"{VIEW}.amount"]
             got = _row_key({"event_time": first.event_time, "amount": first.value, "n": values[f"{VIEW}.n"].value,
                             "note": values[f"{VIEW}.note"].value})
+            key = int(vector.entity_id)
             with self.lock:
-                held = got in self.known[int(vector.entity_id)]
+                held = got in self.known[key]
             if not held:
-                self.report.wrong_served_ok.append(f"acct {vector.entity_id}: served ok {got}, never held")
+                self.report.wrong_served_ok.append(f"acct {key}: served ok {got}, never held")
+            before = self.newest_ok.get(key)
+            if before is not None and first.event_time is not None and first.event_time < before:
+                if any(0 <= time.monotonic() - at <= REFRESH_WINDOW_S for at in self.restored_at):
+                    self.report.older_in_refresh_window += 1
+                else:
+                    self.report.wrong_served_ok.append(f"acct {key}: served ok {first.event_time} after {before}")
+            if first.event_time is not None:
+                self.newest_ok[key] = max(first.event_time, before or first.event_time)
 
     # faults
 
@@ -553,6 +568,7 @@ class Chaos:
         with self.lock:
             assert self.snapshot is not None
             self.redis.restore(self.snapshot)
+            self.restored_at.append(time.monotonic())
             self.snapshot = None
             # entries appended after the backup are gone with it (docs/reliability.md): pushes Redis
             # acknowledged then may be lost, unless a consumer had applied them already; poison
@@ -626,7 +642,7 @@ class Chaos:
                 self.stop.wait(0.02)
 
         def sampler() -> None:
-            reader = OnlineReader(store.registry, self.redis.client(0.5), refresh_s=0.05)
+            reader = OnlineReader(store.registry, self.redis.client(0.5), refresh_s=REFRESH_S)
             while not self.stop.is_set():
                 self.sample(reader)
                 self.stop.wait(0.01)
@@ -686,18 +702,35 @@ class Chaos:
             assert code == 0, (self.logs / "recover.log").read_text()[-3000:]
             if self._stream_settled():
                 break
+        else:
+            raise AssertionError("the stream did not settle after 10 `featurehouse stream --once` runs: "
+                                 f"{self._stream_state()}\n{(self.logs / 'recover.log').read_text()[-4000:]}")
         code = run_cli(self.project, self.redis.url, "sync", log=self.logs / "recover.log")
         assert code == 0, (self.logs / "recover.log").read_text()[-3000:]
+
+    def _stream_state(self) -> str:
+        from featurehouse.stream.log import GROUP, stream_key
+
+        client = self.redis.client()
+        try:
+            key = stream_key(self.view)
+            return (f"pending {client.xpending(key, GROUP)}, groups {client.xinfo_groups(key)}, "
+                    f"first pending {client.xpending_range(key, GROUP, '-', '+', 3)}")
+        finally:
+            client.close()
 
     def _stream_settled(self) -> bool:
         from featurehouse.stream.log import GROUP, stream_key
 
         client = self.redis.client()
         try:
-            pending = client.xpending(stream_key(self.view), GROUP)["pending"]
-            groups = client.xinfo_groups(stream_key(self.view))
-            lag = max((g.get("lag") or 0) for g in groups) if groups else 0
-            return pending == 0 and lag == 0
+            key = stream_key(self.view)
+            pending = client.xpending(key, GROUP)["pending"]
+            # XINFO's `lag` is approximate after a restore: look for an entry past the last delivered one
+            groups = {g["name"]: g for g in client.xinfo_groups(key)}
+            last = groups[GROUP.encode()]["last-delivered-id"]
+            undelivered = client.xrange(key, min=b"(" + last, count=1)
+            return pending == 0 and not undelivered
         finally:
             client.close()
 

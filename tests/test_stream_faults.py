@@ -299,3 +299,50 @@ def test_entries_read_before_an_outage_are_applied_once_after_it(restartable):
         thread.join(timeout=30)
     assert [r["clicks"] for r in landing_rows(store)] == [1, 2, 3, 4]
     assert store.online.client.xpending(stream_key(view), GROUP)["pending"] == 0
+
+
+HOLD = ("import duckdb, sys, time\n"
+        "while True:\n"
+        "    try:\n"
+        "        c = duckdb.connect(sys.argv[1]); break\n"
+        "    except duckdb.IOException:\n"
+        "        time.sleep(0.01)\n"
+        "print('held', flush=True); sys.stdin.read()\n")
+
+
+def test_a_held_warehouse_file_is_waited_out_and_no_valid_row_is_dead_lettered(tmp_path, redis_url):
+    import subprocess
+    import sys
+
+    from featurehouse.offline.warehouse import DuckDBWarehouse
+
+    path = tmp_path / "shop.duckdb"
+    warehouse = DuckDBWarehouse(path, lock_timeout_s=0.3)
+    warehouse.execute(f"CREATE TABLE {MODEL} ({COLUMNS})")  # a real table: a temporary one holds the file
+    registry = registry_from_manifest(_manifest(), {"user": USER}, describe=warehouse.describe)
+    with store_over(registry, warehouse, redis_url, sync=False) as store:
+        consumer = store.stream_consumer(max_deliveries=1)  # one failed delivery would dead-letter it
+        lines: list[str] = []
+        thread, stop = _run_in_thread(consumer, lines)
+        holder = None
+        try:
+            store.push(MODEL, [pushed(1, user=5)])
+            wait_for("the first row online", lambda: (online(store, 5) or {}).get("clicks") == 1)
+            holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, text=True)
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+            store.push(MODEL, [pushed(2, user=5)])
+            wait_for("the held file to be reported", lambda: any("warehouse unreachable" in line for line in lines))
+            assert (online(store, 5) or {}).get("clicks") == 1  # not served before the warehouse has it
+            assert holder.stdin is not None
+            holder.stdin.close()
+            holder.wait(timeout=30)
+            wait_for("the row online once the file is free", lambda: (online(store, 5) or {}).get("clicks") == 2)
+        finally:
+            stop.set()
+            thread.join(timeout=30)
+            if holder is not None and holder.poll() is None:
+                holder.kill()
+        assert store.online.client.xlen(dead_letter_key(_view(store))) == 0
+        assert any(line.startswith("The warehouse is back after") for line in lines), lines
+    warehouse.close()

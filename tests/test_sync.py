@@ -60,7 +60,8 @@ def feature_store(warehouse, online):
     registry, _ = make_registry()
     store = FeatureStore.from_registry(registry, warehouse)
     store.use_online_store(online)
-    warehouse.execute("DROP TABLE IF EXISTS featurehouse.featurehouse_sync_runs")
+    for table in ("featurehouse_sync_runs", "featurehouse_deletions"):  # PostgreSQL keeps them between tests
+        warehouse.execute(f"DROP TABLE IF EXISTS featurehouse.{table}")
     return store
 
 

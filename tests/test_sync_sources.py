@@ -152,3 +152,24 @@ def test_a_repair_forgets_again_the_entities_forgotten_since_the_backup(feature_
     view = feature_store.registry.view("card_stats")
     [records] = online.read("card_merchant", [(card, merchant)], [(view, 1)])
     assert records["card_stats@1"] is None  # forgotten, though the backup and the rows still hold it
+
+
+def test_two_online_stores_fed_from_one_warehouse_keep_their_own_sync_history(feature_store, warehouse, online,
+                                                                              tmp_path):
+    from featurehouse.online.embedded import EmbeddedRedis
+    from featurehouse.online.store import RedisOnlineStore
+
+    rows = history(7)
+    load(warehouse, rows)
+    [first] = feature_store.sync()
+    with EmbeddedRedis(tmp_path / "staging", persist=False) as server:
+        staging = RedisOnlineStore.from_url(server.url)
+        try:
+            feature_store.use_online_store(staging)
+            [other] = feature_store.sync()
+            assert other.mode == "full" and other.online_store != first.online_store
+            feature_store.use_online_store(online)
+            [again] = feature_store.sync()  # staging's run is later in the log: not a sign this store went back
+            assert again.mode == "incremental" and not again.warning
+        finally:
+            staging.close()

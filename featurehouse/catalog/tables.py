@@ -27,7 +27,7 @@ SYNC_RUNS = TableSpec("featurehouse_sync_runs", (
     ("watermark_from", "TIMESTAMP"), ("watermark_to", "TIMESTAMP"), ("rows_read", "BIGINT"),
     ("rows_written", "BIGINT"), ("rows_skipped_older", "BIGINT"), ("started_at", "TIMESTAMP"),
     ("finished_at", "TIMESTAMP"), ("status", "VARCHAR"), ("error", "VARCHAR"),
-    ("rows_restated", "BIGINT"), ("logic_ref", "VARCHAR"), ("watermarks", "VARCHAR"),
+    ("rows_restated", "BIGINT"), ("logic_ref", "VARCHAR"), ("watermarks", "VARCHAR"), ("online_store", "VARCHAR"),
 ), "every sync, backfill and restatement run: what it read and wrote, and its watermark per source")
 
 VIEW_VERSIONS = TableSpec("featurehouse_view_versions", (

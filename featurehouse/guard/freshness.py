@@ -17,11 +17,11 @@ from sqlglot import exp
 
 from featurehouse.catalog import SYNC_RUNS, Catalog, as_catalog
 from featurehouse.catalog.catalog import CatalogWarehouse
+from featurehouse.clock import epoch_seconds
 from featurehouse.offline.warehouse import Warehouse, utc_now
-from featurehouse.online.keys import MARK_TOLERANCE_S, MATERIALIZER
+from featurehouse.online.keys import MATERIALIZER, STORE_ID, mark_behind
 from featurehouse.registry.model import FeatureView
 from featurehouse.serving.vectors import Freshness
-from featurehouse.sync.batch import epoch_seconds
 
 
 @dataclass
@@ -56,19 +56,21 @@ def newest_event_time(warehouse: Warehouse, view: FeatureView) -> datetime | Non
     return newest
 
 
-def last_good_syncs(catalog: Catalog | CatalogWarehouse) -> dict[tuple[str, int], dict]:
-    """Per view@version: when its last successful sync finished and its watermark."""
-    rows = as_catalog(catalog).latest(SYNC_RUNS, ("view", "version"), ("finished_at", "watermark_to"),
-                                      {"status": "success"})
+def last_good_syncs(catalog: Catalog | CatalogWarehouse, online_store: str | None = None
+                    ) -> dict[tuple[str, int], dict]:
+    """Per view@version: when its last successful sync (into that online store) finished, and its watermark."""
+    where = {"status": "success"} if online_store is None else {"status": "success", "online_store": online_store}
+    rows = as_catalog(catalog).latest(SYNC_RUNS, ("view", "version"), ("finished_at", "watermark_to"), where)
     return {(r["view"], r["version"]): {"finished_at": r["finished_at"], "watermark": r["watermark_to"]} for r in rows}
 
 
 def view_freshness(views: Sequence[FeatureView], warehouse: Warehouse, online_client=None,
                    now: datetime | None = None, catalog: Catalog | None = None) -> list[ViewFreshness]:
     now = now or utc_now()
-    now_s = (now - datetime(1970, 1, 1)).total_seconds()
+    now_s = epoch_seconds(now)
     state = Freshness.from_hash(online_client.hgetall(MATERIALIZER)) if online_client is not None else Freshness()
-    syncs = last_good_syncs(catalog or warehouse)
+    store = online_client.get(STORE_ID) if online_client is not None else None
+    syncs = last_good_syncs(catalog or warehouse, store.decode() if isinstance(store, bytes) else store)
     out = []
     for view in views:
         name = view.versioned_name
@@ -112,7 +114,7 @@ def _behind_log(marked_s: float | None, logged: datetime | None) -> str | None:
     if marked_s is None or logged is None:
         return None
     logged_s = epoch_seconds(logged)
-    if marked_s + MARK_TOLERANCE_S >= logged_s:
+    if not mark_behind(marked_s, logged_s):
         return None
     return (f"online store is behind the warehouse's sync log by {human_duration(logged_s - marked_s)} "
             "(restored from an older state or lost writes): `featurehouse sync` repairs it")

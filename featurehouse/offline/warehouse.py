@@ -42,6 +42,7 @@ _FIRST_RETRY_S, _LONGEST_RETRY_S = 0.01, 0.1  # jittered backoff between attempt
 # is usually close behind); held longer than _TURN_S at a stretch, it is let go at the next pause between
 # statements and left free for _LONGEST_RETRY_S, so a process waiting for it gets its turn.
 _LINGER_S, _TURN_S = 0.05, 1.0
+_CLOSE_WAIT_S = 30.0  # close() waits this long for statements other threads are running
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -353,6 +354,8 @@ class DuckDBWarehouse(Warehouse):
     def close(self):
         with self._cond:
             if self._per_use:
+                # another thread's statement keeps its connection to the end (bounded: a stuck one is cut)
+                self._cond.wait_for(lambda: self._users == 0, timeout=_CLOSE_WAIT_S)
                 self._disconnect()
             elif self._con is not None:
                 self._con.close()  # kept: using a closed in-memory warehouse stays an error, not a new database

@@ -14,9 +14,10 @@ from typing import Any, Sequence, cast, overload
 
 import msgpack
 
+from featurehouse.clock import EPOCH
+
 _EXT_DATE = 1
 _EXT_DECIMAL = 2
-EPOCH = datetime(1970, 1, 1)
 
 
 def _default(value: Any) -> Any:

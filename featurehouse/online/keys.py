@@ -13,14 +13,21 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 PREFIX = "fh"
-# hash: <view>@<N>:stream_lag_s, :stream_checked_at (stream consumer), :synced_at (batch sync), epoch seconds
+# hash: <view>@<N>:stream_lag_s, :stream_checked_at, :streamed_at (stream consumer), :synced_at (batch sync), epoch seconds
 MATERIALIZER = "fh:materializer"
 # Sync marks (:synced_at) are compared with the warehouse's sync log and with earlier marks to tell a
 # store that went back in time; they are kept to the microsecond, older ones to the millisecond.
 MARK_TOLERANCE_S = 0.002
+
+
+def mark_behind(marked: float | None, reference: float) -> bool:
+    """Whether a sync mark (epoch seconds, None: never marked) is older than `reference`: the store
+    went back in time (restored, a lagging replica promoted, writes lost)."""
+    return marked is None or marked + MARK_TOLERANCE_S < reference
 MODEL_VERSIONS = "fh:model_versions"  # name@version -> {"features": [view.column@N, ...], "training_set": id}
 DEPLOY_CHECKS = "fh:deploy_checks"  # name@version -> the last deploy check: {"ok", "checked_at", "failures"}
 ACTIVE_VERSIONS = "fh:active_versions"  # view -> the version serving reads, derived from the warehouse's log
+STORE_ID = "fh:store_id"  # this online store's identity: the sync run log is kept per online store
 LAYOUTS = "fh:layouts"  # view@N -> {"columns": [...], "types": [...]}: the order of its stored arrays (layout.py)
 _ESCAPES = {"%": "%25", "|": "%7C", "{": "%7B", "}": "%7D"}
 

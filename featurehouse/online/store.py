@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence, cast
 
 import redis
 
-from featurehouse.errors import FeaturehouseError
+from featurehouse.errors import FeaturehouseError, InfrastructureError
 from featurehouse.online.codec import decode_values, encode_values, from_micros, to_micros
 from featurehouse.online.embedded import EmbeddedRedis, project_server_dir
-from featurehouse.online.keys import ACTIVE_VERSIONS, LAYOUTS, MATERIALIZER, entity_key, time_field, value_field
+from featurehouse.online.keys import ACTIVE_VERSIONS, LAYOUTS, MATERIALIZER, STORE_ID, entity_key, time_field, value_field
 from featurehouse.online.layout import Layout, parse_layouts
 from featurehouse.registry.model import FeatureView
 
@@ -114,7 +114,18 @@ end)
 
 
 class OnlineStoreError(FeaturehouseError):
-    """The online store is unreachable or refused a command."""
+    """The online store refused a command."""
+
+
+class OnlineStoreUnreachable(OnlineStoreError, InfrastructureError):
+    """The online store does not answer now (down, frozen, failing over): worth retrying (exit 3)."""
+
+
+def _failure(error: redis.RedisError, what: str) -> OnlineStoreError:
+    """Our error for a driver's: unreachable (a connection or a timeout) is told apart from refused."""
+    if isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
+        return OnlineStoreUnreachable(f"online store unreachable: {error}")
+    return OnlineStoreError(f"{what}: {error}")
 
 
 @dataclass(frozen=True)
@@ -172,7 +183,11 @@ class OnlineStore(Protocol):
 
     def mark_synced(self, view: str, version: int, at: float) -> None: ...
 
+    def mark_writing(self, view: str, version: int, at: float) -> None: ...
+
     def last_synced(self, view: str, version: int) -> float | None: ...
+
+    def store_id(self) -> str: ...
 
     def active_versions(self) -> dict[str, int]: ...
 
@@ -193,10 +208,8 @@ class RedisOnlineStore:
         self.embedded = embedded
         try:
             client.function_load(FUNCTIONS, replace=True)
-        except (redis.ConnectionError, redis.TimeoutError) as e:
-            raise OnlineStoreError(f"online store unreachable: {e}") from None
         except redis.RedisError as e:
-            raise OnlineStoreError(f"online store refused featurehouse's functions (Redis 7+ or Valkey needed): {e}") from None
+            raise _failure(e, "online store refused featurehouse's functions (Redis 7+ or Valkey needed)") from None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> "RedisOnlineStore":
@@ -233,7 +246,7 @@ class RedisOnlineStore:
         try:
             return bool(self.client.ping())
         except redis.RedisError as e:
-            raise OnlineStoreError(f"online store unreachable: {e}") from None
+            raise _failure(e, "online store refused a command") from None
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -260,7 +273,7 @@ class RedisOnlineStore:
             assert recorded is not None  # HSETNX refused: the field is set
             stored = Layout.from_json(mine.field, recorded)
         except redis.RedisError as e:
-            raise OnlineStoreError(f"online store unreachable: {e}") from None
+            raise _failure(e, "online store refused a command") from None
         stored.order_from(mine.columns)  # a different set of columns is a conflict
         return stored
 
@@ -304,7 +317,7 @@ class RedisOnlineStore:
                     args += (et, -1 if ca is None else ca, payload)
                 outcomes = [self.client.fcall(batch, len(chunk), *[c[0] for c in chunk], *args)]
         except redis.RedisError as e:
-            raise OnlineStoreError(f"online store write failed: {e}") from None
+            raise _failure(e, "online store write failed") from None
         if not restate:
             written = sum(int(o) for o in outcomes)
             return WriteResult(written, len(chunk) - written)
@@ -329,7 +342,7 @@ class RedisOnlineStore:
         try:
             stored, *replies = pipe.execute()
         except redis.RedisError as e:
-            raise OnlineStoreError(f"online store read failed: {e}") from None
+            raise _failure(e, "online store read failed") from None
         layouts = parse_layouts({f: text for f, text in zip(wanted, stored) if text is not None})
         out = []
         columns = [layouts[f].columns if f in layouts else () for f in wanted]
@@ -355,9 +368,23 @@ class RedisOnlineStore:
         serving's stale flag, and for sync to tell a store that lost writes (it never goes back)."""
         self.client.fcall("fh_mark_max", 1, MATERIALIZER, f"{view}@{version}:synced_at", f"{at:.6f}")
 
+    def mark_streamed(self, view: str, version: int, at: float) -> None:
+        """The newest ingestion time (epoch seconds) of pushed rows about to be applied to view@version,
+        set before they are: it only moves forward, so serving can tell a store that went back in time
+        between two syncs."""
+        self.client.fcall("fh_mark_max", 1, MATERIALIZER, f"{view}@{version}:streamed_at", f"{at:.6f}")
+
+    def mark_writing(self, view: str, version: int, at: float) -> None:
+        """When a sync of view@version started writing (epoch seconds), set before its first write: a
+        restore that rolls back the writes of a sync that never finished moves it back."""
+        self.client.fcall("fh_mark_max", 1, MATERIALIZER, f"{view}@{version}:writing_at", f"{at:.6f}")
+
     def last_synced(self, view: str, version: int) -> float | None:
         value = self.client.hget(MATERIALIZER, f"{view}@{version}:synced_at")
         return None if value is None else float(value)
+
+    def store_id(self) -> str:
+        return store_id(self.client)
 
     def set_active_version(self, view: str, version: int) -> None:
         """The version serving reads for `view` (set by `featurehouse promote`)."""
@@ -418,6 +445,17 @@ class RedisOnlineStore:
 def _split(field: str) -> tuple[str, int]:
     name, _, version = field.rpartition("@")
     return name, int(version)
+
+
+def store_id(client) -> str:
+    """This online store's identity, made by its first user: two online stores fed from one warehouse
+    (staging and production, a test server) keep separate sync histories. A restored snapshot keeps
+    its id; a wiped store gets a new one (and a full sync)."""
+    import uuid
+
+    client.set(STORE_ID, uuid.uuid4().hex, nx=True)
+    value = client.get(STORE_ID)
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def open_online_store(project_dir: str | os.PathLike | None = None, url: str | None = None) -> RedisOnlineStore:

@@ -17,9 +17,9 @@ from featurehouse.online.keys import (
     ACTIVE_VERSIONS,
     DEPLOY_CHECKS,
     LAYOUTS,
-    MARK_TOLERANCE_S,
     MATERIALIZER,
     MODEL_VERSIONS,
+    mark_behind,
 )
 from featurehouse.online.layout import Layout, parse_layouts
 from featurehouse.online.store import FUNCTIONS
@@ -37,6 +37,10 @@ from featurehouse.serving.vectors import (
 )
 
 MAX_IDS = 1000
+
+
+# A rolled-back mark is made good by: a sync finishing (for a sync's marks), the consumer (for its own).
+_RECOVERED_BY = {"synced_at": "synced_at", "writing_at": "synced_at", "streamed_at": "streamed_at"}
 
 
 def _text(value) -> str:
@@ -58,7 +62,8 @@ class _Cached:
         self.deploy_checks: dict[str, dict] = {}  # name@version -> its last deploy check
         self._state: tuple = ()
         self._refreshed = 0.0
-        self._synced_high: dict[str, float] = {}  # the newest sync mark seen per view@N
+        self._marks_high: dict[str, dict[str, float]] = {}  # mark kind -> the newest mark seen per view@N
+        self._rolled_back: dict[str, dict[str, float]] = {}  # view@N -> mark kind -> what it must reach again
         self.plan = lru_cache(maxsize=1024)(self._plan)
 
     def _plan(self, entity_type: str, names: tuple[str, ...] | None, model: str | None) -> ReadPlan:
@@ -81,18 +86,30 @@ class _Cached:
         self._refreshed = time.monotonic()
 
     def _vouch(self, freshness: Freshness) -> Freshness:
-        """Views whose sync mark went back since this process last looked: the store was restored
-        from an older state, or a lagging replica took over. Until a sync marks the view again at
-        least as new, its values are `unverified` (a process started after the restore cannot tell:
-        `featurehouse freshness` and the next sync compare with the warehouse's sync log)."""
+        """Views whose marks went back since this process last looked: the store was restored from an
+        older state, or a lagging replica took over. Their values are `unverified` until what was
+        rolled back is written again: a sync finished after the rolled-back sync mark or write
+        (`synced_at`), the consumer past the rolled-back pushes (`streamed_at`). A process started
+        after the restore cannot tell: `featurehouse freshness` and the next sync compare with the
+        warehouse's sync log."""
+        marks = {"synced_at": freshness.synced_at, "writing_at": freshness.writing_at,
+                 "streamed_at": freshness.streamed_at}
+        for kind, current in marks.items():
+            high = self._marks_high.setdefault(kind, {})
+            for view, seen in list(high.items()):
+                if mark_behind(current.get(view), seen):  # rolled back: wait for this to be written again
+                    needs = self._rolled_back.setdefault(view, {})
+                    recovered_by = _RECOVERED_BY[kind]
+                    needs[recovered_by] = max(seen, needs.get(recovered_by, seen))
+                    high[view] = current.get(view, 0.0)
+            for view, mark in current.items():
+                high[view] = max(mark, high.get(view, mark))
         unverified = set()
-        for view, high in self._synced_high.items():
-            mark = freshness.synced_at.get(view)
-            if mark is None or mark + MARK_TOLERANCE_S < high:
+        for view, needs in list(self._rolled_back.items()):
+            if all(not mark_behind(marks[kind].get(view), threshold) for kind, threshold in needs.items()):
+                del self._rolled_back[view]
+            else:
                 unverified.add(view)
-        for view, mark in freshness.synced_at.items():
-            if view not in unverified:
-                self._synced_high[view] = max(mark, self._synced_high.get(view, mark))
         freshness.unverified = frozenset(unverified)
         return freshness
 

@@ -89,20 +89,24 @@ class Freshness:
     stream_lag_s: dict[str, float] = field(default_factory=dict)
     stream_checked_at: dict[str, float] = field(default_factory=dict)
     synced_at: dict[str, float] = field(default_factory=dict)
-    # views whose sync mark went back (the store was restored from an older state or lost writes):
+    streamed_at: dict[str, float] = field(default_factory=dict)  # newest pushed row applied (ingestion time)
+    writing_at: dict[str, float] = field(default_factory=dict)  # when the last sync started writing
+    # views whose sync or stream mark went back (the store was restored from an older state or lost writes):
     # their values are served `unverified` until a sync repairs them
     unverified: frozenset[str] = frozenset()
 
     @classmethod
     def from_hash(cls, materializer: dict) -> "Freshness":
         """Parse the online store's `fh:materializer` hash (`<view>@<N>:<what>` -> seconds)."""
-        state: dict[str, dict[str, float]] = {"stream_lag_s": {}, "stream_checked_at": {}, "synced_at": {}}
+        state: dict[str, dict[str, float]] = {"stream_lag_s": {}, "stream_checked_at": {}, "synced_at": {},
+                                              "streamed_at": {}, "writing_at": {}}
         for k, v in materializer.items():
             k = k.decode() if isinstance(k, bytes) else k
             view, _, what = k.rpartition(":")
             if what in state:
                 state[what][view] = float(v)
-        return cls(state["stream_lag_s"], state["stream_checked_at"], state["synced_at"])
+        return cls(state["stream_lag_s"], state["stream_checked_at"], state["synced_at"], state["streamed_at"],
+                   state["writing_at"])
 
     def materialized(self, view: str) -> bool:
         return view in self.stream_checked_at or view in self.synced_at

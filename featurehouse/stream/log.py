@@ -47,11 +47,12 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from featurehouse.catalog import DEFAULT_SCHEMA
-from featurehouse.errors import FeaturehouseError, WarehouseUnavailable
+from featurehouse.clock import epoch_seconds
+from featurehouse.errors import FeaturehouseError, InfrastructureError, WarehouseUnavailable
 from featurehouse.offline.warehouse import Warehouse
 from featurehouse.online.codec import decode_values, encode_values, from_micros, to_micros
 from featurehouse.online.keys import MATERIALIZER
-from featurehouse.online.store import FUNCTIONS, OnlineRow, OnlineStoreError, RedisOnlineStore
+from featurehouse.online.store import FUNCTIONS, OnlineRow, RedisOnlineStore
 from featurehouse.registry.model import FeatureView, Relation
 from featurehouse.stream.rows import MAX_CLOCK_SKEW, InvalidRow, key_types, recheck, validate
 from featurehouse.types import arrow_type, logical
@@ -147,14 +148,10 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _redis_down(error: BaseException) -> bool:
-    """Redis unreachable, said by redis-py or by the online store wrapping its error."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, _REDIS_DOWN):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+def _store_down(error: BaseException) -> bool:
+    """A store unreachable now (Redis said so by redis-py or by the online store, the warehouse down or
+    its file held): not an entry's fault, waited out by `run`."""
+    return isinstance(error, (*_REDIS_DOWN, InfrastructureError))
 
 
 def _silent(_line: str) -> None:
@@ -179,10 +176,12 @@ class ConsumerStats:
 
 @dataclass
 class Outage:
-    """Redis unreachable since `since` (time.monotonic()); `attempts` failed since."""
+    """A store (`which`: Redis or the warehouse) unreachable since `since` (time.monotonic()); `attempts`
+    failed since."""
 
     since: float
     error: str
+    which: str = "Redis"
     attempts: int = 0
 
     def next_delay(self) -> float:
@@ -247,9 +246,7 @@ class StreamConsumer:
                     self._back(outage, say)
                     outage = None
                 idle = not self.run_once(block_ms=None)
-            except (redis.ConnectionError, redis.TimeoutError, OnlineStoreError) as e:
-                if not _redis_down(e):
-                    raise
+            except (redis.ConnectionError, redis.TimeoutError, InfrastructureError) as e:
                 outage = outage or self._down(e, say)
                 stop.wait(outage.next_delay())
                 continue
@@ -263,14 +260,16 @@ class StreamConsumer:
                 stop.wait(block_ms / 1000 / max(len(self.views), 1))
 
     def _down(self, error: Exception, say: Callable[[str], None]) -> Outage:
-        say(f"Redis unreachable ({error}); retrying with backoff (up to {BACKOFF_CAP_S:.0f} s apart), "
+        which = "the warehouse" if isinstance(error, WarehouseUnavailable) else "Redis"
+        say(f"{which.capitalize()} unreachable ({error}); retrying with backoff (up to {BACKOFF_CAP_S:.0f} s apart), "
             "pushed entries wait in the stream")
-        return Outage(time.monotonic(), str(error))
+        return Outage(time.monotonic(), str(error), which)
 
     def _back(self, outage: Outage, say: Callable[[str], None]) -> None:
         self._resume()
         self.stats.outages += 1
-        say(f"Redis is back after {time.monotonic() - outage.since:.1f} s down; resuming (pending entries first)")
+        say(f"{outage.which.capitalize()} is back after {time.monotonic() - outage.since:.1f} s down; "
+            "resuming (pending entries first)")
 
     def _resume(self) -> None:
         """Redis restarted, perhaps without its data: functions and groups are made again if missing."""
@@ -307,7 +306,7 @@ class StreamConsumer:
             self._apply_batch(view, entries)
             return len(entries)
         except Exception as e:  # noqa: BLE001 - any failure is retried entry by entry below
-            if _redis_down(e):
+            if _store_down(e):
                 raise
             if len(entries) == 1:
                 return self._failed(view, entries[0], e)
@@ -318,7 +317,7 @@ class StreamConsumer:
             self._apply_batch(view, [entry])
             return 1
         except Exception as e:  # noqa: BLE001 - counted against the entry, or re-raised if a store is down
-            if _redis_down(e):
+            if _store_down(e):
                 raise
             return self._failed(view, entry, e)
 
@@ -326,6 +325,9 @@ class StreamConsumer:
         ids = [e[0] for e in entries]
         rows = [self._decode(view, e) for e in entries]
         self._append_offline(view, ids, rows)  # first: a value the warehouse refuses is never served
+        newest = max((r.created_at for r in rows if r.created_at is not None), default=None)
+        if newest is not None:  # before the write: a restore rolling the write back moves it back too
+            self.online.mark_streamed(view.name, view.version, epoch_seconds(newest))
         result = self.online.write(view, rows)
         self.client.xack(stream_key(view), GROUP, *ids)
         self.stats.processed += len(rows)

@@ -22,14 +22,13 @@ it is.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from featurehouse.errors import FeaturehouseError
 from featurehouse.registry.model import FeatureView
-from featurehouse.types import Family, Kind, LogicalType, logical
+from featurehouse.types import Family, Kind, LogicalType, canonical_integer, logical
 
 
 class InvalidRow(FeaturehouseError):
@@ -69,9 +68,7 @@ def _timestamp(view: str, field: str, value: Any) -> datetime:
     raise InvalidRow(view, field, f"expected a timestamp (ISO 8601 or epoch seconds), got {_shown(value)}")
 
 
-_INT64 = range(-(2**63), 2**63)
 MAX_CLOCK_SKEW = timedelta(minutes=5)
-_CANONICAL_INT = re.compile(r"-?(0|[1-9][0-9]*)")
 
 
 def _integer_range(declared: LogicalType) -> tuple[range, str]:
@@ -192,12 +189,16 @@ def coerce_key(view: str, field: str, data_type: str | None, value: Any) -> str 
     declared = logical(data_type) if data_type else None
     family = declared.family if declared else None
     if family is Family.INTEGER and isinstance(value, str):
-        if not _CANONICAL_INT.fullmatch(value):
+        if canonical_integer(value) != value:
             raise InvalidRow(view, field, f"{_shown(value)} is not an integer written plainly (digits, an optional '-', "
                                           f"no leading zeros or spaces), as the {data_type} key needs: '042' "
                                           "and 42 would be two different entities")
+        if len(value) > 20:  # past any 64-bit integer, and int() of 4,300+ digits raises
+            raise InvalidRow(view, field, f"an integer of {len(value)} digits is outside the range of {data_type}")
         value = int(value)
     elif family is Family.STRING and isinstance(value, int):
+        if not -(10**30) < value < 10**30:  # str() of 4,300+ digits even raises
+            raise InvalidRow(view, field, f"{_number(value)} is too long for a {data_type} key")
         value = str(value)
     if isinstance(value, int):
         return _integer(view, field, data_type or "an integer key", declared or logical("bigint"), value)

@@ -8,11 +8,11 @@ from typing import Callable, Iterator
 
 import pyarrow as pa
 
-from featurehouse.clock import utc_now
+from featurehouse.clock import EPOCH, epoch_seconds, utc_now
 from featurehouse.offline.point_in_time import view_sources
 from featurehouse.offline.warehouse import Warehouse
 from featurehouse.online.codec import encode_values
-from featurehouse.online.keys import MARK_TOLERANCE_S, entity_key
+from featurehouse.online.keys import entity_key, mark_behind
 from featurehouse.online.store import OnlineStore
 from featurehouse.registry.model import FeatureView, Relation
 from featurehouse.sync.latest import latest_values_sql, max_created_at_sql
@@ -55,7 +55,8 @@ def source_name(relation: Relation) -> str:
 
 def plan_sync(warehouse: Warehouse, log: SyncRunLog, view: FeatureView, version: int | None = None,
               full_refresh: bool = False, rebuilt_at: datetime | None = None,
-              policy: SyncPolicy = SyncPolicy(), now: datetime | None = None) -> SyncPlan:
+              policy: SyncPolicy = SyncPolicy(), now: datetime | None = None,
+              online_store: str | None = None) -> SyncPlan:
     """Incremental from each source's own watermark on created_at; every row when asked, when the
     view never synced, or when the last full read is older than `policy.reconcile_every`.
 
@@ -64,7 +65,7 @@ def plan_sync(warehouse: Warehouse, log: SyncRunLog, view: FeatureView, version:
     """
     version = view.version if version is None else version
     now = now or utc_now()
-    last = None if full_refresh else log.last_success(view.name, version)
+    last = None if full_refresh else log.last_success(view.name, version, online_store)
     if not view.created_at:
         done = last.watermark_to if last is not None else None
         if rebuilt_at is not None and done is not None and rebuilt_at <= done:
@@ -72,7 +73,7 @@ def plan_sync(warehouse: Warehouse, log: SyncRunLog, view: FeatureView, version:
         return SyncPlan(view, version, "full", None, rebuilt_at)
     mode = "full" if last is None else "incremental"
     if mode == "incremental" and policy.reconcile_every is not None:
-        full_read = log.last_full_read(view.name, version)
+        full_read = log.last_full_read(view.name, version, online_store)
         if full_read is None or full_read < now - policy.reconcile_every:
             mode = "reconcile"
     read_after: dict[Relation, datetime] = {}
@@ -111,42 +112,77 @@ def sync_view(warehouse: Warehouse, online: OnlineStore, log: SyncRunLog, view: 
     """
     target_version = view.version if version is None else version
     full_refresh = full_refresh or restate
-    repair = None if full_refresh else behind_log(online, log, view.name, target_version)
+    store = online.store_id()  # the run log is kept per online store
+    repair = None if full_refresh else behind_log(online, log, view.name, target_version, store)
     if online.last_synced(view.name, target_version) is None:
         full_refresh = True  # a new or wiped online store
-    plan = plan_sync(warehouse, log, view, version, full_refresh or repair is not None, rebuilt_at, policy)
+    plan = plan_sync(warehouse, log, view, version, full_refresh or repair is not None, rebuilt_at, policy,
+                     online_store=store)
     layout = online.layout_for_write(view, plan.version)  # recorded before anything is written under it
     run_mode = mode or ("restate" if restate else "repair" if repair is not None else plan.mode)
     run = log.start(view.name, plan.version, run_mode, plan.watermark_from, plan.watermark_to,
-                    logic_ref=view.logic_ref, watermarks=plan.next_watermarks)
-    run.warning = repair
+                    logic_ref=view.logic_ref, watermarks=plan.next_watermarks, online_store=store)
+    if repair is not None:
+        run.warning, run.repaired_since = repair.reason, repair.since
     try:
-        if plan.nothing_new:
-            _succeed(online, log, run)  # nothing ingested since the last run
-            return run
-        read_after = plan.read_after if view.created_at and plan.mode == "incremental" else None
-        sql = latest_values_sql(view, warehouse.dialect, read_after, event_time_from, event_time_until)
-        table = warehouse.fetch_arrow(sql)
-        run.rows_read = table.num_rows
-        for done, batch in _batches(table, batch_size):
-            result = online.write_encoded(view, encode_batch(view, batch, layout.columns), version=plan.version,
-                                          batch_size=500, restate=restate)
-            run.rows_written += result.written
-            run.rows_skipped_older += result.skipped_older
-            run.rows_restated += result.restated
-            if progress:
-                progress(view.versioned_name, done, run.rows_read)
-        if progress and not run.rows_read:
-            progress(view.versioned_name, 0, 0)
+        if not plan.nothing_new:  # else nothing was ingested since the last run
+            _copy(warehouse, online, view, plan, layout.columns, run, batch_size, progress,
+                  event_time_from, event_time_until, restate)
+        # the online store first, then the log, with one instant: a store whose mark is older than the
+        # log's last success lost writes (behind_log); a crash in between only leaves a run unfinished
+        finished = utc_now()
+        online.mark_synced(run.view, run.version, epoch_seconds(finished))
     except BaseException as e:  # recorded, then raised: KeyboardInterrupt too
         log.finish(run, "failed", f"{type(e).__name__}: {e}"[:2000])
         raise
-    _succeed(online, log, run)
+    log.finish(run, "success", at=finished)
     return run
 
 
-def behind_log(online: OnlineStore, log: SyncRunLog, view: str, version: int) -> str | None:
-    """Why the online store cannot be trusted to hold this view version's last sync (None: it can).
+def _copy(warehouse: Warehouse, online: OnlineStore, view: FeatureView, plan: SyncPlan, columns: tuple[str, ...],
+          run: SyncRun, batch_size: int, progress: Progress | None, event_time_from, event_time_until,
+          restate: bool) -> None:
+    """The plan's rows, deduplicated in the warehouse, into the online store through the write guard."""
+    read_after = plan.read_after if view.created_at and plan.mode == "incremental" else None
+    sql = latest_values_sql(view, warehouse.dialect, read_after, event_time_from, event_time_until)
+    table = warehouse.fetch_arrow(sql)
+    run.rows_read = table.num_rows
+    if table.num_rows:  # before the first write (serving's `unverified`: featurehouse/serving/reader.py)
+        online.mark_writing(view.name, plan.version, epoch_seconds(utc_now()))
+    for done, batch in _batches(table, batch_size):
+        result = online.write_encoded(view, encode_batch(view, batch, columns), version=plan.version,
+                                      batch_size=500, restate=restate)
+        run.rows_written += result.written
+        run.rows_skipped_older += result.skipped_older
+        run.rows_restated += result.restated
+        if progress:
+            progress(view.versioned_name, done, run.rows_read)
+    if progress and not run.rows_read:
+        progress(view.versioned_name, 0, 0)
+
+
+@dataclass(frozen=True)
+class Behind:
+    """An online store behind the warehouse's sync log: its mark of a view's last sync, and the log's."""
+
+    view: str
+    marked_s: float  # epoch seconds
+    logged_s: float
+
+    @property
+    def since(self) -> datetime:
+        """The state the store went back to: what happened after it (writes, deletions) is gone."""
+        return EPOCH + timedelta(seconds=self.marked_s)
+
+    @property
+    def reason(self) -> str:
+        return (f"{self.view}: the online store is behind the warehouse's sync log (it last saw a sync finish at "
+                f"{_utc(self.marked_s)}, the log records one at {_utc(self.logged_s)}): restored from an older state "
+                "or lost writes; repaired with a full read")
+
+
+def behind_log(online: OnlineStore, log: SyncRunLog, view: str, version: int, store: str) -> Behind | None:
+    """Whether the online store cannot be trusted to hold this view version's last sync (None: it can).
 
     Sync marks the online store with the finish time of each successful run before the warehouse's
     log records it; Redis keeps writes in order (append-only file, RDB snapshot, replication), so a
@@ -154,31 +190,15 @@ def behind_log(online: OnlineStore, log: SyncRunLog, view: str, version: int) ->
     marked = online.last_synced(view, version)
     if marked is None:
         return None  # never synced here: plan_sync's full read covers it (an empty store is not "behind")
-    last = log.last_success(view, version)
+    last = log.last_success(view, version, store)
     if last is None or last.finished_at is None:
         return None
     logged = epoch_seconds(last.finished_at)
-    if marked + MARK_TOLERANCE_S >= logged:
-        return None
-    return (f"{view}@{version}: the online store is behind the warehouse's sync log (it last saw a sync finish at "
-            f"{_utc(marked)}, the log records one at {_utc(logged)}): restored from an older state or lost writes; "
-            "repaired with a full read")
-
-
-def epoch_seconds(value: datetime) -> float:
-    return (value - datetime(1970, 1, 1)).total_seconds()
+    return Behind(f"{view}@{version}", marked, logged) if mark_behind(marked, logged) else None
 
 
 def _utc(seconds: float) -> str:
-    return (datetime(1970, 1, 1) + timedelta(seconds=seconds)).isoformat(sep=" ", timespec="seconds") + " UTC"
-
-
-def _succeed(online: OnlineStore, log: SyncRunLog, run: SyncRun) -> None:
-    """Mark the online store first, then the log, with one instant: a store whose mark is older than
-    the log's last success lost writes (behind_log); a crash in between only makes a run look unfinished."""
-    finished = utc_now()
-    online.mark_synced(run.view, run.version, epoch_seconds(finished))
-    log.finish(run, "success", at=finished)
+    return (EPOCH + timedelta(seconds=seconds)).isoformat(sep=" ", timespec="seconds") + " UTC"
 
 
 def _batches(table: pa.Table, size: int) -> Iterator[tuple[int, pa.Table]]:

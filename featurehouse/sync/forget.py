@@ -8,8 +8,8 @@ sources must forget too; featurehouse names the views it cleaned so that can be 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlglot import exp
 
@@ -19,9 +19,9 @@ from featurehouse.offline.warehouse import Warehouse, utc_now
 from featurehouse.online.keys import entity_key_pattern
 from featurehouse.online.store import OnlineStore
 from featurehouse.registry.model import FeatureView, Registry
+from featurehouse.types import canonical_integer
 
 TABLE = DELETIONS.name
-_INTEGER = re.compile(r"[+-]?[0-9]+").fullmatch
 
 
 class NothingMatched(FeaturehouseError):
@@ -72,11 +72,14 @@ def _delete_online(online: OnlineStore, registry: Registry, wanted: dict[str, ob
     return deleted
 
 
-def forget_online_again(online: OnlineStore, registry: Registry, catalog: Catalog) -> int:
-    """Delete online, again, every entity `forget` ever deleted: an online store restored from an older
-    state holds them again (sync calls this after a repair). Returns the keys deleted."""
+def forget_online_again(online: OnlineStore, registry: Registry, catalog: Catalog, since: datetime) -> int:
+    """Delete online, again, every entity `forget` deleted after `since`: an online store restored from
+    the state it had then holds them again (sync calls this after a repair). Returns the keys deleted."""
     deleted = 0
-    for row in catalog.rows(DELETIONS, columns=("entity_type", "entity_key")):
+    recorded = catalog.select(DELETIONS, columns=("entity_type", "entity_key"),
+                              condition=exp.column("deleted_at", quoted=True) >= exp.Placeholder(),
+                              condition_params=(since,)).to_pylist()
+    for row in recorded:
         entity = registry.entities.get(row["entity_type"])
         try:
             key = json.loads(row["entity_key"] or "[]")
@@ -104,15 +107,8 @@ def _match(wanted: dict[str, object]) -> exp.Expr:
 def integer_respelling(key: tuple) -> tuple | None:
     """The key with its integers written as the warehouse writes them (`03` -> `3`, `+7` -> `7`), or
     None when that changes nothing: keys are compared as text, so `03` never matches user 3."""
-    respelled = tuple(_canonical_integer(part) if isinstance(part, str) and _INTEGER(part.strip()) else part
-                      for part in key)
+    respelled = tuple((canonical_integer(part) or part) if isinstance(part, str) else part for part in key)
     return respelled if respelled != key else None
-
-
-def _canonical_integer(text: str) -> str:
-    """`+007` -> `7`, `-0` -> `0`: by hand, as int() refuses strings of over 4,300 digits."""
-    digits = text.strip().lstrip("+-").lstrip("0") or "0"
-    return digits if digits == "0" or not text.strip().startswith("-") else f"-{digits}"
 
 
 def would_match(warehouse: Warehouse, online: OnlineStore, registry: Registry, entity_type: str, key: tuple) -> bool:

@@ -46,6 +46,8 @@ class SyncRun:
     warning: str | None = None  # something the user should know about this run (not recorded)
     # per source (relation name -> created_at): where the next incremental run starts reading
     watermarks: dict[str, datetime | None] = field(default_factory=dict)
+    online_store: str = ""  # the id of the online store it wrote to (fh:store_id)
+    repaired_since: datetime | None = None  # a repair: the older state the online store went back to (not recorded)
 
 
 # Runs that read every row of their view: the ones a periodic reconciliation counts.
@@ -67,9 +69,9 @@ class SyncRunLog:
         self.table = self.catalog.table(SYNC_RUNS)
 
     def start(self, view: str, version: int, mode: str, watermark_from, watermark_to, logic_ref: str = "",
-              watermarks: dict[str, datetime | None] | None = None) -> SyncRun:
+              watermarks: dict[str, datetime | None] | None = None, online_store: str = "") -> SyncRun:
         run = SyncRun(uuid.uuid4().hex, view, version, mode, watermark_from, watermark_to, utc_now(),
-                      logic_ref=logic_ref, watermarks=dict(watermarks or {}))
+                      logic_ref=logic_ref, watermarks=dict(watermarks or {}), online_store=online_store)
         row = {c: getattr(run, c) for c in SYNC_RUNS.column_names}
         row["watermarks"] = json.dumps({k: v.isoformat() if v else None for k, v in run.watermarks.items()},
                                        sort_keys=True)
@@ -83,13 +85,9 @@ class SyncRunLog:
         done = ("rows_read", "rows_written", "rows_skipped_older", "rows_restated", "finished_at", "status", "error")
         self.catalog.update(SYNC_RUNS, {c: getattr(run, c) for c in done}, {"run_id": run.run_id})
 
-    def last_watermark(self, view: str, version: int) -> datetime | None:
-        """The watermark of the newest successful run of this view version."""
-        return self.catalog.max(SYNC_RUNS, "watermark_to", {"status": "success", "view": view, "version": int(version)})
-
-    def last_success(self, view: str, version: int) -> LastSync | None:
-        """The newest successful run of this view version (None: it never synced)."""
-        rows = self.catalog.rows(SYNC_RUNS, {"status": "success", "view": view, "version": int(version)},
+    def last_success(self, view: str, version: int, online_store: str | None = None) -> LastSync | None:
+        """The newest successful run of this view version into that online store (None: it never synced)."""
+        rows = self.catalog.rows(SYNC_RUNS, _successes(view, version, online_store),
                                  order_by=("finished_at",), descending=True, limit=1,
                                  columns=("finished_at", "watermark_to", "watermarks"))
         if not rows:
@@ -97,10 +95,10 @@ class SyncRunLog:
         row = rows[0]
         return LastSync(row["finished_at"], row["watermark_to"], _parse_watermarks(row.get("watermarks")))
 
-    def last_full_read(self, view: str, version: int) -> datetime | None:
+    def last_full_read(self, view: str, version: int, online_store: str | None = None) -> datetime | None:
         """When a successful run last read every row of this view version (full, reconcile, repair, restate)."""
         modes = exp.column("mode", quoted=True).isin(*[exp.Placeholder() for _ in FULL_READS])
-        rows = self.catalog.select(SYNC_RUNS, {"status": "success", "view": view, "version": int(version)},
+        rows = self.catalog.select(SYNC_RUNS, _successes(view, version, online_store),
                                    order_by=("finished_at",), descending=True, limit=1, columns=("finished_at",),
                                    condition=modes, condition_params=FULL_READS).to_pylist()
         return rows[0]["finished_at"] if rows else None
@@ -120,3 +118,8 @@ def _parse_watermarks(text: str | None) -> dict[str, datetime | None] | None:
     if not isinstance(parsed, dict):
         return None
     return {str(k): datetime.fromisoformat(v) if isinstance(v, str) else None for k, v in parsed.items()}
+
+
+def _successes(view: str, version: int, online_store: str | None) -> dict:
+    where = {"status": "success", "view": view, "version": int(version)}
+    return where if online_store is None else {**where, "online_store": online_store}
