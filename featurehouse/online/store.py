@@ -369,9 +369,9 @@ class RedisOnlineStore:
         self.client.fcall("fh_mark_max", 1, MATERIALIZER, f"{view}@{version}:synced_at", f"{at:.6f}")
 
     def mark_streamed(self, view: str, version: int, at: float) -> None:
-        """The newest ingestion time (epoch seconds) of pushed rows about to be applied to view@version,
-        set before they are: it only moves forward, so serving can tell a store that went back in time
-        between two syncs."""
+        """When the consumer applies pushed rows to view@version (epoch seconds), set before they are
+        written: it only moves forward, so serving can tell a store that went back in time between two
+        syncs."""
         self.client.fcall("fh_mark_max", 1, MATERIALIZER, f"{view}@{version}:streamed_at", f"{at:.6f}")
 
     def mark_writing(self, view: str, version: int, at: float) -> None:

@@ -89,7 +89,7 @@ class Freshness:
     stream_lag_s: dict[str, float] = field(default_factory=dict)
     stream_checked_at: dict[str, float] = field(default_factory=dict)
     synced_at: dict[str, float] = field(default_factory=dict)
-    streamed_at: dict[str, float] = field(default_factory=dict)  # newest pushed row applied (ingestion time)
+    streamed_at: dict[str, float] = field(default_factory=dict)  # when the consumer last applied pushed rows
     writing_at: dict[str, float] = field(default_factory=dict)  # when the last sync started writing
     # views whose sync or stream mark went back (the store was restored from an older state or lost writes):
     # their values are served `unverified` until a sync repairs them

@@ -47,7 +47,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from featurehouse.catalog import DEFAULT_SCHEMA
-from featurehouse.clock import epoch_seconds
+from featurehouse.clock import epoch_seconds, utc_now
 from featurehouse.errors import FeaturehouseError, InfrastructureError, WarehouseUnavailable
 from featurehouse.offline.warehouse import Warehouse
 from featurehouse.online.codec import decode_values, encode_values, from_micros, to_micros
@@ -325,9 +325,8 @@ class StreamConsumer:
         ids = [e[0] for e in entries]
         rows = [self._decode(view, e) for e in entries]
         self._append_offline(view, ids, rows)  # first: a value the warehouse refuses is never served
-        newest = max((r.created_at for r in rows if r.created_at is not None), default=None)
-        if newest is not None:  # before the write: a restore rolling the write back moves it back too
-            self.online.mark_streamed(view.name, view.version, epoch_seconds(newest))
+        # before the write, in the order of application: a restore rolling the write back moves it back
+        self.online.mark_streamed(view.name, view.version, epoch_seconds(utc_now()))
         result = self.online.write(view, rows)
         self.client.xack(stream_key(view), GROUP, *ids)
         self.stats.processed += len(rows)
