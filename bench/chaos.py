@@ -47,6 +47,8 @@ def main() -> int:
         failed = failed or not report.ok
         for problem in (report.wrong_served_ok + report.wrong_final + report.lost_pushes + report.missing_dead_letters)[:10]:
             print(f"  wrong: {problem}")
+        for problem in report.regressed_ok[:5]:
+            print(f"  served older than before: {problem}")
     return 1 if failed else 0
 
 

@@ -282,11 +282,17 @@ def test_the_starter_leaving_does_not_stop_the_server_under_a_sharer(server_dir)
     assert list((server_dir / "users").iterdir()) == []
 
 
-def test_a_sigkilled_sharer_is_pruned_and_the_starter_stops_the_server(server_dir):
+def starter_and_sharer(server_dir):
+    """Two processes using one server: the one that started it, and one that found it running."""
     starter = child(server_dir)
     server, _ = started(starter)
     sharer = child(server_dir)
     assert started(sharer) == (server, False)
+    return starter, server, sharer
+
+
+def test_a_sigkilled_sharer_is_pruned_and_the_starter_stops_the_server(server_dir):
+    starter, server, sharer = starter_and_sharer(server_dir)
     killed(sharer)
     assert finish(starter) == 0
     assert eventually(lambda: not alive(server)), "a dead sharer's entry kept the server running"
@@ -307,10 +313,7 @@ def test_a_sigkilled_starters_server_is_used_by_the_next_and_stopped_when_it_lea
 
 
 def test_an_adopter_leaving_does_not_stop_the_server_under_a_sharer_of_the_dead_owner(server_dir):
-    starter = child(server_dir)
-    server, _ = started(starter)
-    sharer = child(server_dir)
-    assert started(sharer) == (server, False)
+    starter, server, sharer = starter_and_sharer(server_dir)
     killed(starter)
     adopter = child(server_dir, hold=False)
     assert started(adopter) == (server, False)

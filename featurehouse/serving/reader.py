@@ -39,8 +39,17 @@ from featurehouse.serving.vectors import (
 MAX_IDS = 1000
 
 
-# A rolled-back mark is made good by: a sync finishing (for a sync's marks), the consumer (for its own).
-_RECOVERED_BY = {"synced_at": "synced_at", "writing_at": "synced_at", "streamed_at": "streamed_at"}
+# A rolled-back mark is made good by: a sync finishing (for a sync's marks), the consumer caught up
+# (for its own: it applies again what the restored stream holds as not yet applied).
+_RECOVERED_BY = {"synced_at": "synced_at", "writing_at": "synced_at", "streamed_at": "stream_caught_up"}
+
+
+def _made_good(freshness: Freshness, kind: str, view: str, threshold: float) -> bool:
+    if kind == "synced_at":
+        return not mark_behind(freshness.synced_at.get(view), threshold)
+    # the consumer looked after the rolled-back writes and found nothing waiting
+    checked = freshness.stream_checked_at.get(view)
+    return checked is not None and checked >= threshold and freshness.stream_lag_s.get(view) == 0.0
 
 
 def _text(value) -> str:
@@ -89,7 +98,7 @@ class _Cached:
         """Views whose marks went back since this process last looked: the store was restored from an
         older state, or a lagging replica took over. Their values are `unverified` until what was
         rolled back is written again: a sync finished after the rolled-back sync mark or write
-        (`synced_at`), the consumer past the rolled-back pushes (`streamed_at`). A process started
+        (`synced_at`), the stream consumer caught up after its rolled-back writes (`streamed_at`). A process started
         after the restore cannot tell: `featurehouse freshness` and the next sync compare with the
         warehouse's sync log."""
         marks = {"synced_at": freshness.synced_at, "writing_at": freshness.writing_at,
@@ -106,7 +115,7 @@ class _Cached:
                 high[view] = max(mark, high.get(view, mark))
         unverified = set()
         for view, needs in list(self._rolled_back.items()):
-            if all(not mark_behind(marks[kind].get(view), threshold) for kind, threshold in needs.items()):
+            if all(_made_good(freshness, kind, view, threshold) for kind, threshold in needs.items()):
                 del self._rolled_back[view]
             else:
                 unverified.add(view)
