@@ -113,9 +113,10 @@ def sync_view(warehouse: Warehouse, online: OnlineStore, log: SyncRunLog, view: 
     target_version = view.version if version is None else version
     full_refresh = full_refresh or restate
     store = online.store_id()  # the run log is kept per online store
-    repair = None if full_refresh else behind_log(online, log, view.name, target_version, store)
-    if online.last_synced(view.name, target_version) is None:
+    marked = online.last_synced(view.name, target_version)
+    if marked is None:
         full_refresh = True  # a new or wiped online store
+    repair = None if full_refresh or marked is None else behind_log(log, view.name, target_version, store, marked)
     plan = plan_sync(warehouse, log, view, version, full_refresh or repair is not None, rebuilt_at, policy,
                      online_store=store)
     layout = online.layout_for_write(view, plan.version)  # recorded before anything is written under it
@@ -181,15 +182,13 @@ class Behind:
                 "or lost writes; repaired with a full read")
 
 
-def behind_log(online: OnlineStore, log: SyncRunLog, view: str, version: int, store: str) -> Behind | None:
+def behind_log(log: SyncRunLog, view: str, version: int, store: str, marked: float) -> Behind | None:
     """Whether the online store cannot be trusted to hold this view version's last sync (None: it can).
 
     Sync marks the online store with the finish time of each successful run before the warehouse's
     log records it; Redis keeps writes in order (append-only file, RDB snapshot, replication), so a
-    mark older than the log's means writes the log counts on are gone."""
-    marked = online.last_synced(view, version)
-    if marked is None:
-        return None  # never synced here: plan_sync's full read covers it (an empty store is not "behind")
+    mark older than the log's means writes the log counts on are gone. `marked` is the online store's
+    mark of the view version's last sync (a store without one is read whole anyway, not "behind")."""
     last = log.last_success(view, version, store)
     if last is None or last.finished_at is None:
         return None
