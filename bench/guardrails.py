@@ -104,7 +104,7 @@ def http_with_logging(url: str, rates, duration: int) -> dict[float, dict]:
     out = {}
     for rate in rates:
         port = free_port()
-        env = dict(os.environ, FEATUREHOUSE_REDIS_URL=url, FEATUREHOUSE_LOG_SAMPLE_RATE=str(rate))
+        env = dict(os.environ, FEATUREHOUSE_REDIS_URL=url, FEATUREHOUSE_LOG_SAMPLE_RATE=str(rate), FEATUREHOUSE_AUTH="none")
         proc = subprocess.Popen([sys.executable, "-m", "featurehouse.cli.main", "--project-dir", str(PROJECT), "serve",
                                  "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         single = f"http://127.0.0.1:{port}/v1/features/user/1?names={','.join(NAMES)}"

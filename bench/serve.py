@@ -3,8 +3,11 @@
 On the example project (run `featurehouse demo` first, or let this script run it), one user's vector
 of 6 features (user_txn_stats) is served:
 
-  featurehouse HTTP         `featurehouse serve` (granian, 1 worker), wrk -t2 -c32 -d10s; then paced at 80% of
-                            that peak (bench/paced.lua) for the p99 a loaded, not saturated, server gives
+  featurehouse HTTP         `featurehouse serve` (granian, 1 worker) with a bearer token (its default), wrk -t2 -c32
+                            -d10s; then paced at 80% of that peak (bench/paced.lua) for the p99 a loaded, not
+                            saturated, server gives
+  featurehouse HTTP, no auth the same server with `auth: none` (loopback), alternated with the token runs: what
+                            authentication and the access decision cost
   featurehouse HTTP batch   POST :batchGet of 100 users, wrk -t2 -c32 -d10s
   minimal HTTP handler      granian + Starlette + redis.asyncio, one HMGET, same server stack (the Python floor)
   featurehouse in-process   FeatureStore.online_features, one user and 100 users (p50 / p99 of 20,000 / 2,000 calls)
@@ -50,23 +53,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(url: str, proc: subprocess.Popen, method: str = "GET", body: bytes | None = None) -> None:
+def wait_for(url: str, proc: subprocess.Popen, method: str = "GET", body: bytes | None = None,
+             token: str | None = None) -> None:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     for _ in range(400):
         if proc.poll() is not None:
             raise SystemExit(f"server exited: {proc.stderr.read().decode()[-800:] if proc.stderr else ''}")
         try:
-            urllib.request.urlopen(urllib.request.Request(url, data=body, method=method), timeout=1).read()
+            urllib.request.urlopen(urllib.request.Request(url, data=body, method=method, headers=headers), timeout=1).read()
             return
         except OSError:
             time.sleep(0.05)
     raise SystemExit(f"{url} did not answer")
 
 
-def wrk(url: str, duration: int, connections: int, script: Path | None = None, rate: float | None = None) -> dict:
+def wrk(url: str, duration: int, connections: int, script: Path | None = None, rate: float | None = None,
+        token: str | None = None) -> dict:
     """wrk's req/s and latency percentiles; with `rate`, paced at that many requests/s (bench/paced.lua)."""
     if rate is not None:
         script = ROOT / "bench" / "paced.lua"
     cmd = (["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"] + (["-s", str(script)] if script else [])
+           + (["-H", f"Authorization: Bearer {token}"] if token else [])
            + [url] + (["--", str(rate / 2)] if rate is not None else []))
     out = subprocess.run(cmd, capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -159,29 +166,52 @@ def main() -> None:
                BENCH_FIELDS=",".join([value_field(view.name, view.version), time_field(view.name, view.version)]))
     results: dict[str, dict] = {}
     tmp = Path(tempfile.mkdtemp(prefix="fh-bench-serve-"))
+    from datetime import timedelta
+
+    from featurehouse.access.tokens import create_token, new_token, revoke_token
+    from featurehouse.clock import utc_now
+
+    token, record = new_token("bench", "read", timedelta(hours=1), utc_now(), description="bench/serve.py")
+    create_token(store.catalog, store.online.client, record)
+    store.close_warehouse()
     try:
-        # featurehouse over HTTP
-        port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "featurehouse.cli.main", "--project-dir", str(PROJECT),
-                                 "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        base = f"http://127.0.0.1:{port}"
-        single = f"{base}/v1/features/user/1?names={','.join(NAMES)}"
+        # featurehouse over HTTP: with a bearer token (the default), and with auth: none, alternated
+        servers = {}
+        for auth in ("token", "none"):
+            port = free_port()
+            servers[auth] = (subprocess.Popen([sys.executable, "-m", "featurehouse.cli.main", "--project-dir", str(PROJECT),
+                                               "serve", "--port", str(port)], env={**env, "FEATUREHOUSE_AUTH": auth},
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), f"http://127.0.0.1:{port}")
         try:
-            wait_for(single, proc)
-            body = json.loads(urllib.request.urlopen(single).read())
+            query = f"/v1/features/user/1?names={','.join(NAMES)}"
+            for auth, (proc, base) in servers.items():
+                wait_for(base + query, proc, token=token if auth == "token" else None)
+            base = servers["token"][1]
+            single = base + query
+            request = urllib.request.Request(single, headers={"Authorization": f"Bearer {token}"})
+            body = json.loads(urllib.request.urlopen(request).read())
             assert all(f["status"] != "missing" for f in body["features"].values()), body
-            peak = results["featurehouse HTTP, 1 entity"] = wrk(single, a.duration, a.connections)
+            rounds = {"token": [], "none": []}
+            for _ in range(2):  # alternated, so both see the same machine
+                for auth, (_, server) in servers.items():
+                    rounds[auth].append(wrk(server + query, a.duration, a.connections,
+                                            token=token if auth == "token" else None))
+            peak = results["featurehouse HTTP, 1 entity"] = max(rounds["token"], key=lambda r: r["rps"])
+            results["featurehouse HTTP, 1 entity, auth: none"] = max(rounds["none"], key=lambda r: r["rps"])
             results["featurehouse HTTP, 1 entity, paced at 80% of peak"] = wrk(
-                single, a.duration, a.connections, rate=0.8 * peak["rps"])
+                single, a.duration, a.connections, rate=0.8 * peak["rps"], token=token)
             script = tmp / "batch.lua"
             payload = json.dumps({"ids": users, "names": NAMES})
             script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(payload)}\n'
                               'wrk.headers["Content-Type"] = "application/json"\n')
             results["featurehouse HTTP, batch of 100"] = wrk(f"{base}/v1/features/user:batchGet", a.duration,
-                                                             a.connections, script)
+                                                             a.connections, script, token=token)
         finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+            for proc, _ in servers.values():
+                proc.terminate()
+                proc.wait(timeout=10)
+            revoke_token(store.catalog, store.online.client, record.token_id, utc_now())
+            store.close_warehouse()
 
         # the minimal handler on the same stack
         port = free_port()
@@ -227,6 +257,9 @@ def main() -> None:
     sdk, raw = results["featurehouse in-process, 1 entity"], results["raw redis-py HMGET, 1 entity"]
     paced = results["featurehouse HTTP, 1 entity, paced at 80% of peak"]
     print(f"\nHTTP vs minimal handler: {http['rps'] / floor['rps']:.0%} (goal >= 60%)")
+    open_http = results["featurehouse HTTP, 1 entity, auth: none"]
+    print(f"HTTP with a bearer token vs auth: none, same run: {http['rps'] / open_http['rps']:.0%} of the throughput, "
+          f"p99 {http['p99_ms']:.2f} vs {open_http['p99_ms']:.2f} ms (goal: within 10%)")
     print(f"HTTP p99 at {paced['rps']:,.0f} req/s ({paced['rps'] / http['rps']:.0%} of peak): "
           f"{paced['p99_ms']:.2f} ms (goal < 10 ms)")
     feast_server = next((r for n, r in results.items() if n.startswith("Feast") and "server" in n), None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Sequence
 
 from featurehouse.catalog import DEFAULT_SCHEMA, Catalog
@@ -37,6 +38,21 @@ def _one_of(names, features):
     return names if names is not None else features
 
 
+def _views_of(registry: Registry, features: Sequence[str]) -> list:
+    """The views (at the versions named or active) that feature names read; unknown names are left to the join
+    to report."""
+    from featurehouse.errors import FeaturehouseError
+
+    views = {}
+    for text in features:
+        try:
+            view, _ = registry.resolve(text)
+        except FeaturehouseError:
+            continue
+        views[view.versioned_name] = view
+    return list(views.values())
+
+
 def _name_version(text: str) -> tuple[str, int | None]:
     name, _, version = text.partition("@")
     return name, int(version) if version.isdigit() else None
@@ -54,14 +70,109 @@ class FeatureStore:
         self._warehouse: Warehouse | None = None
         self._online = None
         self._registry: Registry | None = None
+        self._principal: str | None = None
 
     @classmethod
     def from_registry(cls, registry: Registry, warehouse: Warehouse) -> "FeatureStore":
         """A store over a registry built by hand (tests, benchmarks): no dbt project involved."""
         store = cls.__new__(cls)
         store.project, store._warehouse, store._registry, store._catalog = None, warehouse, registry, None
-        store._online = None
+        store._online, store._principal = None, None
         return store
+
+    # -- access -------------------------------------------------------------------------------
+
+    @property
+    def principal(self) -> str:
+        """Who this process reads for: `act_as(...)`, else FEATUREHOUSE_PRINCIPAL, else the OS user."""
+        from featurehouse.access.tokens import local_principal
+
+        return self._principal or local_principal()
+
+    def act_as(self, principal: str) -> None:
+        """Read for this principal (a service account, say): the policy decides for it on every path."""
+        self._principal = principal
+        reader = getattr(self, "_reader", None)
+        if reader is not None:
+            reader.authorize.cache_clear()
+
+    @property
+    def policy(self):
+        """The access policy (featurehouse/access/policy.py) of this project's registry."""
+        from featurehouse.access.policy import Policy
+
+        if getattr(self, "_policy", None) is None or self._policy.registry is not self.registry:
+            self._policy = Policy(self.registry)
+        return self._policy
+
+    def _authorize(self, views, model: str | None = None, path: str = "sdk") -> None:
+        """AccessDenied for the first view the principal (reading for `model`) may not read; the denial is audited."""
+        from featurehouse.access.policy import AccessDenied
+        from featurehouse.clock import utc_now
+
+        spec = self.registry.model(model.partition("@")[0]) if model else None
+        try:
+            self.policy.check(self.principal, views, utc_now().date(), spec)
+        except AccessDenied as e:
+            d = e.decision
+            self.audit_event("denied", path=path, view=d.view, sensitivity=d.sensitivity, allowed=False,
+                             model=d.model, detail=d.reason)
+            raise
+
+    def audit_event(self, action: str, **fields) -> None:
+        """Record an event in the warehouse's audit log (featurehouse_audit) for this principal. The action it
+        records has happened: a failure to record warns and is not raised."""
+        from featurehouse.access.audit import AuditEvent, record_events
+
+        try:
+            record_events(self.catalog, [AuditEvent(self.principal, action, **{"path": "cli", **fields})])
+        except Exception as e:  # noqa: BLE001 - any engine's error; the action itself stands
+            import warnings
+
+            warnings.warn(f"audit event '{action}' not recorded: {type(e).__name__}: {e}", stacklevel=2)
+
+    def _audit_restricted(self, action: str, views, reads: int, model: str | None, path: str,
+                          entity_type: str | None = None) -> None:
+        from featurehouse.access.audit import RESTRICTED
+
+        for view in views:
+            if view.sensitivity in RESTRICTED:
+                self.audit_event(action, path=path, view=view.versioned_name, sensitivity=view.sensitivity,
+                                 model=model, reads=reads, entity_type=entity_type)
+
+    def audit(self, principal: str | None = None, view: str | None = None, since=None, limit: int = 1000) -> list[dict]:
+        """Audit events, newest first (`featurehouse audit`); serving's events are landed from the online store first."""
+        from featurehouse.access.audit import land_audit, read_events
+
+        self.flush_audit()
+        land_audit(self.online.client, self.catalog)
+        return read_events(self.catalog, principal, view, since, limit)
+
+    def flush_audit(self) -> None:
+        """This process's buffered reads of restricted views, to the audit stream."""
+        from featurehouse.access.audit import write_events
+
+        reader = getattr(self, "_reader", None)
+        if reader is not None and reader.audit:
+            write_events(self.online.client, reader.audit.drain())
+            self._audit_flushed = time.monotonic()
+
+    def explain_access(self, principal: str, target: str) -> list:
+        """Decisions for `principal` reading a feature (`view.column[@N]`), a view (`view[@N]`) or every
+        feature of a model (an exposure name): allowed or denied, and why."""
+        from featurehouse.clock import utc_now
+
+        day = utc_now().date()
+        name = target.partition("@")[0]
+        if name in self.registry.models and "." not in name:
+            spec = self.registry.model(name)
+            views = {self.registry.resolve(f)[0].versioned_name: self.registry.resolve(f)[0] for f in spec.features}
+            return [self.policy.decide(principal, v, day, spec) for _, v in sorted(views.items())]
+        if "." in target:
+            view, _ = self.registry.resolve(target)
+        else:
+            view = self.registry.view(*_name_version(target))
+        return [self.policy.decide(principal, view, day)]
 
     # -- offline store ------------------------------------------------------------------------
 
@@ -95,6 +206,13 @@ class FeatureStore:
                 self._served_log.close(self._online.client)
             except Exception:  # noqa: BLE001 - a store that went away costs the buffered samples only
                 pass
+            try:
+                self.flush_audit()
+            except Exception:  # noqa: BLE001 - as above: the buffered audit counts are lost, and said so
+                import warnings
+
+                warnings.warn("audit events of this process's reads were not written: the online store is unreachable",
+                              stacklevel=2)
         if self._online is not None:
             self._online.close()
             self._online = None
@@ -170,9 +288,16 @@ class FeatureStore:
 
     def publish_active_versions(self) -> dict[str, int]:
         """Tell the online store which version of every view is active, as the warehouse's version log
-        says: serving reads this, so a wiped store is whole again after one sync."""
+        says, and which API tokens are live: serving reads both, so a wiped or restored store is whole
+        again after one sync (and a token revoked since a restore stays revoked)."""
+        from featurehouse.access.audit import audit_key
+        from featurehouse.access.tokens import publish_tokens
+        from featurehouse.clock import utc_now
+
         active = {name: self.registry.active_version(name) for name in self.registry.view_names()}
         self.online.set_active_versions(active)
+        publish_tokens(self.catalog, self.online.client, utc_now())
+        audit_key(self.online.client, create=True)
         return active
 
     def publish(self, view, by: str) -> bool:
@@ -194,14 +319,22 @@ class FeatureStore:
         """
         names = _one_of(names, features)
         if getattr(self, "_reader", None) is None:
+            from featurehouse.access.audit import AuditBuffer, audit_key
             from featurehouse.serving.reader import OnlineReader
             from featurehouse.serving.served_log import ServedLog
 
             self._reader = OnlineReader(self.registry, self.online.client)
+            self._reader.audit = AuditBuffer("sdk")
+            self._reader.audit.key = audit_key(self.online.client, create=True)
+            self._audit_flushed = time.monotonic()
             self._served_log = ServedLog(self.log_sample_rate)
         if isinstance(ids, (str, int)):
             ids = [ids]
-        vectors = self._reader.get(entity_type, [str(i) for i in ids], names, model)
+        try:
+            vectors = self._reader.get(entity_type, [str(i) for i in ids], names, model, self.principal)
+        finally:
+            if self._reader.audit and time.monotonic() - self._audit_flushed >= 1.0:
+                self.flush_audit()
         if self._served_log.rate and self._served_log.add(vectors, model):
             self._served_log.flush_in_background(self.online.client)
         return vectors
@@ -230,9 +363,17 @@ class FeatureStore:
                 bound = {model: self.lineage_log().model_version(model).features}
             except UnknownModelVersion:
                 bound = {}  # serving's rule: an unregistered NAME@1 is the exposure; others are unknown
-        return batch_features(self.warehouse, self.registry, entity_type, ids=ids, spine=spine, names=names,
-                              model=model, as_of=as_of, model_versions=bound, all_entities=all_entities,
-                              progress=progress)
+        read_views: list = []
+
+        def authorize(views) -> None:
+            self._authorize(views, model, path="batch")
+            read_views.extend(views)
+
+        result = batch_features(self.warehouse, self.registry, entity_type, ids=ids, spine=spine, names=names,
+                                model=model, as_of=as_of, model_versions=bound, all_entities=all_entities,
+                                progress=progress, authorize=authorize)
+        self._audit_restricted("batch_features", read_views, result.rows, model, "batch", entity_type)
+        return result
 
     # -- push / stream ------------------------------------------------------------------------
 
@@ -290,25 +431,75 @@ class FeatureStore:
                               schema=self.catalog.schema, max_deliveries=max_deliveries or MAX_DELIVERIES)
 
     def forget(self, entity_type: str, key: tuple):
-        """Delete an entity everywhere: online values (all views, versions, and entities keyed by it) and
-        offline rows of PII views; recorded in featurehouse.featurehouse_deletions."""
+        """Delete an entity everywhere: online values (all views, versions, and entities keyed by it),
+        offline rows of PII views and of every view's landing table, its entries in the push streams,
+        dead letters and served-vector log; recorded in featurehouse.featurehouse_deletions. A tombstone
+        keeps it out of sync and the stream until lifted (featurehouse/sync/forget.py)."""
+        from featurehouse.access.audit import redact_entity
         from featurehouse.sync.forget import forget
 
         self.attach_stream_tables()
-        return forget(self.warehouse, self.online, self.registry, entity_type, tuple(key), self.catalog)
+        result = forget(self.warehouse, self.online, self.registry, entity_type, tuple(key), self.catalog)
+        result.audit_refs_redacted = redact_entity(self.online.client, self.catalog, entity_type, tuple(key))
+        self.audit_event("forget", entity_type=entity_type, detail=f"{result.online_keys_deleted} online key(s), "
+                         f"{sum(result.offline_rows_deleted.values())} offline row(s) deleted")
+        return result
 
-    def retention(self, now=None) -> dict[str, int]:
-        """Remove online values older than their view's TTL (serving already treats them as expired)."""
+    def forget_status(self, entity_type: str, key: tuple, lift: bool = False):
+        """Where a forgotten entity still is, place by place, and whether its tombstone can be lifted
+        (no view's relation or landing table, push stream or online hash holds it); `lift` lifts it
+        then, or raises TombstoneHeld naming the places that still hold it."""
+        from featurehouse.sync.forget import forget_status
+        from featurehouse.sync.forget import lift as lift_tombstone
+
+        self.attach_stream_tables()
+        run = lift_tombstone if lift else forget_status
+        return run(self.warehouse, self.online, self.registry, entity_type, tuple(key), self.catalog)
+
+    def retention(self, now=None, dry_run: bool = False):
+        """Remove online values older than their view's TTL (serving already treats them as expired), and
+        featurehouse's own offline copies older than a view's `meta.featurehouse.retention` (else
+        `vars.featurehouse.retention`): landing rows, served values, training-set profiles; and audit
+        events older than `vars.featurehouse.audit_retention` (featurehouse/sync/retention.py). The
+        user's models and sources are never touched. Returns the online values removed per view@N (a
+        dict) with `.offline` the offline counts; `dry_run` counts and deletes nothing."""
         from datetime import datetime, timezone
 
+        from featurehouse.durations import parse_duration
+        from featurehouse.errors import InvalidDuration, InvalidFeatureMetadata
         from featurehouse.online.codec import to_micros
+        from featurehouse.sync.retention import RetentionReport, RetentionResult, count_online_past, offline_retention
 
         now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+        if now.tzinfo is not None:
+            now = now.astimezone(timezone.utc).replace(tzinfo=None)
+        settings = self.project.featurehouse_vars if self.project is not None else {}
+        periods = {}
+        for name in ("retention", "audit_retention"):  # read first: a bad setting deletes nothing
+            try:
+                periods[name] = parse_duration(settings.get(name))
+            except InvalidDuration as e:
+                raise InvalidFeatureMetadata("dbt_project.yml", f"vars.featurehouse.{name}", str(e)) from None
+            if periods[name] is not None and not periods[name]:
+                raise InvalidFeatureMetadata("dbt_project.yml", f"vars.featurehouse.{name}",
+                                             "must be longer than 0 (leave it out to keep everything)")
         cutoffs = {}
         for view in self.registry.views.values():
             if view.online and view.ttl is not None:
                 cutoffs[view.versioned_name] = to_micros(now - view.ttl)
-        return self.online.expire_older_than(cutoffs) if cutoffs else {}
+        if not cutoffs:
+            online = {}
+        elif dry_run:
+            online = count_online_past(self.online.client, cutoffs)
+        else:
+            online = self.online.expire_older_than(cutoffs)
+        offline = RetentionResult(now, dry_run)
+        if periods["retention"] or periods["audit_retention"] or any(v.retention for v in self.registry.views.values()):
+            offline = offline_retention(self.warehouse, self.catalog, self.registry, now, default=periods["retention"],
+                                        audit_retention=periods["audit_retention"], dry_run=dry_run)
+            if offline.removed_anything and not dry_run:
+                self.audit_event("retention", detail=offline.summary())
+        return RetentionReport(online, offline)
 
     # -- versions -----------------------------------------------------------------------------
 
@@ -436,19 +627,23 @@ class FeatureStore:
     def build_training_set(self, spine: Any, features: Sequence[str], timestamp: str,
                            entity: str | None = None, as_known_at: bool = False, keep_order: bool = True,
                            include_event_times: bool = False, progress: Progress | None = None,
-                           record: bool = True, name: str | None = None) -> TrainingSet:
+                           record: bool = True, name: str | None = None, model: str | None = None) -> TrainingSet:
         """Build a training set; with `record` (the default) it is recorded for lineage and drift checks
         (`training_set.record.training_set_id`) and the feature versions it used become published.
+        Every view it reads must be readable by the principal and, for `model`, by the model's team.
 
         The join's result is worth more than its lineage: when recording fails, the training set is
         still returned, with `record_error` saying why (and `record` None if no record was written),
         and a LineageNotRecorded warning."""
+        views = _views_of(self.registry, features)
+        self._authorize(views, model, path="training_set")
         self.attach_stream_tables()
         ts = build_training_set(
             self.warehouse, self.registry, self._spine(spine), features, timestamp, entity=entity,
             as_known_at=as_known_at, keep_order=keep_order, include_event_times=include_event_times,
             progress=progress,
         )
+        self._audit_restricted("training_set", views, ts.rows, model, "training_set")
         if record:
             import warnings
 
@@ -479,16 +674,19 @@ class FeatureStore:
         return LineageLog(self.catalog)
 
     def training_set(self, spine: Any, features: Sequence[str], timestamp: str, entity: str | None = None,
-                     as_known_at: bool = False, keep_order: bool = True, include_event_times: bool = False):
-        """A pandas DataFrame: the spine's rows and columns, then one column per feature (`view__column`)."""
+                     as_known_at: bool = False, keep_order: bool = True, include_event_times: bool = False,
+                     model: str | None = None):
+        """A pandas DataFrame: the spine's rows and columns, then one column per feature (`view__column`).
+        `model` names the exposure the set is for: its team must be allowed every feature too."""
         return self.build_training_set(spine, features, timestamp, entity, as_known_at, keep_order,
-                                       include_event_times).to_pandas()
+                                       include_event_times, model=model).to_pandas()
 
     def training_set_arrow(self, spine: Any, features: Sequence[str], timestamp: str, entity: str | None = None,
-                           as_known_at: bool = False, keep_order: bool = True, include_event_times: bool = False):
+                           as_known_at: bool = False, keep_order: bool = True, include_event_times: bool = False,
+                           model: str | None = None):
         """The same as `training_set`, as a pyarrow Table."""
         return self.build_training_set(spine, features, timestamp, entity, as_known_at, keep_order,
-                                       include_event_times).table
+                                       include_event_times, model=model).table
 
     # -- guardrails: the composition root hands each guard the parts it reads ----------------------
 
@@ -498,7 +696,21 @@ class FeatureStore:
 
         current = current_schemas(self.registry, self.project, lambda sql: self.warehouse.describe_query(sql),
                                   self.close_warehouse, compile_sql)
-        return check(self.registry, self.catalog, current)
+        result = check(self.registry, self.catalog, current)
+        result.access, result.unenforced = self.access_violations()
+        return result
+
+    def access_violations(self) -> tuple[list, list[str]]:
+        """Features that models use but their teams may not read (each a denied Decision naming model and view),
+        and, when the project declares no teams, the confidential and pii views anyone may read."""
+        from featurehouse.access.audit import RESTRICTED
+        from featurehouse.clock import utc_now
+
+        day = utc_now().date()
+        if not self.policy.enforced:
+            return [], sorted({v.name for v in self.registry.views.values() if v.sensitivity in RESTRICTED})
+        return [d for name in sorted(self.registry.models)
+                for d in self.policy.model_violations(self.registry.models[name], day)], []
 
     def freshness(self, select: Sequence[str] = ()):
         """Per view: newest event, last good sync, materializer lag against the SLO (`featurehouse freshness`)."""

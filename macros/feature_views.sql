@@ -125,7 +125,7 @@
             'keys': keys, 'event_time': block.event_time, 'created_at': block.get('created_at'),
             'ttl': featurehouse.duration_seconds(block.get('ttl'), node.name, 'ttl'),
             'serving_delay': featurehouse.duration_seconds(block.get('serving_delay'), node.name, 'serving_delay'),
-            'as_known_at': known_at, 'view_columns': view_columns, 'features': []}) -%}
+            'as_known_at': known_at, 'view_columns': view_columns, 'features': [], 'node': node}) -%}
     {%- endif -%}
     {%- set req = requests[index[key]] -%}
     {%- if all_columns -%}

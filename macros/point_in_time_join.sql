@@ -5,14 +5,28 @@
 
     {{ featurehouse.point_in_time_join(spine=ref('fraud_labels'), timestamp='label_time',
                                        features=['user_txn_stats.txn_count_1h', 'merchant_risk.chargeback_rate_30d@1']) }}
+
+  Access: compilation fails when a team that uses the model (the `exposure` named here, or any exposure
+  depending on it) may not read a view it joins (macros/access.sql; docs/security.md).
 -#}
-{% macro point_in_time_join(spine, timestamp, features, entity=none, as_known_at=false) %}
-  {#- At parse time only the refs matter: they give dbt the dependencies for ordering builds. -#}
-  {%- for text in features -%}{%- set _ = ref((text | trim).split('.')[0]) -%}{%- endfor -%}
+{% macro point_in_time_join(spine, timestamp, features=none, entity=none, as_known_at=false, exposure=none) %}
+  {#- At parse time only the refs matter: they give dbt the dependencies for ordering builds. An exposure's
+      features are known only once the graph is (execute): name its views in `features` too, or in the
+      training model's depends_on, for dbt to order the build. -#}
+  {%- for text in features or [] -%}{%- set _ = ref((text | trim).split('.')[0]) -%}{%- endfor -%}
   {%- if not execute -%}
     {{ return('select 1 as parse_placeholder') }}
   {%- endif -%}
+  {%- if features is none -%}
+    {%- if not exposure -%}
+      {{ exceptions.raise_compiler_error("point_in_time_join needs features=[...] or exposure='<model name>'") }}
+    {%- endif -%}
+    {%- set block = ((featurehouse.find_exposure(exposure).config or {}).get('meta') or featurehouse.find_exposure(exposure).meta or {}).get('featurehouse') or {} -%}
+    {%- set features = block.get('features') or [] -%}
+  {%- endif -%}
   {%- set requests = featurehouse.resolve_feature_requests(features, as_known_at) -%}
+  {#- the access policy: every team that uses this training model may read every view it joins -#}
+  {%- do featurehouse.check_training_access(requests, exposure) -%}
   {%- set spine_columns = adapter.get_columns_in_relation(spine) | map(attribute='name') | list -%}
   {%- if timestamp not in spine_columns -%}
     {{ exceptions.raise_compiler_error("spine " ~ spine ~ " has no timestamp column '" ~ timestamp ~ "'") }}

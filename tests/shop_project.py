@@ -96,6 +96,7 @@ def serving(project: Path, redis_url: str, *args: str) -> Iterator[str]:
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     env["FEATUREHOUSE_REDIS_URL"] = redis_url
+    env.setdefault("FEATUREHOUSE_AUTH", "none")  # loopback; tests of tokens set their own
     proc = subprocess.Popen([sys.executable, "-m", "featurehouse.cli.main", "--project-dir", str(project),
                              "serve", "--port", str(port), *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -146,7 +146,7 @@ def test_demo_online_store_has_parity_with_the_warehouse_for_every_entity(duckdb
 
 def test_demo_ends_with_a_vector_served_over_http(duckdb_demo):
     _, result = duckdb_demo
-    served = result.output.split("served over HTTP: GET /v1/features/user/")[1]
+    served = result.output.split("served over HTTP with a bearer token: GET /v1/features/user/")[1]
     assert "user_txn_stats.txn_count_1h" in served and "status" in served
 
 
@@ -168,6 +168,7 @@ def demo_server(project: Path, *args: str):
             port = s.getsockname()[1]
         env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
         env["FEATUREHOUSE_REDIS_URL"] = store.online.embedded.url
+        env.setdefault("FEATUREHOUSE_AUTH", "none")  # loopback; tests of tokens set their own
         proc = subprocess.Popen([sys.executable, "-m", "featurehouse.cli.main", "--project-dir", str(project),
                                  "serve", "--port", str(port), *args], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -49,13 +49,13 @@ def failed_gates(report) -> list[tuple[str, str]]:
 
 
 def serve(store, redis_url, path: str, **params):
-    app = create_app(store.registry, ServeConfig(redis_url=redis_url, log_sample_rate=1.0))
+    app = create_app(store.registry, ServeConfig(auth="none", push=True, redis_url=redis_url, log_sample_rate=1.0))
     with TestClient(app) as client:
         return client.get(path, params=params)
 
 
 def serve_everyone(store, redis_url) -> None:
-    app = create_app(store.registry, ServeConfig(redis_url=redis_url, log_sample_rate=1.0))
+    app = create_app(store.registry, ServeConfig(auth="none", push=True, redis_url=redis_url, log_sample_rate=1.0))
     with TestClient(app) as client:
         for u in USERS:
             assert client.get(f"/v1/features/user/{u}", params={"model": "fraud@1"}).status_code == 200

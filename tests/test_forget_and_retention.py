@@ -41,7 +41,7 @@ def store(warehouse, redis_url):
         [{"user_id": u, "event_time": ts, "bucket": "b"} for u in (41, 42, 43)]))
     warehouse.load_table("affinity", pa.Table.from_pylist(
         [{"user_id": u, "item_id": i, "event_time": ts, "last_action": "click"} for u in (41, 42, 43) for i in (1, 2)]))
-    with store_over(registry, warehouse, redis_url, ("featurehouse_deletions", "featurehouse_sync_runs")) as s:
+    with store_over(registry, warehouse, redis_url, ("featurehouse_deletions", "featurehouse_sync_runs", "featurehouse_tombstones")) as s:
         yield s
 
 

@@ -149,7 +149,7 @@ def check_paths(store, views, active, engine_name, now: datetime, redis_url, pro
     local = store.online_features("acct", ids, names)
     batch = store.batch_features("acct", ids, names).table.to_pylist()
     registry = load_snapshot(save_snapshot(store.registry, project / ".featurehouse" / "paths.pickle"))
-    app = create_app(registry, ServeConfig(redis_url=redis_url, log_sample_rate=0))
+    app = create_app(registry, ServeConfig(auth="none", push=True, redis_url=redis_url, log_sample_rate=0))
     app.state.reader.refresh_s = 0
     with TestClient(app) as client:
         response = client.post("/v1/features/acct:batchGet", json={"ids": ids, "names": names})

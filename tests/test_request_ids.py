@@ -25,13 +25,13 @@ async def _boom(*_args, **_kwargs):
 
 @pytest.fixture
 def app(embedded_redis):
-    return create_app(registry(), ServeConfig(redis_url=embedded_redis.url))
+    return create_app(registry(), ServeConfig(auth="none", push=True, redis_url=embedded_redis.url))
 
 
 @pytest.fixture
 def push_app(embedded_redis):
     online = RedisOnlineStore.from_url(embedded_redis.url)
-    yield create_push_app(PushStore(registry(), online, timedelta(minutes=5)))
+    yield create_push_app(PushStore(registry(), online, timedelta(minutes=5)), auth="none")
     online.close()
 
 
@@ -93,7 +93,7 @@ def test_a_push_api_handler_that_raises_is_a_json_500_naming_the_request(push_ap
 
 
 def test_a_503_names_the_request_and_is_logged_with_its_cause(caplog):
-    down = create_app(registry(), ServeConfig(redis_url="redis://127.0.0.1:1/0", timeout_s=0.2))
+    down = create_app(registry(), ServeConfig(auth="none", push=True, redis_url="redis://127.0.0.1:1/0", timeout_s=0.2))
     with caplog.at_level(logging.WARNING, LOGGER):
         response = TestClient(down).get("/v1/features/user/1?names=txn.count_1h")
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"

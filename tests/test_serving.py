@@ -49,7 +49,7 @@ def online(redis_url):
 
 @pytest.fixture
 def client(online, redis_url):
-    app = create_app(registry(), ServeConfig(redis_url=redis_url, max_ids=50))
+    app = create_app(registry(), ServeConfig(auth="none", push=True, redis_url=redis_url, max_ids=50))
     app.state.reader.refresh_s = 0  # see materializer changes at once
     with TestClient(app) as c:
         yield c
@@ -183,7 +183,7 @@ def test_an_unreachable_store_is_a_503_and_serving_recovers_without_restart(tmp_
     server = EmbeddedRedis(tmp_path / "r", persist=False).start()
     url = server.url
     RedisOnlineStore.from_url(url).write(registry().view("txn"), [OnlineRow((1,), utcnow(), None, (1, 1.0))])
-    app = create_app(registry(), ServeConfig(redis_url=url, timeout_s=0.2))
+    app = create_app(registry(), ServeConfig(auth="none", push=True, redis_url=url, timeout_s=0.2))
     with TestClient(app) as c:
         assert get(c, "user", "1", names="txn.count_1h").status_code == 200
         server.stop()

@@ -76,7 +76,7 @@ def online(embedded_redis):
 
 
 def test_no_request_makes_the_server_fail(online, embedded_redis):
-    app = create_app(fuzz_registry(), ServeConfig(redis_url=embedded_redis.url, max_ids=20))
+    app = create_app(fuzz_registry(), ServeConfig(auth="none", push=True, redis_url=embedded_redis.url, max_ids=20))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     seen = fuzz(schema, max_examples=40)
     assert len(seen) >= 8 + 2 * len(fuzz_registry().view_names())  # the push route per view and per version
@@ -87,7 +87,7 @@ def test_no_request_makes_the_server_fail(online, embedded_redis):
 
 
 def test_no_push_makes_the_push_api_fail(online):
-    app = create_push_app(PushStore(fuzz_registry(), online))
+    app = create_push_app(PushStore(fuzz_registry(), online), auth="none")
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     seen = fuzz(schema, max_examples=60)
     assert {"POST /v1/push/{view}", "POST /v1/push/wide", "POST /v1/push/pair@1"} <= set(seen)
@@ -97,9 +97,68 @@ def test_no_push_makes_the_push_api_fail(online):
 def test_the_push_document_describes_each_views_row(online):
     from starlette.testclient import TestClient
 
-    spec = TestClient(create_push_app(PushStore(fuzz_registry(), online))).get("/openapi.json").json()
+    spec = TestClient(create_push_app(PushStore(fuzz_registry(), online), auth="none")).get("/openapi.json").json()
     body = spec["paths"]["/v1/push/txn"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     row = body["oneOf"][0]["items"]
     assert row["required"] == ["user_id", "event_time"] and row["additionalProperties"] is False
     assert row["properties"]["count_1h"]["type"] == ["integer", "null"]
     assert row["properties"]["amount"]["type"] == ["number", "null"]
+
+
+def governed_registry() -> Registry:
+    """The fuzz registry under a policy: `profile` is pii, owned by team growth; `txn` is internal."""
+    from dataclasses import replace
+
+    from featurehouse.registry.model import Team
+
+    r = fuzz_registry()
+    r.teams = {"growth": Team("growth", ("gil",)), "risk": Team("risk", ("ana",))}
+    for key, view in list(r.views.items()):
+        r.views[key] = replace(view, owner="growth" if view.name == "profile" else "risk",
+                               sensitivity="pii" if view.name == "profile" else "internal")
+    return r
+
+
+@pytest.mark.parametrize("who", ["no token", "a token of a principal denied the pii view", "a forged token"])
+def test_fuzzing_with_and_without_tokens_finds_no_5xx_and_no_denied_feature(online, embedded_redis, who):
+    """With tokens on, every operation fuzzed without a token, with a forged one, and with a read token of a
+    principal the policy denies `profile` (pii): no 5xx, and no 200 that carries a value of `profile`."""
+    from featurehouse.access.tokens import new_token
+    from featurehouse.clock import utc_now
+
+    secret, record = new_token("ana", "read,admin,metrics", timedelta(hours=1), utc_now())
+    online.client.hset("fh:tokens", record.token_id, record.online_value())
+    headers = {"no token": {}, "a forged token": {"Authorization": f"Bearer fht_{record.token_id}_{'A' * 43}"},
+               "a token of a principal denied the pii view": {"Authorization": f"Bearer {secret}"}}[who]
+    app = create_app(governed_registry(), ServeConfig(redis_url=embedded_redis.url, max_ids=20, log_sample_rate=0))
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    leaked: list[str] = []
+    codes: dict[str, set[int]] = {}
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        seen = codes.setdefault(operation.label, set())
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=30, deadline=None, database=None,
+                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+        def call(case):
+            response = case.call(headers=headers)
+            seen.add(response.status_code)
+            case.validate_response(response, checks=[not_a_server_error])
+            if response.status_code == 200 and "profile." in response.text and '"features"' in response.text:
+                leaked.append(f"{case.method} {case.formatted_path} -> {response.text[:200]}")
+
+        call()
+    assert not leaked, leaked
+    protected = [label for label in codes if label.startswith(("GET /v1/features", "POST /v1/features"))]
+    if who != "a token of a principal denied the pii view":
+        assert all(codes[label] == {401} for label in protected), codes  # nothing gets past a missing or forged token
+    else:
+        assert not any(401 in codes[label] for label in protected), codes  # a valid token always gets past auth
+        from starlette.testclient import TestClient
+
+        fresh = create_app(governed_registry(), ServeConfig(redis_url=embedded_redis.url, log_sample_rate=0))
+        with TestClient(fresh) as client:  # and the pii view, asked for by name, is refused
+            denied = client.get("/v1/features/user/1?names=profile.country", headers=headers)
+        assert denied.status_code == 403 and denied.json()["feature"] == "profile@1"
+

@@ -33,7 +33,7 @@ def store(warehouse, redis_url):
 
 
 def serve_all(store, redis_url, rate: float = 1.0, model: str | None = None) -> None:
-    app = create_app(store.registry, ServeConfig(redis_url=redis_url, log_sample_rate=rate))
+    app = create_app(store.registry, ServeConfig(auth="none", push=True, redis_url=redis_url, log_sample_rate=rate))
     with TestClient(app) as client:
         for u in USERS:
             params = {"names": "risk.score,risk.band"} | ({"model": model} if model else {})

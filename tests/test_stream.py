@@ -124,7 +124,7 @@ def test_http_push_accepts_rows_and_names_the_bad_field(store):
 
     from featurehouse.stream.http import create_push_app
 
-    client = TestClient(create_push_app(store))
+    client = TestClient(create_push_app(store, auth="none"))
     ok = client.post("/v1/push/card_velocity", json=[pushed(1), pushed(2)])
     assert ok.status_code == 202 and ok.json() == {"view": "card_velocity@1", "accepted": 2}
     bad = client.post("/v1/push/card_velocity", json={"rows": [pushed(3), {**pushed(4), "card_id": None}]})

@@ -150,7 +150,7 @@ def test_http_push_coerces_keys_and_names_the_field_it_rejects(store):
 
     from featurehouse.stream.http import create_push_app
 
-    client = TestClient(create_push_app(store))
+    client = TestClient(create_push_app(store, auth="none"))
     assert client.post(f"/v1/push/{MODEL}", json=[pushed(1, user="42")]).status_code == 202
     bad = client.post(f"/v1/push/{MODEL}", json=[pushed(2, user="042"), pushed(3, label="x\u0000")])
     assert bad.status_code == 422

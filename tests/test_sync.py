@@ -60,7 +60,7 @@ def feature_store(warehouse, online):
     registry, _ = make_registry()
     store = FeatureStore.from_registry(registry, warehouse)
     store.use_online_store(online)
-    for table in ("featurehouse_sync_runs", "featurehouse_deletions"):  # PostgreSQL keeps them between tests
+    for table in ("featurehouse_sync_runs", "featurehouse_deletions", "featurehouse_tombstones"):  # PostgreSQL keeps them between tests
         warehouse.execute(f"DROP TABLE IF EXISTS featurehouse.{table}")
     return store
 

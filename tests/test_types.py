@@ -247,7 +247,7 @@ def test_sync_and_in_process_reads_hold_int_and_float(warehouse, redis_url):
 def test_http_serves_json_numbers(warehouse, redis_url):
     registry, _ = totals_view(warehouse)
     with store_over(registry, warehouse, redis_url):
-        app = create_app(registry, ServeConfig(redis_url=redis_url))
+        app = create_app(registry, ServeConfig(auth="none", push=True, redis_url=redis_url))
         with TestClient(app) as client:
             response = client.get("/v1/features/user/1", params={"names": "totals.total,totals.amount"})
     assert response.status_code == 200, response.text

@@ -78,6 +78,13 @@ class Catalog:
         update.set("expressions", sets)
         self.warehouse.execute(update.sql(self.dialect), (*values.values(), *params))
 
+    def delete(self, spec: TableSpec, condition: exp.Expr, params: Sequence[Any] = ()) -> None:
+        """Delete the rows matching a sqlglot condition (placeholders filled from `params`); none when the table
+        was never made."""
+        if not self.exists(spec):
+            return
+        self.warehouse.execute(exp.delete(self._table(spec), where=condition).sql(self.dialect), tuple(params) or None)
+
     def rows(self, spec: TableSpec, where: Where | None = None, order_by: Sequence[str] = (),
              descending: bool = False, limit: int | None = None, columns: Sequence[str] = ()) -> list[dict]:
         """Rows of the table as dicts (none when it was never made)."""

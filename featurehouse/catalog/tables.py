@@ -55,7 +55,14 @@ MODEL_VERSIONS = TableSpec("featurehouse_model_versions", (
 DELETIONS = TableSpec("featurehouse_deletions", (
     ("entity_type", "VARCHAR"), ("entity_key", "VARCHAR"), ("deleted_at", "TIMESTAMP"),
     ("online_keys_deleted", "BIGINT"), ("offline_rows_deleted", "VARCHAR"),
-), "entities forgotten (featurehouse forget)")
+    ("stream_entries_deleted", "BIGINT"), ("dead_letters_deleted", "BIGINT"), ("served_values_deleted", "BIGINT"),
+    ("served_log_entries_deleted", "BIGINT"),
+), "entities forgotten (featurehouse forget): what was deleted where")
+
+TOMBSTONES = TableSpec("featurehouse_tombstones", (
+    ("entity_type", "VARCHAR"), ("entity_key", "VARCHAR"), ("key_text", "VARCHAR"), ("forgotten_at", "TIMESTAMP"),
+    ("lift_when", "VARCHAR"), ("lifted_at", "TIMESTAMP"),
+), "forgotten entities that sync and the stream consumer leave out until lifted (forget --status, --lift)")
 
 SERVED_VALUES = TableSpec("featurehouse_served_values", (
     ("stream_id", "VARCHAR"), ("entity_type", "VARCHAR"), ("entity_id", "VARCHAR"), ("model", "VARCHAR"),
@@ -63,5 +70,19 @@ SERVED_VALUES = TableSpec("featurehouse_served_values", (
     ("value_num", "DOUBLE"), ("event_time", "TIMESTAMP"), ("status", "VARCHAR"),
 ), "a sample of served vectors, landed for skew and drift checks")
 
-ALL = (SYNC_RUNS, VIEW_VERSIONS, PUBLISHED_SCHEMAS, TRAINING_SETS, MODEL_VERSIONS, DELETIONS, SERVED_VALUES)
+TOKENS = TableSpec("featurehouse_tokens", (
+    ("token_id", "VARCHAR"), ("principal", "VARCHAR"), ("scopes", "VARCHAR"), ("salt", "VARCHAR"),
+    ("secret_hash", "VARCHAR"), ("created_at", "TIMESTAMP"), ("expires_at", "TIMESTAMP"),
+    ("revoked_at", "TIMESTAMP"), ("created_by", "VARCHAR"), ("description", "VARCHAR"),
+), "API tokens: a salted hash of each secret (never the secret), its principal, scopes and expiry")
+
+AUDIT = TableSpec("featurehouse_audit", (
+    ("event_id", "VARCHAR"), ("at", "TIMESTAMP"), ("principal", "VARCHAR"), ("action", "VARCHAR"),
+    ("path", "VARCHAR"), ("view", "VARCHAR"), ("sensitivity", "VARCHAR"), ("allowed", "BOOLEAN"),
+    ("model", "VARCHAR"), ("purpose", "VARCHAR"), ("entity_type", "VARCHAR"), ("entity_ref", "VARCHAR"),
+    ("reads", "BIGINT"), ("detail", "VARCHAR"),
+), "who read or was denied which restricted feature, token changes and forgets (entity ids pseudonymised)")
+
+ALL = (SYNC_RUNS, VIEW_VERSIONS, PUBLISHED_SCHEMAS, TRAINING_SETS, MODEL_VERSIONS, DELETIONS, TOMBSTONES, SERVED_VALUES, TOKENS,
+       AUDIT)
 DEFAULT_SCHEMA = "featurehouse"

@@ -141,10 +141,19 @@ def serve_one_vector(store, entity_type: str, spine: str) -> Table:
     cmd = [sys.executable, "-m", "featurehouse.cli.main", "--project-dir", str(store.project.dir)]
     if store.project.target_name:
         cmd += ["--target", store.project.target_name]
+    # the server wants a bearer token, as it does by default: the demo makes a short-lived one and revokes it
+    from datetime import timedelta
+
+    from featurehouse.access.tokens import create_token, new_token, revoke_token
+    from featurehouse.clock import utc_now
+
+    secret, token = new_token("demo", "read", timedelta(minutes=10), utc_now(), description="featurehouse demo")
+    create_token(store.catalog, store.online.client, token)
     store.close_warehouse()  # the server loads the registry from the same DuckDB file
     proc = subprocess.Popen(cmd + ["serve", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/v1/features/{entity_type}/{entity_id}?names={','.join(names)}"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {secret}"})
     try:
         body = None
         for _ in range(300):
@@ -152,7 +161,7 @@ def serve_one_vector(store, entity_type: str, spine: str) -> Table:
                 assert proc.stderr is not None  # stderr=subprocess.PIPE
                 raise FeaturehouseError(f"featurehouse serve exited: {proc.stderr.read().decode()[-500:]}")
             try:
-                with urllib.request.urlopen(url, timeout=2) as r:
+                with urllib.request.urlopen(request, timeout=2) as r:
                     body = json.loads(r.read())
                 break
             except OSError:
@@ -162,7 +171,10 @@ def serve_one_vector(store, entity_type: str, spine: str) -> Table:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    table = Table(title=f"served over HTTP: GET /v1/features/{entity_type}/{entity_id}  (stale: {body['stale']})",
+        revoke_token(store.catalog, store.online.client, token.token_id, utc_now())
+        store.close_warehouse()
+    table = Table(title=f"served over HTTP with a bearer token: GET /v1/features/{entity_type}/{entity_id}  "
+                        f"(stale: {body['stale']})",
                   title_justify="left")
     for col in ("feature", "value", "event time", "age", "status"):
         table.add_column(col)

@@ -34,7 +34,8 @@ def emit_json(payload) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def check(obj: CliContext, no_compile: bool, as_json: bool) -> None:
-    """Schema gate: fail if a published feature version's columns, types or SQL changed.
+    """Schema and access gate: fail if a published feature version's columns, types or SQL changed, or a
+    model (exposure) uses a feature its team may not read.
 
     A view@version is published once it was synced, backfilled, promoted or used in a recorded training
     set. dbt compiles the feature views and the warehouse describes the compiled SQL (nothing is built),
@@ -49,7 +50,8 @@ def check(obj: CliContext, no_compile: bool, as_json: bool) -> None:
     if as_json:
         emit_json({"ok": result.ok, "views": [r.__dict__ for r in result.rows],
                    "changes": [{**c.__dict__, "message": c.message} for c in result.changes],
-                   "logic_changes": [{**c.__dict__, "ok": c.ok, "message": c.message} for c in result.logic]})
+                   "logic_changes": [{**c.__dict__, "ok": c.ok, "message": c.message} for c in result.logic],
+                   "access": [d.as_dict() for d in result.access], "access_not_enforced_for": result.unenforced})
     else:
         table = Table(title="schema gate: published feature versions", title_justify="left")
         for col in ("view@version", "status", "detail"):
@@ -61,8 +63,15 @@ def check(obj: CliContext, no_compile: bool, as_json: bool) -> None:
             obj.console.print(f"[red]✗[/red] {c.message}")
         for lc in result.logic:
             obj.console.print(f"[yellow]![/yellow] {lc.message}" if lc.ok else f"[red]✗[/red] {lc.message}")
+        for d in result.access:
+            obj.console.print(f"[red]✗[/red] model '{d.model}' uses {d.view}, which its team may not read: {d.reason}; "
+                              f"{d.remedy}")
+        if result.unenforced:
+            obj.console.print(f"[yellow]![/yellow] access is not enforced: no teams declared (vars.featurehouse.teams), so "
+                              f"every principal reads the restricted views {', '.join(result.unenforced)}")
         if result.ok:
-            obj.console.print("[green]✓[/green] no published schema changed, nor published SQL without a new version")
+            obj.console.print("[green]✓[/green] no published schema changed, nor published SQL without a new version; "
+                              "every model's team may read the features it uses")
     sys.exit(0 if result.ok else 1)
 
 
@@ -126,7 +135,7 @@ def freshness(obj: CliContext, select, as_json: bool, prometheus_file) -> None:
 @click.command()
 @click.option("--select", "-s", multiple=True,
               help="Views to compare (`view`, or `view@N` for a candidate version before promote); default: online views.")
-@click.option("--sample", type=click.IntRange(min=1), default=1000, show_default=True,
+@click.option("--sample", type=click.IntRange(1, 100_000_000), default=1000, show_default=True,
               help="Entities per view, picked by a hash of the key.")
 @click.option("--all", "all_entities", is_flag=True, help="Compare every entity instead of a sample.")
 @click.option("--max-mismatch", type=float, default=0.0, show_default=True,
@@ -259,7 +268,8 @@ def drift(obj: CliContext, training_set_id, model, since, threshold: float, as_j
 
 @click.command("deploy-check")
 @click.argument("ref", metavar="MODEL@VERSION")
-@click.option("--parity-sample", type=int, default=1000, show_default=True, help="Entities per view for the parity gate.")
+@click.option("--parity-sample", type=click.IntRange(1, 100_000_000), default=1000, show_default=True,
+              help="Entities per view for the parity gate.")
 @click.option("--max-parity-mismatch", type=float, default=0.0, show_default=True)
 @click.option("--max-skew", type=float, default=0.01, show_default=True, help="Largest share of served values allowed to differ.")
 @click.option("--max-psi", type=float, default=0.2, show_default=True, help="Largest PSI allowed per feature.")

@@ -15,7 +15,7 @@ def online() -> None:
 
     Every featurehouse process using it registers as a user; the last to exit stops it, whoever started
     it. Users that died (SIGKILL) are pruned, and a server left with none is adopted by the next command.
-    These commands act on it directly.
+    These commands act on it directly; `acl` prints Redis users for a production server instead.
     """
 
 
@@ -75,3 +75,65 @@ def status(obj: CliContext) -> None:
         obj.console.print(f"users: {_users(found.users)}")
     obj.console.print(f"socket: {escape(str(found.socket))}")
     obj.console.print(f"data dir: {escape(str(found.directory))}")
+
+
+@online.command()
+@click.option("--format", "fmt", type=click.Choice(["setuser", "acl-file"]), default="setuser", show_default=True,
+              help="ACL SETUSER commands (for redis-cli), or lines of an ACL file (aclfile in redis.conf).")
+@click.option("--prefix", default="featurehouse", show_default=True, help="User names are PREFIX-serving, PREFIX-writer, "
+              "PREFIX-push.")
+@click.option("--push-user", is_flag=True, help="Also a push-only user, for `featurehouse push-api`.")
+@click.option("--serving-password-env", metavar="NAME", help="Environment variable holding the serving user's password.")
+@click.option("--writer-password-env", metavar="NAME", help="Environment variable holding the writer user's password.")
+@click.option("--push-password-env", metavar="NAME", help="Environment variable holding the push user's password.")
+@click.option("--no-definitions-api", is_flag=True,
+              help="Serving may not record pending definitions (POST /v1/feature-definitions then answers 503).")
+@click.option("--serving-push", is_flag=True,
+              help="Serving may also append pushed rows: for `featurehouse serve` with its setting `push: true`.")
+@click.option("--cluster", is_flag=True, help="Also what redis-py's Redis Cluster client needs (slot map, command table).")
+@click.option("--allow-select", is_flag=True, help="Allow SELECT, for a Redis URL naming a database other than 0.")
+@click.option("--client-setinfo", is_flag=True, help="Allow CLIENT SETINFO (Redis 7.2+, Valkey; Redis 7.0 refuses the rule).")
+@click.option("--explain", is_flag=True, help="Print each role's rules and why it needs them, instead of the ACL.")
+def acl(fmt: str, prefix: str, push_user: bool, serving_password_env: str | None, writer_password_env: str | None,
+        push_password_env: str | None, no_definitions_api: bool, serving_push: bool, cluster: bool,
+        allow_select: bool, client_setinfo: bool, explain: bool) -> None:
+    """Print Redis users for featurehouse: serving (read-only), writer, and optionally push.
+
+    Each user may run only the commands featurehouse runs in its role, on featurehouse's keys only; no
+    administrative command. Passwords come from the environment variables named by --*-password-env, or
+    are generated and printed once, on stderr; the ACL holds only their SHA-256 (`#<hash>`). The ACL
+    goes to stdout: pipe it to `redis-cli` as an admin user (on every node of a cluster), or save it
+    as an ACL file. Nothing is written anywhere. See docs/security.md, "Redis users (ACL)".
+    """
+    import os
+
+    from featurehouse.online import acl as users
+
+    made = users.roles(prefix, push=push_user, definitions=not no_definitions_api, cluster=cluster,
+                       select=allow_select, client_setinfo=client_setinfo, serving_push=serving_push)
+    if explain:
+        for line in users.explain(made):
+            click.echo(line)
+        return
+    sources = {"serving": serving_password_env, "writer": writer_password_env, "push": push_password_env}
+    if push_password_env and not push_user:
+        raise users.AclError("--push-password-env is for the push user: add --push-user")
+    hashes: dict[str, str] = {}
+    generated: list[tuple[users.Role, str]] = []
+    for role in made:
+        name = sources[role.role]
+        if name:
+            value = os.environ.get(name)
+            if not value:
+                raise users.AclError(f"--{role.role}-password-env {name}: the environment variable is unset or empty")
+            hashes[role.role] = users.password_hash(value)
+        else:
+            password = users.new_password()
+            generated.append((role, password))
+            hashes[role.role] = users.password_hash(password)
+    for line in users.render(made, hashes, "acl-file" if fmt == "acl-file" else "setuser"):
+        click.echo(line)
+    for role, password in generated:
+        click.echo(f"{role.user}: generated password, shown this once (the ACL keeps only its hash): {password}", err=True)
+    if generated:
+        click.echo("connect with redis://USER:PASSWORD@HOST:PORT (rediss:// for TLS) in FEATUREHOUSE_REDIS_URL", err=True)

@@ -11,7 +11,12 @@ import yaml
 from featurehouse.cli.context import CliContext
 from featurehouse.errors import FeaturehouseError
 
-SETTINGS = ("redis_url", "max_ids", "timeout_s", "host", "port", "workers", "log_sample_rate")
+SETTINGS = ("redis_url", "max_ids", "timeout_s", "host", "port", "workers", "log_sample_rate", "auth", "push")
+# Limits against denial of service (docs/security.md): also settings of the --config file and env vars.
+LIMITS = ("header_timeout_s", "backlog", "max_connections", "max_body_bytes", "max_push_body_bytes", "body_timeout_s",
+          "max_definitions")
+SETTINGS += LIMITS
+HTTP1_BUFFER_BYTES = 64 << 10  # HTTP/1 read buffer: a request head that overflows it is refused (431)
 
 
 def load_settings(config: Path | None) -> dict:
@@ -41,7 +46,13 @@ def load_settings(config: Path | None) -> dict:
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default 8000).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes (default 1).")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help=f"YAML file with any of: {', '.join(SETTINGS)}; FEATUREHOUSE_<NAME> env vars override it.")
+              help=f"YAML file with any of: {', '.join(SETTINGS)}; FEATUREHOUSE_<NAME> env vars override it. "
+                   "Limits (docs/security.md): header_timeout_s (5: seconds a client has to send a request's "
+                   "headers; an idle keep-alive connection is closed after it too), backlog (4096 connections "
+                   "waiting to be accepted), max_connections (4096 open connections per worker), max_body_bytes "
+                   "(1048576: batchGet and feature-definitions bodies), max_push_body_bytes (16777216: push "
+                   "bodies), body_timeout_s (10: seconds a body has to arrive), max_definitions (1000 pending "
+                   "feature definitions).")
 @click.pass_obj
 def serve(obj: CliContext, host, port, workers, config) -> None:
     """Serve feature vectors over HTTP (granian, ASGI): GET /v1/features/{entityType}/{entityId}.
@@ -50,6 +61,10 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
     metrics at /metrics (with --workers N, any worker's /metrics adds up all of them). The online
     store is FEATUREHOUSE_REDIS_URL, or the project's embedded Redis, which this process then owns for
     as long as it serves.
+
+    Every route but health and docs needs `Authorization: Bearer <token>` (`featurehouse token create`);
+    the setting `auth: none` is accepted on a loopback host only. Which features a token's principal may
+    read is the project's access policy (docs/security.md). The push route is mounted with `push: true`.
     """
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
@@ -66,8 +81,13 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
     max_ids = _whole(settings.get("max_ids", 1000), "max_ids", 1, 100_000)
     timeout_s = _seconds(settings.get("timeout_s", 0.5), "timeout_s")
     host = host or settings.get("host", "127.0.0.1")
+    from featurehouse.access.http import check_auth_mode
+
+    auth = check_auth_mode(settings.get("auth", "token"), host)
+    push = _flag(settings.get("push", False), "push")
     port = _whole(port or settings.get("port", 8000), "port", 1, 65535)
     workers = _whole(workers or settings.get("workers", 1), "workers", 1, 1024)
+    limits = check_limits(settings)
     store = obj.store()
     project = store.project
     assert project is not None  # a CLI store is always over a dbt project
@@ -87,19 +107,86 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
         "FEATUREHOUSE_REDIS_URL": url, "FEATUREHOUSE_MAX_IDS": str(max_ids), "FEATUREHOUSE_TIMEOUT_S": str(timeout_s),
         "FEATUREHOUSE_MAX_CLOCK_SKEW_S": str(store.max_clock_skew.total_seconds()),
         "FEATUREHOUSE_LOG_SAMPLE_RATE": str(settings.get("log_sample_rate", 0.01)),
+        "FEATUREHOUSE_AUTH": auth, "FEATUREHOUSE_PUSH": "true" if push else "false",
     })
+    # the body and definition limits reach each worker's ServeConfig through the environment
+    os.environ.update({f"FEATUREHOUSE_{name.upper()}": str(limits[name])
+                       for name in ("max_body_bytes", "max_push_body_bytes", "body_timeout_s", "max_definitions")})
+    connections = fit_open_files(limits["max_connections"])
+    if connections < limits["max_connections"]:
+        obj.console.print(f"max_connections lowered to {connections} per worker: the open-files limit (ulimit -n) "
+                          "allows no more; raise it to hold more connections", markup=False, highlight=False)
+        limits["max_connections"] = connections
     if project.target_name:
         os.environ["FEATUREHOUSE_TARGET"] = project.target_name
     if workers > 1:
         multiprocess_metrics_dir(project.dir)
     obj.console.print(f"serving on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}); "
-                      f"docs at http://{host}:{port}/docs")
+                      f"docs at http://{host}:{port}/docs; "
+                      + ("auth: none (loopback only)" if auth == "none" else "bearer tokens required")
+                      + ("; push route on" if push else ""))
     # uvloop: a third more requests per second than asyncio's loop on the same handler (bench/serve.py)
     try:
         Granian("featurehouse.serving.asgi:app", address=host, port=port, workers=workers, interface=Interfaces.ASGI,
-                loop=Loops.uvloop, http=HTTPModes.http1, websockets=False, log_enabled=False).serve()
+                loop=Loops.uvloop, http=HTTPModes.http1, websockets=False, log_enabled=False,
+                **granian_limits(limits)).serve()
     finally:
         snapshot.unlink(missing_ok=True)
+
+
+def check_limits(settings: dict) -> dict:
+    """The limits against denial of service, each checked (a bad value names itself), with its default."""
+    return {
+        "header_timeout_s": _seconds(settings.get("header_timeout_s", 5), "header_timeout_s", 60),
+        "backlog": _whole(settings.get("backlog", 4096), "backlog", 128, 65535),
+        "max_connections": _whole(settings.get("max_connections", 4096), "max_connections", 16, 1_000_000),
+        "max_body_bytes": _whole(settings.get("max_body_bytes", 1 << 20), "max_body_bytes", 1024, 1 << 30),
+        "max_push_body_bytes": _whole(settings.get("max_push_body_bytes", 16 << 20), "max_push_body_bytes", 1024,
+                                      1 << 30),
+        "body_timeout_s": _seconds(settings.get("body_timeout_s", 10), "body_timeout_s"),
+        "max_definitions": _whole(settings.get("max_definitions", 1000), "max_definitions", 0, 1_000_000),
+    }
+
+
+def granian_limits(limits: dict) -> dict:
+    """Granian's options for the connection limits. A client has `header_timeout_s` to send a request's
+    line and headers (hyper's header read timeout: it runs from the connection's start, and again for each
+    next request on a kept-alive connection), so a half-open connection holds one of a worker's
+    `max_connections` (granian's backpressure) for that long at most; connections past that wait in the
+    kernel's `backlog` (capped by net.core.somaxconn)."""
+    from granian.http import HTTP1Settings
+
+    return {"backlog": limits["backlog"], "backpressure": limits["max_connections"],
+            "http1_settings": HTTP1Settings(header_read_timeout=max(1, round(limits["header_timeout_s"] * 1000)),
+                                            keep_alive=True, max_buffer_size=HTTP1_BUFFER_BYTES)}
+
+
+def fit_open_files(connections: int, spare: int = 256) -> int:
+    """How many connections a worker can hold: the open-files limit is raised (up to its hard limit) to
+    fit `connections` and `spare` other files; when it cannot be, fewer. Workers inherit the limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + spare
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (ValueError, OSError):
+            pass
+    if soft == resource.RLIM_INFINITY:
+        return connections
+    return max(16, min(connections, soft - spare))
+
+
+def _flag(value, name: str) -> bool:
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off", ""):
+        return False
+    raise FeaturehouseError(f"{name} {value!r}: give true or false")
 
 
 def _whole(value, name: str, low: int, high: int) -> int:
@@ -113,13 +200,13 @@ def _whole(value, name: str, low: int, high: int) -> int:
     return number
 
 
-def _seconds(value, name: str) -> float:
+def _seconds(value, name: str, high: float = 3600) -> float:
     try:
         seconds = float(str(value))
     except ValueError:
         seconds = float("nan")
-    if not 0 < seconds <= 3600:
-        raise FeaturehouseError(f"{name} {value!r}: give a number of seconds above 0 (at most 3600)")
+    if not 0 < seconds <= high:
+        raise FeaturehouseError(f"{name} {value!r}: give a number of seconds above 0 (at most {high:g})")
     return seconds
 
 

@@ -92,7 +92,7 @@ def push(obj: CliContext, view: str, file: Path) -> None:
 @click.option("--select", "-s", multiple=True, help="Only these views (default: every online view).")
 @click.option("--consumer", default="consumer-1", show_default=True, help="This consumer's name in the group.")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, show_default=True)
-@click.option("--max-deliveries", type=click.IntRange(min=1), default=5, show_default=True,
+@click.option("--max-deliveries", type=click.IntRange(1, 1_000_000), default=5, show_default=True,
               help="Deliveries after which an entry that keeps failing goes to the view's dead-letter stream.")
 @click.option("--once", is_flag=True, help="Apply what is waiting, then exit.")
 @click.pass_obj
@@ -134,12 +134,27 @@ def _drain(member) -> None:
 
 @click.command("push-api")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8765, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
+@click.option("--max-body-bytes", type=click.IntRange(1024, 1 << 30), default=16 << 20, show_default=True,
+              help="Largest request body taken; a larger one is a 413, refused before it is read.")
+@click.option("--body-timeout", type=click.FloatRange(0, 3600, min_open=True), default=10.0, show_default=True,
+              help="Seconds a request body has to arrive; a slower one is a 408.")
+@click.option("--auth", type=click.Choice(["token", "none"]), default="token", show_default=True,
+              help="Bearer tokens with the push scope (`featurehouse token create --scopes push`); 'none' only on "
+                   "a loopback host.")
 @click.pass_obj
-def push_api(obj: CliContext, host: str, port: int) -> None:
-    """Serve POST /v1/push/{view} over HTTP (JSON rows; 422 names the bad row and field)."""
+def push_api(obj: CliContext, host: str, port: int, max_body_bytes: int, body_timeout: float, auth: str) -> None:
+    """Serve POST /v1/push/{view} over HTTP (JSON rows; 422 names the bad row and field).
+
+    A body over --max-body-bytes is refused with 413 (by its Content-Length before it is read, else as
+    soon as it passes the limit); a 503 says only that the online store is unreachable or slow (the
+    cause goes to the log, with the request id).
+    """
     import uvicorn
 
+    from featurehouse.access.http import check_auth_mode
     from featurehouse.stream.http import create_push_app
 
-    uvicorn.run(create_push_app(obj.store()), host=host, port=port, log_level="warning")
+    auth = check_auth_mode(auth, host)
+    uvicorn.run(create_push_app(obj.store(), max_body_bytes=max_body_bytes, body_timeout_s=body_timeout, auth=auth),
+                host=host, port=port, log_level="warning")

@@ -70,7 +70,7 @@ def training_set(obj: CliContext, spine, timestamp, features, model_name, entity
         warnings.simplefilter("ignore", LineageNotRecorded)  # printed below as one line, not as a Python warning
         result = store.build_training_set(spine, names, timestamp, entity=entity, as_known_at=as_known_at,
                                           keep_order=not no_order, progress=lambda msg: status.update(msg),
-                                          record=not no_record, name=name or model_name)
+                                          record=not no_record, name=name or model_name, model=model_name)
         if out is not None:
             status.update(f"writing {out}")
             write_table(result.table, out)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from featurehouse.cli import (
+    commands_access,
     commands_batch,
     commands_demo,
     commands_features,
@@ -63,6 +64,9 @@ cli.add_command(commands_guard.deploy_check)
 cli.add_command(commands_lineage.lineage)
 cli.add_command(commands_lineage.model)
 cli.add_command(commands_demo.demo)
+cli.add_command(commands_access.access)
+cli.add_command(commands_access.token)
+cli.add_command(commands_access.audit)
 
 
 def main() -> None:

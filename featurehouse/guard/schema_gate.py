@@ -69,10 +69,12 @@ class GateResult:
     rows: list[GateRow] = field(default_factory=list)
     changes: list[SchemaChange] = field(default_factory=list)
     logic: list[LogicChange] = field(default_factory=list)  # SQL changed under a published version
+    access: list = field(default_factory=list)  # access.policy.Decision: a model's team may not read a feature it uses
+    unenforced: list[str] = field(default_factory=list)  # restricted views in a project that declares no teams
 
     @property
     def ok(self) -> bool:
-        return not self.changes and all(change.ok for change in self.logic)
+        return not self.changes and all(change.ok for change in self.logic) and not self.access
 
 
 def compare(published: dict[tuple[str, int], PublishedSchema], current: Mapping[tuple[str, int], Mapping[str, str | None]],

@@ -28,6 +28,10 @@ MODEL_VERSIONS = "fh:model_versions"  # name@version -> {"features": [view.colum
 DEPLOY_CHECKS = "fh:deploy_checks"  # name@version -> the last deploy check: {"ok", "checked_at", "failures"}
 ACTIVE_VERSIONS = "fh:active_versions"  # view -> the version serving reads, derived from the warehouse's log
 STORE_ID = "fh:store_id"  # this online store's identity: the sync run log is kept per online store
+TOMBSTONES = "fh:tombstones"  # forgotten entities, `col=value;...` -> JSON (sync/forget.py); the warehouse holds all
+TOKENS = "fh:tokens"  # token id -> its salted hash, principal, scopes, expiry (access/tokens.py); the warehouse holds all
+AUDIT_STREAM = "fh:audit"  # audit events from serving (access/audit.py), landed in featurehouse_audit
+AUDIT_KEY = "fh:audit_key"  # the key that pseudonymises entity ids in audit events
 LAYOUTS = "fh:layouts"  # view@N -> {"columns": [...], "types": [...]}: the order of its stored arrays (layout.py)
 _ESCAPES = {"%": "%25", "|": "%7C", "{": "%7B", "}": "%7D"}
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence, cast
 
 import redis
+from redis.exceptions import NoPermissionError
 
 from featurehouse.errors import FeaturehouseError, InfrastructureError
 from featurehouse.online.codec import decode_values, encode_values, from_micros, to_micros
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 # fh_hmget_many: HMGET of many entities in one command (read-only; a third of a pipeline's cost in Python).
 # fh_mark_max: set a hash field to a number only if it is greater (two syncs finishing at once leave
 # the later finish time, whatever order their marks arrive in).
+# fh_add_pending: record a pending feature definition unless the cap of pending ones is reached (one call,
+# so concurrent posts cannot pass the cap; a function, not EVAL, so serving's Redis user needs no EVAL).
 # fh_expire: drop a view's value only if it is still the one the retention pass saw, so a newer value
 # written meanwhile by a racing writer stays.
 FUNCTIONS = """#!lua name=featurehouse
@@ -97,6 +100,13 @@ end}
 redis.register_function('fh_mark_max', function(keys, args)
   local cur = redis.call('HGET', keys[1], args[1])
   if (not cur) or tonumber(cur) < tonumber(args[2]) then
+    redis.call('HSET', keys[1], args[1], args[2])
+    return 1
+  end
+  return 0
+end)
+redis.register_function('fh_add_pending', function(keys, args)
+  if redis.call('HEXISTS', keys[1], args[1]) == 1 or redis.call('HLEN', keys[1]) < tonumber(args[3]) then
     redis.call('HSET', keys[1], args[1], args[2])
     return 1
   end
@@ -208,6 +218,8 @@ class RedisOnlineStore:
         self.embedded = embedded
         try:
             client.function_load(FUNCTIONS, replace=True)
+        except NoPermissionError:
+            pass  # a Redis user without FUNCTION LOAD (serving's, see `featurehouse online acl`): a writer loads them
         except redis.RedisError as e:
             raise _failure(e, "online store refused featurehouse's functions (Redis 7+ or Valkey needed)") from None
 

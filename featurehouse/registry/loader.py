@@ -16,7 +16,7 @@ from typing import Callable, Mapping
 
 from featurehouse.errors import InvalidFeatureMetadata, ProjectError, WarehouseUnavailable
 from featurehouse.project import DbtProject
-from featurehouse.registry.manifest import Describe, parse_entities, registry_from_manifest
+from featurehouse.registry.manifest import Describe, parse_entities, parse_teams, registry_from_manifest
 from featurehouse.registry.model import Registry, Relation
 
 RELATION_TYPES = ("model", "seed", "snapshot", "source")
@@ -55,8 +55,9 @@ def load_registry(project: DbtProject, describe: Describe | None = None,
         return columns
 
     entities = parse_entities(project.featurehouse_vars.get("entities"))
+    teams = parse_teams(project.featurehouse_vars.get("teams"))
     try:
-        registry = registry_from_manifest(manifest, entities, describe=described)
+        registry = registry_from_manifest(manifest, entities, describe=described, teams=teams)
     except InvalidFeatureMetadata as e:
         if failures and e.field == "columns":
             raise ProjectError(f"model '{e.model}': its columns are typed by the built relation, but the warehouse "

@@ -12,14 +12,26 @@ from typing import Any, Callable, Mapping
 from featurehouse import types
 from featurehouse.durations import parse_duration
 from featurehouse.errors import InvalidDuration, InvalidFeatureMetadata
-from featurehouse.registry.model import SENSITIVITIES, Entity, Feature, FeatureRef, FeatureView, ModelSpec, Registry, Relation
+from featurehouse.registry.model import (
+    SENSITIVITIES,
+    Entity,
+    Feature,
+    FeatureRef,
+    FeatureView,
+    Grant,
+    ModelSpec,
+    Registry,
+    Relation,
+    Team,
+)
 
 META_KEY = "featurehouse"
 # an ML model, as a dbt exposure declares it: its features, where its labels are, the version it describes
-EXPOSURE_FIELDS = {"features", "spine", "entity_timestamp", "timestamp", "version", "training_set"}
+EXPOSURE_FIELDS = {"features", "spine", "entity_timestamp", "timestamp", "version", "training_set", "team"}
 KNOWN_FIELDS = {
     "entity", "event_time", "created_at", "owner", "version", "freshness_slo", "ttl",
     "serving_delay", "as_known_at", "sensitivity", "online", "tags", "description", "restatement",
+    "shared_with", "retention",
 }
 
 # Describes a built relation: {column: data_type}, or None when it does not exist yet.
@@ -41,16 +53,78 @@ def parse_entities(declared: Mapping[str, Any] | None) -> dict[str, Entity]:
     return entities
 
 
+def parse_teams(declared: Any) -> dict[str, Team]:
+    """Teams from the project's vars: {risk: {members: [alice, svc-fraud], description: ...}} or {risk: [alice]}."""
+    if declared is None:
+        return {}
+    if not isinstance(declared, Mapping):
+        raise InvalidFeatureMetadata("dbt_project.yml", "vars.featurehouse.teams",
+                                     "must map team names to their members, e.g. {risk: {members: [alice, svc-fraud]}}")
+    teams: dict[str, Team] = {}
+    for name, spec in declared.items():
+        where = f"vars.featurehouse.teams.{name}"
+        description = ""
+        if isinstance(spec, Mapping):
+            unknown = sorted(set(spec) - {"members", "description"})
+            if unknown:
+                raise InvalidFeatureMetadata("dbt_project.yml", where,
+                                             f"unknown setting '{unknown[0]}' (known: description, members)")
+            description = str(spec.get("description") or "")
+            spec = spec.get("members")
+        members = [spec] if isinstance(spec, str) else (spec or [])
+        if not isinstance(members, list) or not all(isinstance(m, str) and m.strip() for m in members):
+            raise InvalidFeatureMetadata("dbt_project.yml", where, "members must be a list of principal names")
+        teams[str(name)] = Team(str(name), tuple(m.strip() for m in members), description)
+    return teams
+
+
+def parse_grants(model: str, declared: Any, teams: Mapping[str, Team]) -> tuple[Grant, ...]:
+    """`shared_with: [{team: growth, purpose: "churn model", until: 2027-06-30}]`: each grant names a declared
+    team and a purpose; `until` (a date, inclusive) is optional."""
+    from datetime import date
+
+    if declared is None:
+        return ()
+    if not isinstance(declared, list):
+        raise InvalidFeatureMetadata(model, "shared_with", "must be a list of {team, purpose, until} grants")
+    grants = []
+    for i, item in enumerate(declared):
+        fld = f"shared_with[{i}]"
+        if not isinstance(item, Mapping):
+            raise InvalidFeatureMetadata(model, fld, "must be a mapping {team: ..., purpose: ..., until: YYYY-MM-DD}")
+        unknown = sorted(set(item) - {"team", "purpose", "until"})
+        if unknown:
+            raise InvalidFeatureMetadata(model, fld, f"unknown setting '{unknown[0]}' (known: purpose, team, until)")
+        team, purpose, until = item.get("team"), item.get("purpose"), item.get("until")
+        if not isinstance(team, str) or not team:
+            raise InvalidFeatureMetadata(model, f"{fld}.team", "names the team the view is shared with")
+        if teams and team not in teams:
+            declared = ", ".join(sorted(teams))
+            raise InvalidFeatureMetadata(model, f"{fld}.team",
+                                         f"unknown team '{team}' (declared in vars.featurehouse.teams: {declared})")
+        if not isinstance(purpose, str) or not purpose.strip():
+            raise InvalidFeatureMetadata(model, f"{fld}.purpose", f"say what team '{team}' uses the view for")
+        if until is not None and not isinstance(until, date):
+            try:
+                until = date.fromisoformat(str(until))
+            except ValueError:
+                raise InvalidFeatureMetadata(model, f"{fld}.until", f"must be a date YYYY-MM-DD, got {until!r}") from None
+        grants.append(Grant(team, purpose.strip(), until))
+    return tuple(grants)
+
+
 def is_timestamp_type(data_type: str | None) -> bool:
     """An event_time or created_at type: a timestamp with or without a zone (not a date)."""
     return types.is_timestamp(data_type)
 
 
 def registry_from_manifest(
-    manifest: Mapping[str, Any], entities: Mapping[str, Entity], describe: Describe | None = None
+    manifest: Mapping[str, Any], entities: Mapping[str, Entity], describe: Describe | None = None,
+    teams: Mapping[str, Team] | None = None,
 ) -> Registry:
-    """Every model with `meta.featurehouse` becomes a FeatureView; bad metadata raises naming model and field."""
-    registry = Registry(entities=dict(entities))
+    """Every model with `meta.featurehouse` becomes a FeatureView; bad metadata raises naming model and field.
+    With teams declared, every view's owner and every model's team must be one of them."""
+    registry = Registry(entities=dict(entities), teams=dict(teams or {}))
     seen: dict[tuple[str, int], str] = {}
     for node in manifest.get("nodes", {}).values():
         if node.get("resource_type") != "model":
@@ -59,7 +133,7 @@ def registry_from_manifest(
         block = meta.get(META_KEY)
         if block is None:
             continue
-        view = view_from_node(node, block, registry.entities, describe)
+        view = view_from_node(node, block, registry.entities, describe, registry.teams)
         key = (view.name, view.version)
         if key in seen:
             raise InvalidFeatureMetadata(
@@ -95,6 +169,15 @@ def model_from_exposure(exposure: Mapping[str, Any], registry: Registry) -> Mode
         except Exception as e:  # noqa: BLE001 - re-raised naming the exposure
             raise InvalidFeatureMetadata(f"exposure {name}", "features", str(e)) from None
     owner = exposure.get("owner") or {}
+    team = block.get("team")
+    if registry.teams:
+        if team is None:
+            raise InvalidFeatureMetadata(f"exposure {name}", "team",
+                                         f"is required when teams are declared: the team the model belongs to "
+                                         f"(declared: {', '.join(sorted(registry.teams))})")
+        if team not in registry.teams:
+            raise InvalidFeatureMetadata(f"exposure {name}", "team",
+                                         f"unknown team '{team}' (declared: {', '.join(sorted(registry.teams))})")
     return ModelSpec(
         name=name,
         features=tuple(features),
@@ -106,11 +189,13 @@ def model_from_exposure(exposure: Mapping[str, Any], registry: Registry) -> Mode
         version=str(block["version"]) if block.get("version") is not None else None,
         training_set=block.get("training_set"),
         depends_on=tuple((exposure.get("depends_on") or {}).get("nodes", [])),
+        team=str(team) if team is not None else None,
     )
 
 
 def view_from_node(
-    node: Mapping[str, Any], block: Any, entities: Mapping[str, Entity], describe: Describe | None = None
+    node: Mapping[str, Any], block: Any, entities: Mapping[str, Entity], describe: Describe | None = None,
+    teams: Mapping[str, Team] | None = None,
 ) -> FeatureView:
     model = node["name"] + (f".v{node['version']}" if node.get("version") is not None else "")
     if not isinstance(block, Mapping):
@@ -151,6 +236,11 @@ def view_from_node(
     for flag in ("online", "as_known_at"):
         if flag in block and not isinstance(block[flag], bool):
             raise fail(flag, f"must be true or false, got {block[flag]!r}")
+    teams = teams or {}
+    owner = block.get("owner")
+    if teams and owner not in teams:
+        raise fail("owner", f"must be a team declared in vars.featurehouse.teams ({', '.join(sorted(teams))}), "
+                            f"got {owner!r}")
     tags = block.get("tags", [])
     if isinstance(tags, str):
         tags = [tags]
@@ -193,9 +283,10 @@ def view_from_node(
         created_at=created_at,
         features=features,
         key_types=tuple(columns.get(k) for k in entity.keys),
-        owner=block.get("owner"),
+        owner=owner,
         freshness_slo=duration("freshness_slo"),
         ttl=duration("ttl"),
+        retention=_retention(duration("retention"), fail),
         serving_delay=duration("serving_delay"),
         as_known_at=bool(block.get("as_known_at", False)),
         sensitivity=sensitivity,
@@ -209,6 +300,7 @@ def view_from_node(
         original_file_path=node.get("original_file_path", ""),
         restatement=_restatement(block, fail),
         logic_checksum=logic_checksum(node.get("raw_code") or ""),
+        shared_with=parse_grants(model, block.get("shared_with"), teams),
     )
 
 
@@ -223,6 +315,13 @@ def logic_checksum(raw_code: str) -> str:
 
     text = _SQL_COMMENT.sub(" ", _JINJA_COMMENT.sub(" ", _CONFIG_CALL.sub(" ", raw_code)))
     return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()[:16]
+
+
+def _retention(value, fail: Callable[[str, str], InvalidFeatureMetadata]):
+    """`retention: 400d`: featurehouse's own offline copies older than that are deleted; 0 would delete them all."""
+    if value is not None and not value:
+        raise fail("retention", "must be longer than 0 (leave it out to keep featurehouse's offline copies)")
+    return value
 
 
 def _restatement(block: Mapping[str, Any], fail: Callable[[str, str], InvalidFeatureMetadata]) -> str | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 
 SENSITIVITIES = ("public", "internal", "confidential", "pii")
 
@@ -18,6 +18,32 @@ class Entity:
 
     name: str
     keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Team:
+    """A team (`vars.featurehouse.teams`): it owns feature views and models; its members are principals
+    (people, service accounts, OS users) that act for it."""
+
+    name: str
+    members: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A view shared beyond its owner team (`meta.featurehouse.shared_with`): for a purpose, until a day
+    (inclusive, UTC; None: no end)."""
+
+    team: str
+    purpose: str
+    until: date | None = None
+
+    def active_on(self, day: date) -> bool:
+        return self.until is None or day <= self.until
+
+    def __str__(self) -> str:
+        return f"{self.team} for {self.purpose!r}" + (f" until {self.until.isoformat()}" if self.until else "")
 
 
 @dataclass(frozen=True)
@@ -65,6 +91,9 @@ class FeatureView:
     owner: str | None = None
     freshness_slo: timedelta | None = None
     ttl: timedelta | None = None
+    # How long featurehouse keeps its own offline copies of the view's data (landing rows, served
+    # values, training-set profiles): `featurehouse retention` deletes older ones (featurehouse/sync/retention.py).
+    retention: timedelta | None = None
     serving_delay: timedelta | None = None
     as_known_at: bool = False
     sensitivity: str = "internal"
@@ -88,6 +117,8 @@ class FeatureView:
     # A hash of the model's SQL without its config() call, comments and spacing: what "the logic
     # changed" means for `featurehouse check` (metadata edits in config() change dbt's checksum only).
     logic_checksum: str = ""
+    # Teams the view is shared with beyond its owner (only confidential and pii views need it).
+    shared_with: tuple[Grant, ...] = ()
 
     @property
     def logic_ref(self) -> str:
@@ -147,6 +178,7 @@ class ModelSpec:
     version: str | None = None  # the model version the exposure describes, when it names one
     training_set: str | None = None  # the recorded training set that version was trained on
     depends_on: tuple[str, ...] = ()  # dbt nodes the exposure depends on
+    team: str | None = None  # the team the model belongs to: its features are read as that team's
 
 
 @dataclass
@@ -158,6 +190,7 @@ class Registry:
     models: dict[str, ModelSpec] = field(default_factory=dict)
     active: dict[str, int] = field(default_factory=dict)  # promoted versions (featurehouse promote)
     relations: dict[str, Relation] = field(default_factory=dict)  # dbt models, seeds, snapshots, sources by name
+    teams: dict[str, Team] = field(default_factory=dict)  # vars.featurehouse.teams; empty: access not enforced
 
     def add(self, view: FeatureView) -> None:
         self.views[(view.name, view.version)] = view

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
 from urllib.parse import parse_qsl, unquote
@@ -26,16 +26,38 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from featurehouse.access.audit import AuditBuffer, write_events_async
+from featurehouse.access.http import SCOPE_KEY as PRINCIPAL
+from featurehouse.access.http import HttpAuth, Refusal
+from featurehouse.access.policy import AccessDenied
 from featurehouse.errors import FeaturehouseError, InvalidRequest, UnknownEntity, UnknownFeature
 from featurehouse.online.keys import MATERIALIZER
 from featurehouse.registry.model import Registry
 from featurehouse.serving.openapi import openapi_spec
 from featurehouse.serving.reader import MAX_IDS, AsyncOnlineReader
 from featurehouse.serving.request_ids import HEADER as REQUEST_ID_HEADER
-from featurehouse.serving.request_ids import RequestIds, Reraise
+from featurehouse.serving.request_ids import RequestIds, Reraise, keep_internal
 from featurehouse.serving.served_log import ServedLog
 from featurehouse.serving.vectors import Freshness, json_default
-from featurehouse.stream.http import MAX_ROWS, push_route
+from featurehouse.stream.http import (
+    BODY_TIMEOUT_S,
+    MAX_BODY_BYTES,
+    MAX_PUSH_BODY_BYTES,
+    MAX_ROWS,
+    STORE_UNAVAILABLE,
+    BodyRefused,
+    push_route,
+    read_body,
+)
+
+MAX_DEFINITIONS = 1000  # pending feature definitions kept in the online store
+
+
+def _env(name: str, default, cast):
+    """A limit's default: FEATUREHOUSE_<NAME> as `featurehouse serve` hands it to its workers (checked
+    there), else the built-in default."""
+    value = os.environ.get(f"FEATUREHOUSE_{name.upper()}")
+    return default if value is None else cast(value)
 
 
 @dataclass(frozen=True)
@@ -46,19 +68,47 @@ class ServeConfig:
     retry_after_s: int = 1
     log_sample_rate: float = 0.01  # share of served vectors logged for skew and drift checks
     max_clock_skew_s: float = 300.0  # pushed event times further ahead of the clock are refused
+    auth: str = "token"  # bearer tokens; "none" only on loopback (checked where the server binds)
+    push: bool = False  # mount POST /v1/push/{view} (off unless enabled: serving is read-only by default)
+    # Limits against denial of service (docs/security.md). A serve worker takes them from the environment
+    # its parent set (FEATUREHOUSE_MAX_BODY_BYTES, ...); elsewhere the defaults stand unless given.
+    max_body_bytes: int = field(default_factory=lambda: _env("max_body_bytes", MAX_BODY_BYTES, int))
+    max_push_body_bytes: int = field(default_factory=lambda: _env("max_push_body_bytes", MAX_PUSH_BODY_BYTES, int))
+    body_timeout_s: float = field(default_factory=lambda: _env("body_timeout_s", BODY_TIMEOUT_S, float))
+    max_definitions: int = field(default_factory=lambda: _env("max_definitions", MAX_DEFINITIONS, int))
 
 
 class JSON(Response):
     """orjson renders the vector dataclasses itself; non-finite floats become null, decimals strings."""
 
     media_type = "application/json"
+    internal: str | None = None  # a 5xx's cause: logged with the request id (request_ids.INTERNAL_DETAIL), never sent
 
     def render(self, content) -> bytes:
         return orjson.dumps(content, default=json_default, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)
 
+    async def __call__(self, scope, receive, send) -> None:
+        if self.internal:
+            keep_internal(scope, self.internal)
+        await super().__call__(scope, receive, send)
+
 
 def _error(status: int, code: str, detail, headers: dict | None = None) -> JSON:
     return JSON({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def _store_down(cause: str, retry_after_s: int = 1) -> JSON:
+    """The 503 of an unreachable or slow online store. Its body names no host, port or driver message
+    (they would map the internal network for anyone who can reach serving); `cause` goes to the log line
+    of the request, with its id."""
+    out = _error(503, "online_store_unavailable", STORE_UNAVAILABLE, {"Retry-After": str(retry_after_s)})
+    out.internal = f"online store: {cause}"
+    return out
+
+
+def _cause(e: BaseException) -> str:
+    """An online-store failure for the log: its class and the driver's message (a timeout has none)."""
+    return f"{type(e).__name__}: {e}" if str(e) else f"{type(e).__name__} (no answer in time)"
 
 
 class Metrics:
@@ -145,6 +195,7 @@ def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
     # is bounded by asyncio.timeout around the request's read instead, which costs a timer, not a task.
     client = aioredis.Redis.from_url(config.redis_url, socket_connect_timeout=config.timeout_s)
     reader = AsyncOnlineReader(registry, client, max_ids=config.max_ids)
+    reader.audit = audit = AuditBuffer("http")
     metrics = Metrics()
     metrics.views = [(v.versioned_name, v.freshness_slo.total_seconds()) for v in registry.views.values()
                      if v.online and v.freshness_slo]
@@ -172,11 +223,26 @@ def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
         while True:
             await asyncio.sleep(1.0)
             metrics.flush()
+            await flush_audit()
 
-    async def read(entity_type, ids, names, model):
+    async def flush_audit() -> None:
+        """Once a second: what was read of restricted views and what was refused, to the audit stream. A store
+        error keeps the events for the next second (bounded: the counts merge, refusals are aggregated)."""
+        if not audit:
+            return
+        events = audit.drain()
         try:
             async with asyncio.timeout(config.timeout_s):
-                return await reader.get(entity_type, ids, names, model)
+                await write_events_async(client, events)
+        except (redis.RedisError, OSError, asyncio.TimeoutError):
+            metrics.store_errors.inc()
+            for event in events[:10_000]:
+                audit.note(event)
+
+    async def read(entity_type, ids, names, model, principal: str):
+        try:
+            async with asyncio.timeout(config.timeout_s):
+                return await reader.get(entity_type, ids, names, model, principal)
         except (redis.RedisError, OSError, asyncio.TimeoutError) as e:
             metrics.store_errors.inc()
             raise _StoreDown(str(e) or type(e).__name__) from None
@@ -187,19 +253,21 @@ def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
         """The Starlette form of the vector route; `ServingApp` answers it first (same judgements)."""
         started = time.perf_counter()
         names, model = vector_query(request.scope.get("query_string", b""))
-        out = await _answer(metrics, read(request.path_params["entity_type"], [_entity_id(request)], names, model))
+        out = await _answer(metrics, read(request.path_params["entity_type"], [_entity_id(request)], names, model,
+                                          request.scope[PRINCIPAL].principal))
         if isinstance(out, list):
             metrics.observe(out)
             out = JSON(out[0], background=BackgroundTask(log_served, out, model) if served_log.rate else None)
         vector_latency.observe(time.perf_counter() - started)
         return out
 
-    async def fast_vector(scope, send, entity_type: str, entity_id: str, request_id: bytes) -> Response | None:
+    async def fast_vector(scope, send, entity_type: str, entity_id: str, request_id: bytes,
+                          principal: str) -> Response | None:
         """The vector's 200 is sent here, X-Request-ID and all, with no wrapper around `send`; an error
         is returned for `ServingApp` to send through its request-id wrapper (a 5xx is logged there)."""
         started = time.perf_counter()
         names, model = vector_query(scope["query_string"])
-        out = await _answer(metrics, read(entity_type, [entity_id], names, model))
+        out = await _answer(metrics, read(entity_type, [entity_id], names, model, principal))
         if not isinstance(out, list):
             vector_latency.observe(time.perf_counter() - started)
             return out
@@ -217,7 +285,9 @@ def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
     async def batch(request: Request) -> Response:
         started = time.perf_counter()
         try:
-            body = orjson.loads(await request.body())
+            body = orjson.loads(await read_body(request, config.max_body_bytes, config.body_timeout_s))
+        except BodyRefused as e:
+            return JSON(e.body(), status_code=e.status)
         except orjson.JSONDecodeError as e:
             return _error(400, "bad_json", f"request body is not JSON: {e}")
         if not isinstance(body, dict) or not isinstance(body.get("ids"), list):
@@ -229,7 +299,8 @@ def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
             return _error(422, "bad_body", "model must be a string")
         if not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in body["ids"]):
             return _error(422, "bad_body", "ids must be strings or integers")
-        out = await _answer(metrics, read(request.path_params["entity_type"], [str(i) for i in body["ids"]], names, model))
+        out = await _answer(metrics, read(request.path_params["entity_type"], [str(i) for i in body["ids"]], names, model,
+                                          request.scope[PRINCIPAL].principal))
         if isinstance(out, list):
             metrics.observe(out)
             out = JSON({"vectors": out}, background=BackgroundTask(log_served, out, model) if served_log.rate else None)
@@ -240,28 +311,34 @@ def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
         from featurehouse.serving import definitions as d
 
         try:
-            body = orjson.loads(await request.body())
+            body = orjson.loads(await read_body(request, config.max_body_bytes, config.body_timeout_s))
+        except BodyRefused as e:
+            return JSON(e.body(), status_code=e.status)
         except orjson.JSONDecodeError as e:
             return _error(400, "bad_json", f"request body is not JSON: {e}")
         checked = d.validate(body, registry)
         if isinstance(checked, d.Verdict):
             return JSON(checked.body, status_code=checked.status)
         try:
-            pending = d.load_pending(await client.hgetall(d.PENDING))
-            verdict = d.judge(checked, registry, pending)
-            if verdict.status == 201:
-                await client.hset(d.PENDING, f"{checked['name']}@{checked['version']}", orjson.dumps(checked))
-        except (redis.RedisError, OSError) as e:
-            return _error(503, "online_store_unavailable", str(e), {"Retry-After": str(config.retry_after_s)})
+            async with asyncio.timeout(config.timeout_s):
+                pending = d.load_pending(await client.hgetall(d.PENDING))
+                verdict = d.judge(checked, registry, pending)
+                if verdict.status == 201:  # new: stored as pending if within max_definitions
+                    verdict = await d.add_pending(client, checked, verdict, config.max_definitions)
+        except (redis.RedisError, OSError, asyncio.TimeoutError) as e:
+            metrics.store_errors.inc()
+            return _store_down(_cause(e), config.retry_after_s)
         return JSON(verdict.body, status_code=verdict.status)
 
     async def list_definitions(request: Request) -> Response:
         from featurehouse.serving import definitions as d
 
         try:
-            pending = d.load_pending(await client.hgetall(d.PENDING))
-        except (redis.RedisError, OSError) as e:
-            return _error(503, "online_store_unavailable", str(e), {"Retry-After": str(config.retry_after_s)})
+            async with asyncio.timeout(config.timeout_s):
+                pending = d.load_pending(await client.hgetall(d.PENDING))
+        except (redis.RedisError, OSError, asyncio.TimeoutError) as e:
+            metrics.store_errors.inc()
+            return _store_down(_cause(e), config.retry_after_s)
         items = d.listing(registry, pending)
         name = request.path_params.get("name")
         if name is not None:
@@ -280,8 +357,7 @@ def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
             return JSON({"status": "ready"})
         except (redis.RedisError, OSError, asyncio.TimeoutError) as e:
             metrics.store_errors.inc()
-            return _error(503, "online_store_unavailable", str(e) or "timeout",
-                          {"Retry-After": str(config.retry_after_s)})
+            return _store_down(_cause(e), config.retry_after_s)
 
     async def prometheus(_: Request) -> Response:
         try:
@@ -295,11 +371,18 @@ def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
         """Built when first asked for: describing each view's push rows loads the type system (pyarrow,
         sqlglot), which a serving worker otherwise never needs."""
         if not spec:
-            spec.update(openapi_spec(config.max_ids, registry, MAX_ROWS))
+            spec.update(openapi_spec(config.max_ids, registry, MAX_ROWS, push=config.push, auth=config.auth != "none"))
         return JSON(spec)
 
     async def docs(_: Request) -> Response:
-        return HTMLResponse(DOCS_HTML)
+        return HTMLResponse(_docs_html(), headers=DOCS_HEADERS)
+
+    async def docs_static(request: Request) -> Response:
+        """One of the few Swagger UI files /docs names (a fixed list: no path from the request reaches the disk)."""
+        asset = _docs_asset(request.path_params["name"])
+        if asset is None:
+            return _error(404, "not_found", f"GET {request.url.path}: no such documentation asset")
+        return asset.response(request.headers)
 
     async def not_found(request: Request, exc) -> Response:
         """404 and 405 as JSON; a 405 keeps the `Allow` header Starlette worked out (RFC 9110)."""
@@ -313,26 +396,31 @@ def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
         yield
         counting.cancel()
         metrics.flush()
+        await flush_audit()
         if flusher is not None:
             flusher.cancel()
             await flush_served()
         await client.aclose()
 
+    pushing = [push_route(registry, config.redis_url, max_clock_skew=timedelta(seconds=config.max_clock_skew_s),
+                          max_body_bytes=config.max_push_body_bytes, body_timeout_s=config.body_timeout_s)
+               ] if config.push else []
     app = Starlette(routes=[
         Route("/v1/features/{entity_type}/{entity_id}", vector, methods=["GET"]),
         Route("/v1/features/{entity_type}:batchGet", batch, methods=["POST"]),
         Route("/v1/feature-definitions", post_definition, methods=["POST"]),
         Route("/v1/feature-definitions", list_definitions, methods=["GET"]),
         Route("/v1/feature-definitions/{name}", list_definitions, methods=["GET"]),
-        push_route(registry, config.redis_url, max_clock_skew=timedelta(seconds=config.max_clock_skew_s)),
+        *pushing,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
+        Route("/docs/static/{name}", docs_static, methods=["GET"]),
     ], exception_handlers={404: not_found, 405: not_found}, lifespan=lifespan)
     app.state.reader = reader
-    return ServingApp(app, fast_vector)
+    return ServingApp(app, fast_vector, HttpAuth(config.auth, client, config.timeout_s), audit)
 
 
 class ServingApp:
@@ -346,15 +434,26 @@ class ServingApp:
 
     PREFIX = b"/v1/features/"
 
-    def __init__(self, starlette: Starlette, fast_vector):
-        self.starlette, self._fast_vector = starlette, fast_vector
+    def __init__(self, starlette: Starlette, fast_vector, auth: HttpAuth, audit: AuditBuffer):
+        self.starlette, self._fast_vector, self.auth, self.audit = starlette, fast_vector, auth, audit
         self.state = starlette.state  # what tests and the SDK reach through the app
         self.routes = starlette.routes
         # every response of either path carries an X-Request-ID and every 5xx is logged with it
         self._ids = RequestIds(starlette)
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
+        if scope["type"] != "http":
+            await self._ids(scope, receive, send)
+            return
+        who = await self.auth.authenticate(scope)
+        if isinstance(who, Refusal):
+            if who.status in (401, 403):
+                self.audit.note_refused(who.principal or "unauthenticated", f"{scope['method']} {scope['path']}",
+                                        who.detail)
+            await self._ids.run(_refused(who), scope, receive, send, self._ids.assign(scope))
+            return
+        scope[PRINCIPAL] = who
+        if scope["method"] == "GET":
             raw = scope.get("raw_path") or scope["path"].encode("utf-8")
             if raw.startswith(self.PREFIX):
                 entity_type, sep, entity_id = raw[len(self.PREFIX):].partition(b"/")
@@ -363,7 +462,7 @@ class ServingApp:
                     request_id = self._ids.assign(scope)
                     try:
                         out = await self._fast_vector(scope, send, unquote(entity_type.decode("latin-1")),
-                                                      unquote(entity_id.decode("latin-1")), request_id)
+                                                      unquote(entity_id.decode("latin-1")), request_id, who.principal)
                     except Exception as e:  # noqa: BLE001 - logged with its traceback and answered as a 500 by `run`
                         out = Reraise(e)
                     if out is not None:
@@ -397,13 +496,23 @@ class _StoreDown(Exception):
     pass
 
 
+def _refused(refusal: Refusal) -> Response:
+    return Response(refusal.body(), status_code=refusal.status, media_type="application/json",
+                    headers={k.decode(): v.decode() for k, v in refusal.headers})
+
+
 async def _answer(metrics: Metrics, awaitable):
     """The vectors, or the JSON error a user (or a down store) gets instead of a traceback."""
     try:
         return await awaitable
     except _StoreDown as e:
         metrics.errors.labels("online_store_unavailable").inc()
-        return _error(503, "online_store_unavailable", f"online store unreachable or slow: {e}", {"Retry-After": "1"})
+        return _store_down(str(e))
+    except AccessDenied as e:
+        metrics.errors.labels("AccessDenied").inc()
+        d = e.decision
+        return JSON({"error": "forbidden", "detail": str(e), "principal": d.principal, "feature": d.view,
+                     "sensitivity": d.sensitivity, "model": d.model, "remedy": d.remedy}, status_code=403)
     except (UnknownEntity, UnknownFeature) as e:
         metrics.errors.labels(type(e).__name__).inc()
         return _error(404, "not_found", str(e))
@@ -412,8 +521,85 @@ async def _answer(metrics: Metrics, awaitable):
         return _error(422, "invalid_request", str(e))
 
 
-DOCS_HTML = """<!doctype html><html><head><title>featurehouse serving API</title>
-<link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css"></head>
-<body><div id="ui"></div><script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
+# /docs is Swagger UI served from this server: its files come from the swagger-ui-bundle-v2 package (the
+# swagger-ui-dist release, byte for byte), so the page works offline and loads nothing from another origin
+# (its Content-Security-Policy says so to the browser too). The ?v= names the release: after an upgrade
+# browsers fetch the new files although they cache them for a day.
+DOCS_HTML = """<!doctype html><html><head><meta charset="utf-8"><title>featurehouse serving API</title>
+<link rel="icon" type="image/png" href="/docs/static/favicon-32x32.png?v={v}">
+<link rel="stylesheet" href="/docs/static/swagger-ui.css?v={v}"></head>
+<body><div id="ui"></div><script src="/docs/static/swagger-ui-bundle.js?v={v}"></script>
+<script src="/docs/static/docs-init.js?v={v}"></script>
 <noscript>The API description is at <a href="/openapi.json">/openapi.json</a>.</noscript></body></html>"""
+DOCS_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                               "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; "
+                               "form-action 'none'; frame-ancestors 'none'",
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+}
+# name -> content type; the only files /docs/static/ serves
+DOCS_ASSETS = {
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+    "docs-init.js": "text/javascript; charset=utf-8",
+}
+_DOCS_INIT = (b'window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui", deepLinking: true});\n')
+
+
+@dataclass(frozen=True)
+class _Asset:
+    body: bytes
+    gzipped: bytes | None  # text files, compressed once
+    content_type: str
+    etag: str
+
+    def response(self, headers) -> Response:
+        """The file, gzipped if the client takes it (each encoding its own ETag); 304 if the client has it."""
+        gzipped = self.gzipped is not None and "gzip" in headers.get("accept-encoding", "")
+        etag = f'{self.etag[:-1]}-gz"' if gzipped else self.etag
+        common = {"ETag": etag, "Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff",
+                  "Vary": "Accept-Encoding"}
+        if etag in headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=common)
+        if gzipped:
+            return Response(self.gzipped, media_type=self.content_type, headers={**common, "Content-Encoding": "gzip"})
+        return Response(self.body, media_type=self.content_type, headers=common)
+
+
+@lru_cache(maxsize=1)
+def _docs_html() -> str:
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        return DOCS_HTML.format(v="missing")
+    return DOCS_HTML.format(v=swagger_ui_path.name.rpartition("-")[2])
+
+
+def _docs_asset(name: str) -> _Asset | None:
+    """The file `name` of the list (None for any other name, or when the package is missing). Other names
+    never reach the cache: they cannot evict the files and make each request read and compress them anew."""
+    return _load_docs_asset(name) if name in DOCS_ASSETS else None
+
+
+@lru_cache(maxsize=len(DOCS_ASSETS))
+def _load_docs_asset(name: str) -> _Asset | None:
+    """The listed file `name`, read and compressed once."""
+    import gzip
+    import hashlib
+
+    content_type = DOCS_ASSETS[name]
+    if name == "docs-init.js":
+        body = _DOCS_INIT
+    else:
+        try:
+            from swagger_ui_bundle import swagger_ui_path
+        except ImportError:
+            return None
+        path = swagger_ui_path / name
+        if not path.is_file():
+            return None
+        body = path.read_bytes()
+    gzipped = gzip.compress(body, 6, mtime=0) if content_type.startswith("text/") else None
+    return _Asset(body, gzipped, content_type, f'"{hashlib.sha256(body).hexdigest()[:32]}"')

@@ -2,7 +2,8 @@
 
 FEATUREHOUSE_REGISTRY_SNAPSHOT (the registry the parent loaded, see registry/loader.py),
 FEATUREHOUSE_PROJECT_DIR, FEATUREHOUSE_TARGET, FEATUREHOUSE_REDIS_URL, FEATUREHOUSE_MAX_IDS,
-FEATUREHOUSE_TIMEOUT_S, FEATUREHOUSE_LOG_SAMPLE_RATE. A worker never opens the warehouse: its
+FEATUREHOUSE_TIMEOUT_S, FEATUREHOUSE_LOG_SAMPLE_RATE, FEATUREHOUSE_AUTH (token | none),
+FEATUREHOUSE_PUSH. A worker never opens the warehouse: its
 registry is the parent's, and active versions and column layouts come from the online store.
 """
 
@@ -33,7 +34,9 @@ def config_from_env() -> ServeConfig:
                        max_ids=int(os.environ.get("FEATUREHOUSE_MAX_IDS", "1000")),
                        timeout_s=float(os.environ.get("FEATUREHOUSE_TIMEOUT_S", "0.5")),
                        log_sample_rate=float(os.environ.get("FEATUREHOUSE_LOG_SAMPLE_RATE", "0.01")),
-                       max_clock_skew_s=float(os.environ.get("FEATUREHOUSE_MAX_CLOCK_SKEW_S", "300")))
+                       max_clock_skew_s=float(os.environ.get("FEATUREHOUSE_MAX_CLOCK_SKEW_S", "300")),
+                       auth=os.environ.get("FEATUREHOUSE_AUTH", "token"),
+                       push=os.environ.get("FEATUREHOUSE_PUSH", "false") == "true")
 
 
 def log_to_stderr() -> None:

@@ -79,14 +79,18 @@ class _ViewRead:
 def batch_features(warehouse: Warehouse, registry: Registry, entity_type: str, ids: Sequence[Any] | None = None,
                    spine: Any = None, names: Sequence[str] | None = None, model: str | None = None,
                    as_of: datetime | None = None, model_versions: dict[str, list[str]] | None = None,
-                   all_entities: bool = False, progress: Progress | None = None) -> BatchFeatures:
+                   all_entities: bool = False, progress: Progress | None = None,
+                   authorize: Callable[[list[FeatureView]], None] | None = None) -> BatchFeatures:
     """The latest values of `names` (or `model`'s features of `entity_type`) for `ids` (keys as serving
     takes them: `42`, `card_id=1;merchant_id=7`), a `spine` (a DataFrame, Arrow table or Parquet/CSV
-    path holding the entity's key columns) or, with `all_entities`, every entity the views hold."""
+    path holding the entity's key columns) or, with `all_entities`, every entity the views hold.
+    `authorize` is given the planned views before anything is read (it raises to deny)."""
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     timings: dict[str, float] = {}
     plan = plan_request(registry, entity_type, list(names) if names else None, model, registry.active, model_versions)
+    if authorize is not None:
+        authorize([planned.view for planned in plan.views])
     reads = _view_reads(plan.views)
     entity = registry.entities[entity_type]
     now = as_of or utc_now()

@@ -4,6 +4,11 @@ A definition names a view, its entity, version and column schema. Against what d
 was posted before, kept as pending in the online store): new -> 201 pending, identical -> 200, a
 changed schema for an existing name@version -> 409 naming the columns and the version to bump to,
 malformed -> 422 naming the field.
+
+Pending definitions are bounded (a client must not grow the online store without limit): at most
+`max_definitions` of them (serve's setting, default 1000; a new one past it is a 409 naming the limit),
+each at most MAX_STORED_BYTES once normalized (else 413). The cap is checked and the definition stored
+in one Lua call, so concurrent posts cannot pass it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from featurehouse.registry.model import Registry
 from featurehouse.types import canonical
 
 PENDING = "fh:pending_definitions"
+MAX_STORED_BYTES = 64 << 10  # one pending definition, as stored
+# HSET unless the hash already holds ARGV[3] other definitions; 1 when stored, 0 when the cap refused it
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 FIELDS = {"name", "entity", "schema", "transformRef", "freshnessSlo", "ttl", "owner", "version", "description",
           "sensitivity", "online", "tags"}
@@ -94,6 +101,37 @@ def judge(definition: dict, registry: Registry, pending: dict[str, dict]) -> Ver
                          "detail": f"{key} is already defined by {where} with another schema "
                                    f"(removed: {removed or '-'}, added: {added or '-'}, changed: {changed or '-'}); "
                                    f"publish it as version {bump}"})
+
+
+async def add_pending(client, definition: dict, verdict: Verdict, max_definitions: int) -> Verdict:
+    """Store a new definition (judged 201) as pending, within the limits; the verdict to answer with."""
+    key = f"{definition['name']}@{definition['version']}"
+    stored = json.dumps(definition, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(stored) > MAX_STORED_BYTES:
+        return Verdict(413, {"error": "definition_too_large", "name": key, "limit": MAX_STORED_BYTES,
+                             "detail": f"{key} is {len(stored)} bytes as stored: a pending definition may be at most "
+                                       f"{MAX_STORED_BYTES} bytes"})
+    if not await _add(client, key, stored, max_definitions):
+        return Verdict(409, {"error": "too_many_definitions", "name": key, "limit": max_definitions,
+                             "detail": f"at most {max_definitions} pending definitions are kept (serving setting "
+                                       "max_definitions) and that many are pending: publish their dbt models, or ask "
+                                       f"the operator to remove stale ones (Redis hash {PENDING}) or raise the limit"})
+    return verdict
+
+
+async def _add(client, key: str, stored: bytes, max_definitions: int) -> int:
+    """fh_add_pending (online/store.py's function library); loaded first when a fresh store lacks it."""
+    import redis
+
+    try:
+        return await client.fcall("fh_add_pending", 1, PENDING, key, stored, max_definitions)
+    except redis.ResponseError as e:
+        if "function" not in str(e).lower():
+            raise
+        from featurehouse.online.store import FUNCTIONS
+
+        await client.function_load(FUNCTIONS, replace=True)
+        return await client.fcall("fh_add_pending", 1, PENDING, key, stored, max_definitions)
 
 
 def load_pending(raw: dict) -> dict[str, dict]:

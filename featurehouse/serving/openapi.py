@@ -34,6 +34,11 @@ DEFINITION = {"type": "object", "required": ["name", "entity", "schema"], "prope
 
 def _errors(*codes: int) -> dict:
     text = {400: "Malformed request", 404: "Unknown entity type, feature, view or model",
+            401: "No valid bearer token (missing, malformed, unknown, expired, revoked, or sent in the query string)",
+            403: "The token lacks the scope, or its principal may not read a requested feature (the feature, the "
+                 "principal and the grant that would allow it are named)",
+            408: "The request body arrived too slowly", 409: "Conflict, named in the detail",
+            413: "The request body is larger than the server takes",
             422: "Invalid input, named in the detail", 503: "Online store unreachable or too slow (Retry-After)"}
     return {str(c): {"description": text[c], "content": {"application/json": {"schema": ERROR}}} for c in codes}
 
@@ -78,7 +83,7 @@ def _push_operation(summary: str, rows: dict, max_rows: int, parameters: list) -
             "oneOf": [listing, {"type": "object", "required": ["rows"], "properties": {"rows": listing}}]}}}},
         "responses": {"202": {"description": "Accepted", "content": {"application/json": {"schema": {
             "type": "object", "properties": {"view": {"type": "string"}, "accepted": {"type": "integer"}}}}}},
-            **_errors(400, 404, 422, 503)}}}
+            **_errors(400, 401, 403, 404, 408, 413, 422, 503)}}}
 
 
 def push_paths(registry: Registry, max_rows: int) -> dict:
@@ -99,23 +104,36 @@ def push_paths(registry: Registry, max_rows: int) -> dict:
     return paths
 
 
-def push_api_spec(registry: Registry, max_rows: int) -> dict:
+BEARER = {"bearer": {"type": "http", "scheme": "bearer", "description": "`featurehouse token create`: scopes read, "
+                      "push or push:VIEW, admin, metrics (docs/security.md)"}}
+OPEN = {"security": []}  # health and the API description need no token
+
+
+def _secured(spec: dict, auth: bool) -> dict:
+    if auth:
+        spec["components"] = {"securitySchemes": BEARER}
+        spec["security"] = [{"bearer": []}]
+    return spec
+
+
+def push_api_spec(registry: Registry, max_rows: int, auth: bool = True) -> dict:
     """The document of `featurehouse push-api`: the push routes and its health check."""
-    return {
+    return _secured({
         "openapi": "3.1.0",
         "info": {"title": "featurehouse push", "version": "1",
                  "description": "Rows pushed into views' durable streams, validated per view."},
         "paths": {**push_paths(registry, max_rows),
-                  "/healthz": {"get": {"summary": "The process is up", "responses": {"200": {"description": "ok"}}}}},
-    }
+                  "/healthz": {"get": {"summary": "The process is up", **OPEN,
+                                       "responses": {"200": {"description": "ok"}}}}},
+    }, auth)
 
 
-def openapi_spec(max_ids: int, registry: Registry, max_rows: int) -> dict:
+def openapi_spec(max_ids: int, registry: Registry, max_rows: int, push: bool = True, auth: bool = True) -> dict:
     names = {"name": "names", "in": "query", "required": False, "schema": {"type": "string"},
              "description": "Comma-separated features: view.column or view.column@N"}
     model = {"name": "model", "in": "query", "required": False, "schema": {"type": "string"},
              "description": "Instead of names: a model (dbt exposure) whose features of this entity type are served"}
-    return {
+    return _secured({
         "openapi": "3.1.0",
         "info": {"title": "featurehouse serving", "version": "1",
                  "description": "Feature vectors with freshness metadata from the online store."},
@@ -128,7 +146,7 @@ def openapi_spec(max_ids: int, registry: Registry, max_rows: int) -> dict:
                     {"name": "entityId", "in": "path", "required": True, "schema": {"type": "string"}},
                     names, model],
                 "responses": {"200": {"description": "The vector", "content": {"application/json": {"schema": VECTOR}}},
-                              **_errors(404, 422, 503)}}},
+                              **_errors(401, 403, 404, 422, 503)}}},
             "/v1/features/{entityType}:batchGet": {"post": {
                 "summary": "Vectors of many entities, in request order",
                 "parameters": [{"name": "entityType", "in": "path", "required": True, "schema": {"type": "string"}}],
@@ -139,7 +157,7 @@ def openapi_spec(max_ids: int, registry: Registry, max_rows: int) -> dict:
                         "model": {"type": "string"}}}}}},
                 "responses": {"200": {"description": "The vectors", "content": {"application/json": {"schema": {
                     "type": "object", "properties": {"vectors": {"type": "array", "items": VECTOR}}}}}},
-                    **_errors(400, 404, 422, 503)}}},
+                    **_errors(400, 401, 403, 404, 408, 413, 422, 503)}}},
             "/v1/feature-definitions": {
                 "post": {"summary": "Validate a feature definition against the registry",
                          "requestBody": {"required": True, "content": {"application/json": {"schema": DEFINITION}}},
@@ -147,17 +165,18 @@ def openapi_spec(max_ids: int, registry: Registry, max_rows: int) -> dict:
                                        "201": {"description": "New: recorded as pending until its dbt model exists"},
                                        "409": {"description": "A schema change to an existing name@version",
                                                "content": {"application/json": {"schema": ERROR}}},
-                                       **_errors(400, 422, 503)}},
+                                       **_errors(400, 401, 403, 408, 413, 422, 503)}},
                 "get": {"summary": "Every feature view, version and pending definition",
-                        "responses": {"200": {"description": "The definitions"}, **_errors(503)}}},
+                        "responses": {"200": {"description": "The definitions"}, **_errors(401, 403, 503)}}},
             "/v1/feature-definitions/{name}": {"get": {
                 "summary": "One view's versions", "parameters": [
                     {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "Its definitions"}, **_errors(404, 503)}}},
-            **push_paths(registry, max_rows),
-            "/healthz": {"get": {"summary": "The process is up", "responses": {"200": {"description": "ok"}}}},
-            "/readyz": {"get": {"summary": "The online store answers",
+                "responses": {"200": {"description": "Its definitions"}, **_errors(401, 403, 404, 503)}}},
+            **(push_paths(registry, max_rows) if push else {}),
+            "/healthz": {"get": {"summary": "The process is up", **OPEN, "responses": {"200": {"description": "ok"}}}},
+            "/readyz": {"get": {"summary": "The online store answers", **OPEN,
                                 "responses": {"200": {"description": "ready"}, **_errors(503)}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "metrics"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics (scope metrics or admin)",
+                                 "responses": {"200": {"description": "metrics"}, **_errors(401, 403)}}},
         },
-    }
+    }, auth)

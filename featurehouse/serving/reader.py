@@ -13,8 +13,12 @@ from typing import Sequence
 
 import redis
 
+from featurehouse.access.audit import AuditBuffer
+from featurehouse.access.policy import AccessDenied, Policy
+from featurehouse.clock import utc_now
 from featurehouse.online.keys import (
     ACTIVE_VERSIONS,
+    AUDIT_KEY,
     DEPLOY_CHECKS,
     LAYOUTS,
     MATERIALIZER,
@@ -52,6 +56,11 @@ def _made_good(freshness: Freshness, kind: str, view: str, threshold: float) -> 
     return checked is not None and checked >= threshold and freshness.stream_lag_s.get(view) == 0.0
 
 
+def utc_today():
+    """Grants end on a day (UTC)."""
+    return utc_now().date()
+
+
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -74,15 +83,30 @@ class _Cached:
         self._marks_high: dict[str, dict[str, float]] = {}  # mark kind -> the newest mark seen per view@N
         self._rolled_back: dict[str, dict[str, float]] = {}  # view@N -> mark kind -> what it must reach again
         self.plan = lru_cache(maxsize=1024)(self._plan)
+        self.policy = Policy(registry)
+        self.authorize = lru_cache(maxsize=4096)(self._authorize)
+        self.audit: AuditBuffer | None = None  # set by the caller that flushes it (serving app, FeatureStore)
 
     def _plan(self, entity_type: str, names: tuple[str, ...] | None, model: str | None) -> ReadPlan:
         return plan_request(self.registry, entity_type, names, model, self.active, self.model_versions, self.layouts)
+
+    def _authorize(self, principal: str, plan: ReadPlan, model: str | None, day) -> None:
+        """The access decision for every view a plan reads (cached per principal, plan and day: grants end
+        on a day). A denial is decided from the plan alone, before the store is read, so it says nothing
+        of whether the entity exists."""
+        spec = self.registry.models.get(model.partition("@")[0]) if model else None
+        for planned in plan.views:
+            decision = self.policy.decide(principal, planned.view, day, spec)
+            if not decision.allowed:
+                raise AccessDenied(decision)
 
     def _due(self) -> bool:
         return time.monotonic() - self._refreshed >= self.refresh_s
 
     def _apply(self, active: dict, layouts: dict, materializer: dict, models: dict | None = None,
-               checks: dict | None = None) -> None:
+               checks: dict | None = None, audit_key: bytes | None = None) -> None:
+        if self.audit is not None and audit_key:
+            self.audit.key = bytes.fromhex(_text(audit_key))
         state = (active, layouts, models)
         if state != self._state:
             self._state = state
@@ -90,6 +114,7 @@ class _Cached:
             self.layouts = parse_layouts(layouts)
             self.model_versions = {_text(k): json.loads(v)["features"] for k, v in (models or {}).items()}
             self.plan.cache_clear()
+            self.authorize.cache_clear()
         self.freshness = self._vouch(Freshness.from_hash(materializer))
         self.deploy_checks = {_text(k): json.loads(v) for k, v in (checks or {}).items()}
         self._refreshed = time.monotonic()
@@ -128,6 +153,7 @@ class _Cached:
         pipe.hgetall(MATERIALIZER)
         pipe.hgetall(MODEL_VERSIONS)
         pipe.hgetall(DEPLOY_CHECKS)
+        pipe.get(AUDIT_KEY)
 
     def _judge(self, vectors: list[FeatureVector], model: str | None) -> list[FeatureVector]:
         """Vectors served for a model carry its guardrails: values not ok, and a failed deploy check."""
@@ -137,8 +163,10 @@ class _Cached:
                 mark_guardrails(vector, model, check, registered="@" in model and model in self.model_versions)
         return vectors
 
-    def _prepare(self, entity_type: str, ids: Sequence[str], names, model) -> tuple[ReadPlan, list[str]]:
-        """The plan and the Redis key of each id; raises on a request a user can fix."""
+    def _prepare(self, entity_type: str, ids: Sequence[str], names, model,
+                 principal: str | None = None) -> tuple[ReadPlan, list[str]]:
+        """The plan and the Redis key of each id; raises on a request a user can fix, and AccessDenied for a
+        feature `principal` may not read (None: the caller decided access itself)."""
         from featurehouse.serving.vectors import BadRequest
 
         if not ids:
@@ -146,7 +174,18 @@ class _Cached:
         if len(ids) > self.max_ids:
             raise BadRequest(f"too many ids: {len(ids)} (at most {self.max_ids})")
         plan = self.plan(entity_type, tuple(names) if names else None, model)
-        return plan, [redis_key(plan, key) for key in parse_ids(self.registry, entity_type, ids)]
+        if principal is not None:
+            if self.policy.enforced:
+                try:
+                    self.authorize(principal, plan, model, utc_today())
+                except AccessDenied as e:
+                    if self.audit is not None:
+                        self.audit.note_denied(e.decision, entity_type)
+                    raise
+        parsed = parse_ids(self.registry, entity_type, ids)
+        if principal is not None and self.audit is not None:
+            self.audit.note_reads(principal, [p.view for p in plan.views], entity_type, parsed, model)
+        return plan, [redis_key(plan, key) for key in parsed]
 
     def _vectors(self, plan: ReadPlan, ids: Sequence[str], replies, model: str | None) -> list[FeatureVector]:
         return self._judge(assemble_many(plan, [str(i) for i in ids], replies, now_micros(), self.freshness), model)
@@ -161,12 +200,12 @@ class OnlineReader(_Cached):
         self.cluster = type(client).__name__ == "RedisCluster"
 
     def get(self, entity_type: str, ids: Sequence[str], names: Sequence[str] | None = None,
-            model: str | None = None) -> list[FeatureVector]:
+            model: str | None = None, principal: str | None = None) -> list[FeatureVector]:
         if self._due():
             pipe = self.client.pipeline(transaction=False)
             self._refresh_commands(pipe)
             self._apply(*pipe.execute())
-        plan, keys = self._prepare(entity_type, ids, names, model)
+        plan, keys = self._prepare(entity_type, ids, names, model, principal)
         if len(keys) == 1:
             replies = [self.client.hmget(keys[0], plan.fields)]
         elif not self.cluster:
@@ -194,12 +233,12 @@ class AsyncOnlineReader(_Cached):
         self.cluster = type(client).__name__ == "RedisCluster"
 
     async def get(self, entity_type: str, ids: Sequence[str], names: Sequence[str] | None = None,
-                  model: str | None = None) -> list[FeatureVector]:
+                  model: str | None = None, principal: str | None = None) -> list[FeatureVector]:
         if self._due():
             async with self.client.pipeline(transaction=False) as pipe:
                 self._refresh_commands(pipe)
                 self._apply(*(await pipe.execute()))
-        plan, keys = self._prepare(entity_type, ids, names, model)
+        plan, keys = self._prepare(entity_type, ids, names, model, principal)
         if len(keys) == 1:
             replies = [await self.client.hmget(keys[0], plan.fields)]
         elif not self.cluster:

@@ -5,6 +5,10 @@ trace id carries through, else one made here. Every 5xx body is JSON holding tha
 logged with it (logger `featurehouse.serving`; a 500 with its traceback), so an operator can find the
 log line a user's report refers to. A 500 never shows the exception to the client.
 
+What a client must not see but an operator needs (a 503's Redis host, port and driver message) goes
+under INTERNAL_DETAIL in the request's scope (`keep_internal`): it is added to the 5xx's log line and
+never sent. A 503 body says only what the client may know.
+
 Ids are a per-app random prefix and a counter (`3f9c1a2b-1f`): no syscall or randomness per request,
 and unique across workers and restarts in practice (32 random bits per app instance).
 """
@@ -27,6 +31,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 HEADER = b"x-request-id"
 SCOPE_KEY = "featurehouse.request_id"  # where handlers find the id, as bytes
+INTERNAL_DETAIL = "featurehouse.internal_detail"  # a 5xx's cause for the log only, never sent
 LOG = logging.getLogger("featurehouse.serving")
 
 # what a client may choose: short, printable, no spaces or separators that would garble a log line
@@ -39,6 +44,11 @@ def client_request_id(headers) -> bytes | None:
         if name == HEADER:
             return value if _SANE(value) else None
     return None
+
+
+def keep_internal(scope: Scope, detail: str) -> None:
+    """Record the cause of a 5xx that is answered with a generic body: logged with the request id, not sent."""
+    scope[INTERNAL_DETAIL] = detail
 
 
 class RequestIds:
@@ -81,8 +91,9 @@ class RequestIds:
                 await reply.internal_error()
             return
         if reply.status is not None and reply.status >= 500:
-            self.logger.warning("request %s: %s %r -> %d %s", request_id.decode(), scope["method"], scope["path"],
-                                reply.status, reply.detail)
+            internal = scope.get(INTERNAL_DETAIL)
+            self.logger.warning("request %s: %s %r -> %d %s%s", request_id.decode(), scope["method"], scope["path"],
+                                reply.status, reply.detail, f" (cause: {internal})" if internal else "")
 
 
 class Reraise:

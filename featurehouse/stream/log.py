@@ -30,6 +30,14 @@ pending entries. While Redis is down nothing can be pushed and no lag can be rec
 the lag add the time since the consumer last checked in (stream_checked_at) to the lag it recorded,
 so the lag they report grows with the outage; once back, the consumer records the real lag (the
 age of the oldest entry not yet applied).
+
+Forgotten entities (`featurehouse forget`, featurehouse/sync/forget.py): a push of a tombstoned
+entity, or of one keyed by it, is accepted and then dropped by the consumer: acknowledged and deleted
+from the stream, landed nowhere, counted in `dropped_forgotten`. The consumer checks the online store's
+mirror of the tombstones before applying a batch and again after (a forget between the two: what it
+wrote is deleted again), and makes the mirror whole from the warehouse when it starts and after an
+outage (a Redis restored from an older state). An entry deleted from the stream while pending (forget
+deletes the entity's entries) is acknowledged, counted in `vanished`.
 """
 
 from __future__ import annotations
@@ -54,7 +62,7 @@ from featurehouse.online.codec import decode_values, encode_values, from_micros,
 from featurehouse.online.keys import MATERIALIZER
 from featurehouse.online.store import FUNCTIONS, OnlineRow, RedisOnlineStore
 from featurehouse.registry.model import FeatureView, Relation
-from featurehouse.stream.rows import MAX_CLOCK_SKEW, InvalidRow, key_types, recheck, validate
+from featurehouse.stream.rows import MAX_CLOCK_SKEW, InvalidRow, forgotten, key_types, recheck, validate
 from featurehouse.types import arrow_type, logical
 
 if TYPE_CHECKING:
@@ -172,6 +180,8 @@ class ConsumerStats:
     failed_deliveries: int = 0  # an entry that failed, left pending for its next delivery
     dead_lettered: int = 0
     outages: int = 0
+    dropped_forgotten: int = 0  # entries of forgotten entities: acknowledged and deleted, applied nowhere
+    vanished: int = 0  # entries deleted from the stream while pending (by forget): nothing left to apply
 
 
 @dataclass
@@ -204,6 +214,7 @@ class StreamConsumer:
         self.set_aside: dict[str, str] = {}  # view@N -> why its entries wait (LandingTableMismatch)
         self._key_types: dict[str, tuple[str | None, ...]] = {}  # view@N -> its key types (see _landing_key_types)
         self._create_groups()
+        self._mirror_tombstones()
 
     def _create_groups(self) -> None:
         for view in self.views:
@@ -275,6 +286,18 @@ class StreamConsumer:
         """Redis restarted, perhaps without its data: functions and groups are made again if missing."""
         self.client.function_load(FUNCTIONS, replace=True)
         self._create_groups()
+        self._mirror_tombstones()
+
+    def _mirror_tombstones(self) -> None:
+        """The warehouse's tombstones into the online store's mirror, which a wiped or restored Redis
+        lacks; best effort (the warehouse may be down: then the next sync does it)."""
+        from featurehouse.catalog import Catalog
+        from featurehouse.sync.forget import mirror_tombstones
+
+        try:
+            mirror_tombstones(Catalog(self.wh, self.schema), self.client)
+        except Exception:  # noqa: BLE001 - never stops the consumer; sync repairs the mirror too
+            pass
 
     def _tell_set_aside(self, told: set[str], say: Callable[[str], None]) -> set[str]:
         for view_name in sorted(set(self.set_aside) - told):
@@ -322,17 +345,59 @@ class StreamConsumer:
             return self._failed(view, entry, e)
 
     def _apply_batch(self, view: FeatureView, entries: list) -> None:
-        ids = [e[0] for e in entries]
-        rows = [self._decode(view, e) for e in entries]
-        self._append_offline(view, ids, rows)  # first: a value the warehouse refuses is never served
-        # before the write, in the order of application: a restore rolling the write back moves it back
-        self.online.mark_streamed(view.name, view.version, epoch_seconds(utc_now()))
-        result = self.online.write(view, rows)
-        self.client.xack(stream_key(view), GROUP, *ids)
-        self.stats.processed += len(rows)
-        self.stats.written += result.written
-        self.stats.skipped_older += result.skipped_older
+        gone = [e[0] for e in entries if not e[1]]  # deleted from the stream while pending (forget)
+        entries = [e for e in entries if e[1]]
+        decoded = [self._decode(view, e) for e in entries]
+        dropped = self._forgotten(view, entries, decoded)
+        kept = [(e, r) for e, r in zip(entries, decoded) if e[0] not in dropped]
+        ids, rows = [e[0] for e, _ in kept], [r for _, r in kept]
+        written = skipped = 0
+        if rows:
+            self._append_offline(view, ids, rows)  # first: a value the warehouse refuses is never served
+            # before the write, in the order of application: a restore rolling the write back moves it back
+            self.online.mark_streamed(view.name, view.version, epoch_seconds(utc_now()))
+            result = self.online.write(view, rows)
+            written, skipped = result.written, result.skipped_older
+            late = self._forgotten(view, [e for e, _ in kept], rows)
+            if late:  # forgotten while this batch was applied: undone, as forget would have
+                self._undo(view, late, rows, ids)
+                dropped |= late
+        self._done(view, ids, gone, dropped)
+        self.stats.processed += len(rows) - len(dropped.intersection(ids))
+        self.stats.written += written
+        self.stats.skipped_older += skipped
+        self.stats.dropped_forgotten += len(dropped)
+        self.stats.vanished += len(gone)
         self.stats.batches += 1
+
+    def _forgotten(self, view: FeatureView, entries: list, rows: list[OnlineRow]) -> set:
+        """Ids of the entries whose entity is tombstoned (or keyed by a tombstoned one)."""
+        marks = forgotten(self.client, view.entity.keys, [r.key for r in rows])
+        return {e[0] for e, mark in zip(entries, marks) if mark}
+
+    def _undo(self, view: FeatureView, late: set, rows: list[OnlineRow], ids: list) -> None:
+        """Entries applied as their entity was forgotten: their landed rows and online hashes go again."""
+        from sqlglot import exp
+
+        from featurehouse.online.keys import entity_key
+
+        landing = landing_relation(view, self.schema)
+        where = exp.In(this=exp.column(STREAM_ID, quoted=True),
+                       expressions=[exp.Literal.string(_text(i)) for i in late])
+        self.wh.execute(exp.delete(exp.table_(landing.identifier, db=landing.schema, quoted=True),
+                                   where=where).sql(self.wh.dialect))
+        for key in {entity_key(view.entity.name, r.key) for i, r in zip(ids, rows) if i in late}:
+            self.client.delete(key)  # one by one: on a cluster, entities live in different slots
+
+    def _done(self, view: FeatureView, applied: list, gone: list, dropped: set) -> None:
+        """Acknowledge the batch; entries of forgotten entities are deleted from the stream as well."""
+        pipe = self.client.pipeline(transaction=True)  # one slot: the view's hash tag
+        done = [*applied, *gone, *(dropped - set(applied))]
+        if done:
+            pipe.xack(stream_key(view), GROUP, *done)
+        if dropped:
+            pipe.xdel(stream_key(view), *dropped)
+        pipe.execute()
 
     def _decode(self, view: FeatureView, entry: Any) -> OnlineRow:
         """The entry's row, checked again as a push would be (entries from older versions, or XADDed)."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from featurehouse.errors import FeaturehouseError
 from featurehouse.registry.model import FeatureView
@@ -239,3 +239,56 @@ def recheck(view: FeatureView, types: tuple[str | None, ...], key: tuple, values
     key = tuple(coerce_key(view.name, k, t, v) for k, t, v in zip(view.entity.keys, types, key))
     values = tuple(coerce(view.name, f.column, f.data_type, v) for f, v in zip(view.features, values))
     return key, values
+
+
+# -- forgotten entities ------------------------------------------------------------------------
+#
+# `featurehouse forget` leaves a tombstone for the entity (featurehouse/sync/forget.py): a row of the
+# warehouse table featurehouse_tombstones, mirrored in the online store's hash TOMBSTONES, whose
+# fields are the key texts below. The stream consumer and sync check rows against it, so a push still
+# in flight, or a view still holding the entity, does not bring it back.
+
+_TEXT_ESCAPES = {"%": "%25", ";": "%3B", "=": "%3D"}
+
+
+def _escape_text(text: str) -> str:
+    for raw, escaped in _TEXT_ESCAPES.items():
+        text = text.replace(raw, escaped)
+    return text
+
+
+def tombstone_text(columns: Sequence[str], values: Sequence[Any]) -> str:
+    """An entity key as a tombstone holds it: `col=value` pairs ordered by column and joined by `;`,
+    each value as text (42 and "42" alike, as in the online store's keys), `%`, `;` and `=` percent-
+    encoded. It names no entity type: a user_item row (42, 7) is checked against `user_id=42` too."""
+    pairs = sorted(zip(columns, values), key=lambda pair: pair[0])
+    return ";".join(f"{_escape_text(c)}={_escape_text(str(v))}" for c, v in pairs)
+
+
+def parse_tombstone_text(text: str) -> dict[str, str]:
+    """`tombstone_text`'s column -> value, read back."""
+    from urllib.parse import unquote
+
+    pairs = (piece.partition("=") for piece in text.split(";") if piece)
+    return {unquote(c): unquote(v) for c, _, v in pairs}
+
+
+def key_texts(columns: Sequence[str], key: Sequence[Any]) -> list[str]:
+    """The tombstone texts a row of an entity with these key columns is forgotten under: its own key's,
+    and each of its key's parts (an entity keyed by a forgotten one: user_item (42, 7) by user 42)."""
+    n = len(columns)
+    return [tombstone_text([columns[i] for i in range(n) if mask >> i & 1], [key[i] for i in range(n) if mask >> i & 1])
+            for mask in range(1, 2 ** n)]
+
+
+def forgotten(client: Any, columns: Sequence[str], keys: Sequence[Sequence[Any]]) -> list[bool]:
+    """Which of these keys (of an entity with these key columns) are tombstoned, or keyed by a
+    tombstoned entity: one HMGET of the online store's mirror."""
+    from featurehouse.online.keys import TOMBSTONES
+
+    if not keys:
+        return []
+    texts = [key_texts(columns, key) for key in keys]
+    fields = sorted({t for row in texts for t in row})
+    found = {f for f, v in zip(fields, client.hmget(TOMBSTONES, fields)) if v is not None}
+    return [any(t in found for t in row) for row in texts]

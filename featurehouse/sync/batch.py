@@ -15,6 +15,7 @@ from featurehouse.online.codec import encode_values
 from featurehouse.online.keys import entity_key, mark_behind
 from featurehouse.online.store import OnlineStore
 from featurehouse.registry.model import FeatureView, Relation
+from featurehouse.sync.forget import Tombstones
 from featurehouse.sync.latest import latest_values_sql, max_created_at_sql
 from featurehouse.sync.runs import SyncRun, SyncRunLog
 
@@ -109,6 +110,10 @@ def sync_view(warehouse: Warehouse, online: OnlineStore, log: SyncRunLog, view: 
     "synced" mark is older than the last successful run, mode `repair`. `restate` (a declared
     correction of this version) reads every row again and replaces stored values whose payload
     differs at an equal event time and created_at, counted in the run's rows_restated.
+
+    Whatever the mode, rows of forgotten entities (tombstoned by `featurehouse forget`, and entities
+    keyed by one) are never written (featurehouse/sync/forget.py); an entity forgotten while the run
+    wrote is deleted again at its end.
     """
     target_version = view.version if version is None else version
     full_refresh = full_refresh or restate
@@ -127,8 +132,10 @@ def sync_view(warehouse: Warehouse, online: OnlineStore, log: SyncRunLog, view: 
         run.warning, run.repaired_since = repair.reason, repair.since
     try:
         if not plan.nothing_new:  # else nothing was ingested since the last run
+            tombstones = Tombstones.load(log.catalog, online)  # the online store's mirror made whole too
             _copy(warehouse, online, view, plan, layout.columns, run, batch_size, progress,
-                  event_time_from, event_time_until, restate)
+                  event_time_from, event_time_until, restate, tombstones)
+            tombstones.forget_late(online, view)
         # the online store first, then the log, with one instant: a store whose mark is older than the
         # log's last success lost writes (behind_log); a crash in between only leaves a run unfinished
         finished = utc_now()
@@ -142,8 +149,9 @@ def sync_view(warehouse: Warehouse, online: OnlineStore, log: SyncRunLog, view: 
 
 def _copy(warehouse: Warehouse, online: OnlineStore, view: FeatureView, plan: SyncPlan, columns: tuple[str, ...],
           run: SyncRun, batch_size: int, progress: Progress | None, event_time_from, event_time_until,
-          restate: bool) -> None:
-    """The plan's rows, deduplicated in the warehouse, into the online store through the write guard."""
+          restate: bool, tombstones: Tombstones | None = None) -> None:
+    """The plan's rows, deduplicated in the warehouse, into the online store through the write guard;
+    rows of forgotten entities are left out (read, not written)."""
     read_after = plan.read_after if view.created_at and plan.mode == "incremental" else None
     sql = latest_values_sql(view, warehouse.dialect, read_after, event_time_from, event_time_until)
     table = warehouse.fetch_arrow(sql)
@@ -151,6 +159,9 @@ def _copy(warehouse: Warehouse, online: OnlineStore, view: FeatureView, plan: Sy
     if table.num_rows:  # before the first write (serving's `unverified`: featurehouse/serving/reader.py)
         online.mark_writing(view.name, plan.version, epoch_seconds(utc_now()))
     for done, batch in _batches(table, batch_size):
+        keep = tombstones.keep(view, batch) if tombstones is not None else None
+        if keep is not None:
+            batch = batch.filter(keep)
         result = online.write_encoded(view, encode_batch(view, batch, columns), version=plan.version,
                                       batch_size=500, restate=restate)
         run.rows_written += result.written
