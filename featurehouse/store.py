@@ -38,17 +38,31 @@ def _one_of(names, features):
     return names if names is not None else features
 
 
-def _views_of(registry: Registry, features: Sequence[str]) -> list:
-    """The views (at the versions named or active) that feature names read; unknown names are left to the join
-    to report."""
-    from featurehouse.errors import FeaturehouseError
+def _flush_audit_at_exit(ref) -> None:
+    store = ref()
+    if store is not None and store._online is not None:
+        try:
+            store.flush_audit()
+        except Exception:  # noqa: BLE001 - at exit there is no one to raise to; the warning says what was lost
+            import sys
 
+            print("featurehouse: audit events of this process's reads were not written (online store unreachable)",
+                  file=sys.stderr)
+
+
+def _feature_list(features: Sequence[str] | str) -> list[str]:
+    """Feature names as the training set reads them: a list, or one comma-separated string."""
+    if isinstance(features, str):
+        return [f.strip() for f in features.split(",") if f.strip()]
+    return list(features)
+
+
+def _views_of(registry: Registry, features: Sequence[str]) -> list:
+    """The views (at the versions named or active) that feature names read: every name must resolve (an unknown
+    one is an error naming it), so no view escapes the access decision."""
     views = {}
     for text in features:
-        try:
-            view, _ = registry.resolve(text)
-        except FeaturehouseError:
-            continue
+        view, _ = registry.resolve(text)
         views[view.versioned_name] = view
     return list(views.values())
 
@@ -85,12 +99,15 @@ class FeatureStore:
     @property
     def principal(self) -> str:
         """Who this process reads for: `act_as(...)`, else FEATUREHOUSE_PRINCIPAL, else the OS user."""
-        from featurehouse.access.tokens import local_principal
+        if self._principal is None:
+            from featurehouse.access.tokens import local_principal
 
-        return self._principal or local_principal()
+            self._principal = local_principal()  # looked up once: reads go through here on the hot path
+        return self._principal
 
-    def act_as(self, principal: str) -> None:
-        """Read for this principal (a service account, say): the policy decides for it on every path."""
+    def act_as(self, principal: str | None) -> None:
+        """Read for this principal (a service account, say): the policy decides for it on every path. None goes back
+        to FEATUREHOUSE_PRINCIPAL or the OS user."""
         self._principal = principal
         reader = getattr(self, "_reader", None)
         if reader is not None:
@@ -105,7 +122,7 @@ class FeatureStore:
             self._policy = Policy(self.registry)
         return self._policy
 
-    def _authorize(self, views, model: str | None = None, path: str = "sdk") -> None:
+    def authorize(self, views, model: str | None = None, path: str = "sdk") -> None:
         """AccessDenied for the first view the principal (reading for `model`) may not read; the denial is audited."""
         from featurehouse.access.policy import AccessDenied
         from featurehouse.clock import utc_now
@@ -319,12 +336,17 @@ class FeatureStore:
         """
         names = _one_of(names, features)
         if getattr(self, "_reader", None) is None:
+            import atexit
+            import weakref
+
             from featurehouse.access.audit import AuditBuffer, audit_key
             from featurehouse.serving.reader import OnlineReader
             from featurehouse.serving.served_log import ServedLog
 
             self._reader = OnlineReader(self.registry, self.online.client)
             self._reader.audit = AuditBuffer("sdk")
+            # a script or notebook that never calls close() still records what it read
+            atexit.register(_flush_audit_at_exit, weakref.ref(self))
             self._reader.audit.key = audit_key(self.online.client, create=True)
             self._audit_flushed = time.monotonic()
             self._served_log = ServedLog(self.log_sample_rate)
@@ -366,7 +388,7 @@ class FeatureStore:
         read_views: list = []
 
         def authorize(views) -> None:
-            self._authorize(views, model, path="batch")
+            self.authorize(views, model, path="batch")
             read_views.extend(views)
 
         result = batch_features(self.warehouse, self.registry, entity_type, ids=ids, spine=spine, names=names,
@@ -635,8 +657,9 @@ class FeatureStore:
         The join's result is worth more than its lineage: when recording fails, the training set is
         still returned, with `record_error` saying why (and `record` None if no record was written),
         and a LineageNotRecorded warning."""
+        features = _feature_list(features)
         views = _views_of(self.registry, features)
-        self._authorize(views, model, path="training_set")
+        self.authorize(views, model, path="training_set")
         self.attach_stream_tables()
         ts = build_training_set(
             self.warehouse, self.registry, self._spine(spine), features, timestamp, entity=entity,

@@ -392,6 +392,7 @@ class Chaos:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.consumer: subprocess.Popen | None = None
+        self.consumer_lock = threading.Lock()  # the fault and the keeper thread both restart it: one at a time
         self.sync_proc: subprocess.Popen | None = None
         self.logs = root / "logs"
         self.logs.mkdir(exist_ok=True)
@@ -554,10 +555,11 @@ class Chaos:
             proc.kill()
 
     def _kill_consumer(self) -> None:
-        if self.consumer is not None:
-            self.consumer.kill()
-            self.consumer.wait()
-        self.consumer = cli(self.project, self.redis.url, "stream", log=self.logs / "stream.log")
+        with self.consumer_lock:
+            if self.consumer is not None:
+                self.consumer.kill()
+                self.consumer.wait()
+            self.consumer = cli(self.project, self.redis.url, "stream", log=self.logs / "stream.log")
 
     def _restart_redis(self) -> None:
         self.redis.restart()
@@ -664,8 +666,9 @@ class Chaos:
 
         def consumer_keeper() -> None:
             while not self.stop.is_set():
-                if self.consumer is not None and self.consumer.poll() is not None:
-                    self.consumer = cli(self.project, self.redis.url, "stream", log=self.logs / "stream.log")
+                with self.consumer_lock:  # else a consumer the fault just started could be replaced and left running
+                    if self.consumer is not None and self.consumer.poll() is not None and not self.stop.is_set():
+                        self.consumer = cli(self.project, self.redis.url, "stream", log=self.logs / "stream.log")
                 self.stop.wait(0.2)
 
         threads = [threading.Thread(target=guarded(t), daemon=True)

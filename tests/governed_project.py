@@ -16,7 +16,19 @@ VIEWS = {
     "int_stats": ("internal", "risk", []),
     "conf_scores": ("confidential", "risk", [("growth", 30)]),
     "pii_profile": ("pii", "growth", [("risk", 30), ("recsys", -1)]),
+    "pii_pairs": ("pii", "growth", [("recsys", 0)]),  # a composite key (user_item); a grant ending today
 }
+ENTITY_OF = {"pii_pairs": "user_item"}  # other views: user
+ITEM = 7  # every user_item row's item
+
+
+def entity_of(view: str) -> str:
+    return ENTITY_OF.get(view, "user")
+
+
+def key(view: str, user: int) -> str:
+    """An entity id as serving takes it."""
+    return f"user_id={user};item_id={ITEM}" if entity_of(view) == "user_item" else str(user)
 MODELS = {  # exposure -> (team, features)
     "fraud_model": ("risk", ["int_stats.f", "conf_scores.f", "pii_profile.f"]),
     "churn_model": ("growth", ["conf_scores.f", "pii_profile.f"]),
@@ -57,6 +69,7 @@ def write_project(directory: Path, extra_exposures: str = "", views: dict | None
           featurehouse:
             entities:
               user: [user_id]
+              user_item: [user_id, item_id]
             teams:
         """) + teams + "\nmodels:\n  governed:\n    +materialized: table\n")
     (path / "profiles.yml").write_text(f"governed:\n  target: duckdb\n  outputs:\n    duckdb:\n      type: duckdb\n"
@@ -65,9 +78,10 @@ def write_project(directory: Path, extra_exposures: str = "", views: dict | None
     rows = ", ".join(f"({u}, timestamp '2026-01-0{u} 00:00:00', {u}.5)" for u in (1, 2, 3))
     blocks = []
     for i, (view, (sensitivity, owner, grants)) in enumerate((views or VIEWS).items()):
+        pair = entity_of(view) == "user_item"
         (path / "models" / f"{view}.sql").write_text(
-            f"select cast(user_id as bigint) as user_id, event_time, cast(f + {i} as double) as f\n"
-            f"from (values {rows}) as t(user_id, event_time, f)\n")
+            f"select cast(user_id as bigint) as user_id, {f'cast({ITEM} as bigint) as item_id, ' if pair else ''}"
+            f"event_time, cast(f + {i} as double) as f\nfrom (values {rows}) as t(user_id, event_time, f)\n")
         shared = "".join(f"\n            - {{team: {t}, purpose: 'use {i}', until: {today + timedelta(days=d)}}}"
                          for t, d in grants) or " []"
         blocks.append(f"""\
@@ -75,18 +89,19 @@ def write_project(directory: Path, extra_exposures: str = "", views: dict | None
     config:
       meta:
         featurehouse:
-          entity: user
+          entity: {entity_of(view)}
           event_time: event_time
           owner: {owner}
           sensitivity: {sensitivity}
           shared_with:{shared}
     columns:
-      - {{name: user_id, data_type: bigint}}
+      - {{name: user_id, data_type: bigint}}{chr(10) + '      - {name: item_id, data_type: bigint}' if pair else ''}
       - {{name: event_time, data_type: timestamp}}
       - {{name: f, data_type: double}}
 """)
     (path / "models" / "spine.sql").write_text(
-        "select cast(user_id as bigint) as user_id, timestamp '2026-02-01 00:00:00' as as_of\n"
+        f"select cast(user_id as bigint) as user_id, cast({ITEM} as bigint) as item_id, "
+        "timestamp '2026-02-01 00:00:00' as as_of\n"
         "from (values (1), (2), (3)) as t(user_id)\n")
     exposures = "".join(f"""\
   - name: {name}

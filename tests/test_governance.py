@@ -26,7 +26,7 @@ from featurehouse.cli.main import cli
 from featurehouse.clock import utc_now
 from featurehouse.online.store import RedisOnlineStore
 from featurehouse.serving.app import ServeConfig, create_app
-from tests.governed_project import MODELS, PRINCIPALS, TEAMS, VIEWS, may_read, write_project
+from tests.governed_project import MODELS, PRINCIPALS, TEAMS, VIEWS, entity_of, key, may_read, write_project
 
 CELLS = list(itertools.product(PRINCIPALS, VIEWS))
 MODEL_CELLS = list(itertools.product(PRINCIPALS, MODELS))
@@ -85,7 +85,8 @@ def assert_denied(response, view: str, principal: str) -> None:
 def test_http_get_and_pinned_version_follow_the_policy(http, governed, principal, view):
     _, tokens, _ = governed
     for names in (f"{view}.f", f"{view}.f@1"):
-        r = http.get("/v1/features/user/1", params={"names": names}, headers=bearer(tokens[principal]))
+        r = http.get(f"/v1/features/{entity_of(view)}/{key(view, 1)}", params={"names": names},
+                     headers=bearer(tokens[principal]))
         if may_read(principal, view):
             assert r.status_code == 200, r.text
             assert r.json()["features"][names]["status"] != "missing"
@@ -96,7 +97,8 @@ def test_http_get_and_pinned_version_follow_the_policy(http, governed, principal
 @pytest.mark.parametrize("principal,view", CELLS)
 def test_http_batch_get_follows_the_policy(http, governed, principal, view):
     _, tokens, _ = governed
-    r = http.post("/v1/features/user:batchGet", json={"ids": [1, 2], "names": [f"{view}.f", "pub_stats.f"]},
+    names = [f"{view}.f"] + (["pub_stats.f"] if entity_of(view) == "user" else [])
+    r = http.post(f"/v1/features/{entity_of(view)}:batchGet", json={"ids": [key(view, 1), key(view, 2)], "names": names},
                   headers=bearer(tokens[principal]))
     if may_read(principal, view):
         assert r.status_code == 200 and len(r.json()["vectors"]) == 2, r.text
@@ -129,9 +131,10 @@ def test_sdk_training_set_and_batch_features_follow_the_policy(governed, princip
     store, _, _ = governed
     store.act_as(principal)
     try:
-        paths = [(lambda: store.online_features("user", [1, 2], names=[f"{view}.f"]), len, 2),
+        entity, ids = entity_of(view), [key(view, 1), key(view, 2)]
+        paths = [(lambda: store.online_features(entity, ids, names=[f"{view}.f"]), len, 2),
                  (lambda: store.training_set("spine", [f"{view}.f"], "as_of"), len, 3),
-                 (lambda: store.batch_features("user", ids=[1, 2], names=[f"{view}.f"]), lambda b: b.rows, 2)]
+                 (lambda: store.batch_features(entity, ids=ids, names=[f"{view}.f"]), lambda b: b.rows, 2)]
         for path, count, rows in paths:
             if may_read(principal, view):
                 assert count(path()) == rows
@@ -449,3 +452,100 @@ def test_auth_none_is_refused_off_loopback(tmp_path, monkeypatch, command):
     result = CliRunner().invoke(cli, ["--project-dir", str(tmp_path), *command])
     assert result.exit_code == 2, result.output
     assert "auth: none is allowed only on a loopback address" in result.output and "0.0.0.0" in result.output
+
+
+# -- found in review: each of these read a restricted feature without the decision ---------------------------
+
+
+def test_a_comma_separated_feature_string_is_decided_like_a_list(governed):
+    store, _, _ = governed
+    store.act_as("rex")
+    try:
+        for features in ("pii_profile.f", "pub_stats.f,pii_profile.f", " pii_profile.f "):
+            with pytest.raises(AccessDenied, match="pii_profile"):
+                store.training_set("spine", features, "as_of")  # type: ignore[arg-type]
+    finally:
+        store.act_as(None)  # type: ignore[arg-type]
+        store.close_warehouse()
+
+
+def test_training_set_as_model_is_decided_and_names_its_exposure(governed, monkeypatch):
+    store, _, _ = governed
+    project = store.project
+    assert project is not None
+    store.close_warehouse()
+    monkeypatch.setenv("FEATUREHOUSE_PRINCIPAL", "rex")
+    denied = CliRunner().invoke(cli, ["--project-dir", str(project.dir), "training-set", "--model", "rec_model",
+                                      "--features", "pii_profile.f", "--as-model", "leak_training"])
+    assert denied.exit_code == 2 and "pii_profile" in denied.output
+    assert not (project.dir / "models" / "training" / "leak_training.sql").exists()
+    monkeypatch.setenv("FEATUREHOUSE_PRINCIPAL", "ana")
+    written = CliRunner().invoke(cli, ["--project-dir", str(project.dir), "training-set", "--model", "fraud_model",
+                                       "--as-model", "fraud_training_set"])
+    path = project.dir / "models" / "training" / "fraud_training_set.sql"
+    try:
+        assert written.exit_code == 0, written.output
+        assert "exposure='fraud_model'" in path.read_text()
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def test_a_root_path_does_not_hide_a_route_from_its_scope(governed):
+    store, tokens, url = governed
+    app = create_app(store.registry, ServeConfig(redis_url=url, log_sample_rate=0))
+    with TestClient(app, root_path="/fh") as client:
+        assert client.get("/fh/v1/features/user/1?names=pub_stats.f", headers=bearer(tokens["push-all"])).status_code == 403
+        assert client.get("/fh/metrics", headers=bearer(tokens["ana"])).status_code == 403
+        assert client.post("/fh/v1/feature-definitions", json={}, headers=bearer(tokens["metrics"])).status_code == 403
+        assert client.get("/fh/healthz").status_code == 200
+        assert client.get("/fh/v1/features/user/1?names=pub_stats.f", headers=bearer(tokens["ana"])).status_code == 200
+
+
+def test_refusals_are_audited_by_route_without_the_ids_asked_for(governed):
+    store, _, url = governed
+    app = create_app(store.registry, ServeConfig(redis_url=url, log_sample_rate=0))
+    with TestClient(app) as client:
+        for i in range(50):
+            assert client.get(f"/v1/features/user/alice{i}@example.com?names=pub_stats.f").status_code == 401
+        assert client.get("/v1/features/user/1?names=pub_stats.f&%74oken=x").status_code == 401
+    events = [e for e in store.audit(since=utc_now() - timedelta(minutes=5)) if e["action"] == "refused"]
+    store.close_warehouse()
+    assert not any("example.com" in (e["detail"] or "") for e in events)
+    assert sum(e["reads"] for e in events if "GET /v1/features/…" in e["detail"]) >= 51
+
+
+def test_every_pii_entity_read_is_listed_even_past_the_per_event_cap(governed):
+    from featurehouse.access import audit as audit_module
+    from featurehouse.access.audit import AuditBuffer
+
+    store, _, _ = governed
+    buffer = AuditBuffer("test")
+    buffer.key = b"k" * 32
+    view = store.registry.view("pii_profile")
+    cap = audit_module.MAX_REFS
+    for start in range(0, cap + 5, 1000):
+        buffer.note_reads("ana", [view], "user", [(str(i),) for i in range(start, start + 1000)], None)
+    buffer.note_reads("ana", [view], "user", [("target",)], None)
+    events = buffer.drain()
+    listed = {ref for e in events for ref in (e.entity_ref or "").split()}
+    assert audit_module.pseudonym(buffer.key, "user", ("target",)) in listed
+    total = len(range(0, cap + 5, 1000)) * 1000 + 1
+    assert sum(e.reads for e in events) == total and len(listed) == total  # every read counted, every entity listed
+
+
+def test_composite_key_pseudonyms_do_not_collide():
+    from featurehouse.access.audit import pseudonym
+
+    assert pseudonym(b"k", "pair", ("a|b", "c")) != pseudonym(b"k", "pair", ("a", "b|c"))
+
+
+def test_a_grant_until_must_be_a_plain_date(tmp_path):
+    from featurehouse.errors import InvalidFeatureMetadata
+    from featurehouse.registry.manifest import parse_grants
+    from featurehouse.registry.model import Team
+
+    teams = {"risk": Team("risk", ("ana",))}
+    with pytest.raises(InvalidFeatureMetadata, match="YYYY-MM-DD"):
+        parse_grants("m", [{"team": "risk", "purpose": "x", "until": "20270630"}], teams)
+    assert parse_grants("m", [{"team": "risk", "purpose": "x", "until": "2027-06-30"}], teams)[0].until.isoformat() \
+        == "2027-06-30"

@@ -44,8 +44,10 @@ class AuditEvent:
 def pseudonym(key: bytes, entity_type: str, entity_key) -> str:
     """A keyed hash of an entity (its key values, however the request spelled them): equal for the same
     entity, meaningless without the key."""
-    text = "|".join(str(v) for v in entity_key)
-    return hmac.new(key, f"{entity_type}:{text}".encode(), hashlib.sha256).hexdigest()[:24]
+    import json
+
+    text = json.dumps([entity_type, *(str(v) for v in entity_key)], ensure_ascii=False)  # unambiguous for any key
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()[:24]
 
 
 def record_events(catalog: Catalog, events: list[AuditEvent]) -> None:
@@ -91,7 +93,8 @@ def read_events(catalog: Catalog, principal: str | None = None, view: str | None
 
 
 RESTRICTED = ("confidential", "pii")
-MAX_REFS = 10_000  # entity refs kept per event; more are counted, not listed
+MAX_REFS = 10_000  # entity refs per event: a slot that fills is handed out as an event and a new one begins
+MAX_REFUSED_KEYS = 1_000  # distinct (principal, request, reason) refusals per second; more are counted as one
 
 
 class AuditBuffer:
@@ -110,6 +113,8 @@ class AuditBuffer:
         """A request refused before any feature was looked at (no token, a bad one, a missing scope): counted
         per principal, request and reason, so a flood of bad tokens is a few events a second, not one each."""
         key = (principal, request, why)
+        if key not in self._refused and len(self._refused) >= MAX_REFUSED_KEYS:
+            key = ("(many)", "(many)", "more distinct refusals this second than are itemised")
         self._refused[key] = self._refused.get(key, 0) + 1
 
     def note_reads(self, principal: str, views, entity_type: str, keys, model: str | None) -> None:
@@ -120,8 +125,13 @@ class AuditBuffer:
             slot = self._reads.setdefault((principal, view.versioned_name, view.sensitivity, model, entity_type),
                                           [0, set()])
             slot[0] += len(keys)
-            if view.sensitivity == "pii" and self.key is not None and len(slot[1]) < MAX_REFS:
+            if view.sensitivity == "pii" and self.key is not None:
                 slot[1].update(pseudonym(self.key, entity_type, k) for k in keys)
+                if len(slot[1]) >= MAX_REFS:  # every entity read is listed: a full slot becomes an event now
+                    self._events.append(AuditEvent(principal, "read", self.path, view.versioned_name, view.sensitivity,
+                                                   True, model, entity_type=entity_type,
+                                                   entity_ref=" ".join(sorted(slot[1])), reads=slot[0]))
+                    del self._reads[(principal, view.versioned_name, view.sensitivity, model, entity_type)]
 
     def note_denied(self, decision, entity_type: str | None, detail: str = "") -> None:
         self._events.append(AuditEvent(decision.principal, "denied", self.path, decision.view, decision.sensitivity,

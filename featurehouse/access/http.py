@@ -14,6 +14,7 @@ import asyncio
 import ipaddress
 import time
 from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
 
 import orjson
 
@@ -49,6 +50,22 @@ def check_auth_mode(mode: str, host: str) -> str:
                            f"host {host}: anyone who reaches it would read every feature; create a token with "
                            "`featurehouse token create` and keep auth: token")
     return mode
+
+
+def route_path(scope) -> str:
+    """The path routes match: without the app's root path (a mount, a proxy prefix), as Starlette routes it. Scopes
+    are decided on it, so a prefix cannot hide a route from its scope."""
+    path, root = scope["path"], scope.get("root_path") or ""
+    return path[len(root):] or "/" if root and path.startswith(root) else path
+
+
+def route_template(path: str) -> str:
+    """A refused request's route, without the ids and names the caller chose (they may be personal data, and a
+    flood of distinct paths must stay a few audit events)."""
+    for prefix in ("/v1/features/", "/v1/push/", "/v1/feature-definitions"):
+        if path.startswith(prefix):
+            return prefix + ("…" if len(path) > len(prefix) else "")
+    return path if path in ("/metrics", "/healthz", "/readyz", "/openapi.json", "/docs") else "(other)"
 
 
 def required_scope(method: str, path: str) -> str | None:
@@ -110,13 +127,13 @@ class HttpAuth:
 
     async def authenticate(self, scope) -> Authenticated | Refusal:
         """The request's principal, or why it is refused (401, 403 for a missing scope, 503 store down)."""
-        path = scope["path"]
+        path = route_path(scope)
         if path in OPEN_PATHS or path.startswith("/docs/"):
             return self.local if self.mode == "none" else Authenticated("anonymous", frozenset())
         if self.mode == "none":
             return self.local
         query = scope.get("query_string") or b""
-        if query and any(marker in query.lower() for marker in _QUERY_TOKENS):
+        if query and any(marker in unquote_to_bytes(query).lower() for marker in _QUERY_TOKENS):
             return Refusal(401, "unauthorized", "tokens in the query string are refused (they end up in logs): "
                            "send Authorization: Bearer <token>", _CHALLENGE)
         header = None

@@ -113,8 +113,7 @@ class Policy:
         remedy = (f"add {{team: {team}, purpose: <why>, until: <date>}} to meta.featurehouse.shared_with of model "
                   f"'{view.model or view.name}' (owner team '{view.owner}' reviews it)" if team else
                   f"add the principal to team '{view.owner}' in vars.featurehouse.teams, or to a team in "
-                  f"meta.featurehouse.shared_with of model '{view.model or view.name}' (now: "
-                  f"{', '.join(str(g) for g in view.shared_with if g.active_on(day)) or 'none'})")
+                  f"meta.featurehouse.shared_with of model '{view.model or view.name}'")
         return Decision(False, principal, name, sensitivity, reason, remedy=remedy)
 
     def check(self, principal: str, views: Iterable[FeatureView], day: date, model: ModelSpec | None = None) -> None:

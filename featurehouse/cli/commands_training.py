@@ -62,7 +62,7 @@ def training_set(obj: CliContext, spine, timestamp, features, model_name, entity
         raise InvalidSpine("no timestamp column: pass --timestamp")
 
     if as_model:
-        path = write_training_model(obj, store, as_model, spine, timestamp, names, as_known_at)
+        path = write_training_model(obj, store, as_model, spine, timestamp, names, as_known_at, model_name)
         obj.console.print(f"[green]✓[/green] wrote {path}; build it with `featurehouse build --select {as_model}`")
         return
 
@@ -116,18 +116,23 @@ def write_table(table, out: Path) -> None:
 
 
 def write_training_model(obj: CliContext, store, name: str, spine: str, timestamp: str, names: list[str],
-                         as_known_at: bool) -> Path:
-    """A dbt model file whose body is the point_in_time_join macro call, so dbt builds the as-of view."""
+                         as_known_at: bool, model: str | None = None) -> Path:
+    """A dbt model file whose body is the point_in_time_join macro call, so dbt builds the as-of view. The
+    principal must be allowed every feature (and, with --model, the model's team too), and the call names
+    the exposure, so dbt checks its team again at every compile."""
+    from featurehouse.store import _views_of
+
     if not name.isidentifier():
         raise FeaturehouseError(f"--as-model {name!r}: a dbt model name must be a plain identifier")
     if store.relation_of(spine) is None:
         raise InvalidSpine(f"--as-model needs --spine to name a dbt model or source table; '{spine}' is neither")
     for text in names:
         store.registry.resolve(FeatureRef.parse(text))  # unknown features fail here, naming the feature
+    store.authorize(_views_of(store.registry, names), model, path="training_set")
     path = store.project.dir / "models" / "training" / f"{name}.sql"
     path.parent.mkdir(parents=True, exist_ok=True)
     listed = ",\n".join(f"        {text!r}" for text in names)
-    known = ", as_known_at=true" if as_known_at else ""
+    known = (", as_known_at=true" if as_known_at else "") + (f", exposure={model!r}" if model else "")
     path.write_text(
         "-- Written by `featurehouse training-set --as-model`: the point-in-time training view.\n"
         f"{{{{ featurehouse.point_in_time_join(\n    spine=ref({spine!r}),\n    timestamp={timestamp!r},\n"

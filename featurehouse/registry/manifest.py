@@ -105,7 +105,10 @@ def parse_grants(model: str, declared: Any, teams: Mapping[str, Team]) -> tuple[
         if not isinstance(purpose, str) or not purpose.strip():
             raise InvalidFeatureMetadata(model, f"{fld}.purpose", f"say what team '{team}' uses the view for")
         if until is not None and not isinstance(until, date):
+            # only YYYY-MM-DD: the dbt macros compare the text, so 20270630 would mean another day there
             try:
+                if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(until)):
+                    raise ValueError
                 until = date.fromisoformat(str(until))
             except ValueError:
                 raise InvalidFeatureMetadata(model, f"{fld}.until", f"must be a date YYYY-MM-DD, got {until!r}") from None

@@ -28,11 +28,11 @@ from starlette.routing import Route
 
 from featurehouse.access.audit import AuditBuffer, write_events_async
 from featurehouse.access.http import SCOPE_KEY as PRINCIPAL
-from featurehouse.access.http import HttpAuth, Refusal
+from featurehouse.access.http import HttpAuth, Refusal, route_path, route_template
 from featurehouse.access.policy import AccessDenied
 from featurehouse.errors import FeaturehouseError, InvalidRequest, UnknownEntity, UnknownFeature
 from featurehouse.online.keys import MATERIALIZER
-from featurehouse.registry.model import Registry
+from featurehouse.registry.model import FeatureRef, Registry
 from featurehouse.serving.openapi import openapi_spec
 from featurehouse.serving.reader import MAX_IDS, AsyncOnlineReader
 from featurehouse.serving.request_ids import HEADER as REQUEST_ID_HEADER
@@ -131,6 +131,7 @@ class Metrics:
                                    registry=self.registry)
         self.nulls_total = Counter("featurehouse_null_values_served", "Null values served", ["feature"],
                                    registry=self.registry)
+        self._spellings: dict[str, tuple[str, str]] = {}
         self.served: dict[str, int] = {}
         self.stale: dict[str, int] = {}
         self.nulls: dict[str, int] = {}
@@ -145,16 +146,28 @@ class Metrics:
             self.scrape_registry = self.registry
         self.scrape_registry.register(_MaterializerLag(self))
 
+    def _labels(self, name: str) -> tuple[str, str]:
+        """(view, view.column) of a feature as the request spelled it (` a.b`, `a.b@01`): labels are the feature's,
+        so clients cannot mint new metric series by spelling one feature many ways."""
+        labels = self._spellings.get(name)
+        if labels is None:
+            ref = FeatureRef.parse(name)
+            labels = (ref.view, f"{ref.view}.{ref.column}")
+            if len(self._spellings) >= 10_000:
+                self._spellings.clear()
+            self._spellings[name] = labels
+        return labels
+
     def observe(self, vectors) -> None:
         served, stale, nulls = self.served, self.stale, self.nulls
         for vector in vectors:
             for name, value in vector.features.items():
-                view = name.partition(".")[0]
+                view, feature = self._labels(name)
                 served[view] = served.get(view, 0) + 1
                 if value.stale:
                     stale[view] = stale.get(view, 0) + 1
                 if value.value is None:
-                    nulls[name] = nulls.get(name, 0) + 1
+                    nulls[feature] = nulls.get(feature, 0) + 1
 
     def flush(self) -> None:
         """Move the counts gathered since the last flush into the counters."""
@@ -448,8 +461,8 @@ class ServingApp:
         who = await self.auth.authenticate(scope)
         if isinstance(who, Refusal):
             if who.status in (401, 403):
-                self.audit.note_refused(who.principal or "unauthenticated", f"{scope['method']} {scope['path']}",
-                                        who.detail)
+                self.audit.note_refused(who.principal or "unauthenticated",
+                                        f"{scope['method']} {route_template(route_path(scope))}", who.detail)
             await self._ids.run(_refused(who), scope, receive, send, self._ids.assign(scope))
             return
         scope[PRINCIPAL] = who

@@ -14,7 +14,7 @@ from typing import Sequence
 import redis
 
 from featurehouse.access.audit import AuditBuffer
-from featurehouse.access.policy import AccessDenied, Policy
+from featurehouse.access.policy import AccessDenied, Decision, Policy
 from featurehouse.clock import utc_now
 from featurehouse.online.keys import (
     ACTIVE_VERSIONS,
@@ -95,6 +95,12 @@ class _Cached:
         on a day). A denial is decided from the plan alone, before the store is read, so it says nothing
         of whether the entity exists."""
         spec = self.registry.models.get(model.partition("@")[0]) if model else None
+        if model and spec is None:  # a registered model version whose exposure is gone: its team is unknown
+            first = plan.views[0].view
+            raise AccessDenied(Decision(False, principal, first.versioned_name, first.sensitivity,
+                                        f"model '{model}' has no exposure in the project, so its team is unknown",
+                                        remedy="declare the model's exposure with meta.featurehouse.team",
+                                        model=model))
         for planned in plan.views:
             decision = self.policy.decide(principal, planned.view, day, spec)
             if not decision.allowed:
