@@ -128,13 +128,13 @@ class FeatureStore:
         from featurehouse.clock import utc_now
 
         spec = self.registry.model(model.partition("@")[0]) if model else None
-        try:
-            self.policy.check(self.principal, views, utc_now().date(), spec)
-        except AccessDenied as e:
-            d = e.decision
-            self.audit_event("denied", path=path, view=d.view, sensitivity=d.sensitivity, allowed=False,
-                             model=d.model, detail=d.reason)
-            raise
+        day = utc_now().date()
+        for view in views:
+            d = self.policy.decide(self.principal, view, day, spec)
+            if not d.allowed:
+                self.audit_event("denied", path=path, view=d.view, sensitivity=d.sensitivity, allowed=False,
+                                 model=d.model, detail=d.reason)
+                raise AccessDenied(d)
 
     def audit_event(self, action: str, **fields) -> None:
         """Record an event in the warehouse's audit log (featurehouse_audit) for this principal. The action it
@@ -151,11 +151,15 @@ class FeatureStore:
     def _audit_restricted(self, action: str, views, reads: int, model: str | None, path: str,
                           entity_type: str | None = None) -> None:
         from featurehouse.access.audit import RESTRICTED
+        from featurehouse.clock import utc_now
 
+        spec = self.registry.models.get(model.partition("@")[0]) if model else None
         for view in views:
             if view.sensitivity in RESTRICTED:
+                grant = self.policy.decide(self.principal, view, utc_now().date(), spec).grant
                 self.audit_event(action, path=path, view=view.versioned_name, sensitivity=view.sensitivity,
-                                 model=model, reads=reads, entity_type=entity_type)
+                                 model=model, reads=reads, entity_type=entity_type,
+                                 purpose=grant.purpose if grant else None)
 
     def audit(self, principal: str | None = None, view: str | None = None, since=None, limit: int = 1000) -> list[dict]:
         """Audit events, newest first (`featurehouse audit`); serving's events are landed from the online store first."""
@@ -188,7 +192,13 @@ class FeatureStore:
         if "." in target:
             view, _ = self.registry.resolve(target)
         else:
-            view = self.registry.view(*_name_version(target))
+            from featurehouse.errors import UnknownFeature
+
+            try:
+                view = self.registry.view(*_name_version(target))
+            except UnknownFeature as e:
+                models = ", ".join(sorted(self.registry.models)) or "none"
+                raise UnknownFeature(f"{e}; nor is '{target}' a model (models: {models})") from None
         return [self.policy.decide(principal, view, day)]
 
     # -- offline store ------------------------------------------------------------------------
@@ -462,6 +472,8 @@ class FeatureStore:
 
         self.attach_stream_tables()
         result = forget(self.warehouse, self.online, self.registry, entity_type, tuple(key), self.catalog)
+        if result.matched_nothing:
+            return result  # the CLI reports NothingMatched; nothing was forgotten, so nothing is audited
         result.audit_refs_redacted = redact_entity(self.online.client, self.catalog, entity_type, tuple(key))
         self.audit_event("forget", entity_type=entity_type, detail=f"{result.online_keys_deleted} online key(s), "
                          f"{sum(result.offline_rows_deleted.values())} offline row(s) deleted")
@@ -720,20 +732,35 @@ class FeatureStore:
         current = current_schemas(self.registry, self.project, lambda sql: self.warehouse.describe_query(sql),
                                   self.close_warehouse, compile_sql)
         result = check(self.registry, self.catalog, current)
-        result.access, result.unenforced = self.access_violations()
+        result.access, result.access_warnings = self.access_violations()
         return result
 
     def access_violations(self) -> tuple[list, list[str]]:
-        """Features that models use but their teams may not read (each a denied Decision naming model and view),
-        and, when the project declares no teams, the confidential and pii views anyone may read."""
+        """Features that models use but their teams may not read (each a denied Decision naming model and view), and
+        warnings: when the project declares no teams, the confidential and pii views anyone may read; else grants that
+        change nothing or have expired. A model uses the features its exposure lists, the feature views it depends
+        on, and those of the dbt models it depends on (a training model calling point_in_time_join refs its views)."""
         from featurehouse.access.audit import RESTRICTED
         from featurehouse.clock import utc_now
 
         day = utc_now().date()
         if not self.policy.enforced:
-            return [], sorted({v.name for v in self.registry.views.values() if v.sensitivity in RESTRICTED})
-        return [d for name in sorted(self.registry.models)
-                for d in self.policy.model_violations(self.registry.models[name], day)], []
+            return [], [f"access is not enforced (no vars.featurehouse.teams): every principal reads the restricted "
+                        f"view {v}" for v in sorted({v.name for v in self.registry.views.values()
+                                                     if v.sensitivity in RESTRICTED})]
+        by_id = {v.unique_id: v for v in self.registry.views.values() if v.unique_id}
+        nodes = self.project.manifest().get("nodes", {}) if self.project is not None else {}
+        denied = []
+        for name in sorted(self.registry.models):
+            spec = self.registry.models[name]
+            used = {self.registry.resolve(f)[0].versioned_name: self.registry.resolve(f)[0] for f in spec.features}
+            for node_id in spec.depends_on:
+                upstream = [node_id, *((nodes.get(node_id) or {}).get("depends_on") or {}).get("nodes", [])]
+                for uid in upstream:
+                    if uid in by_id:
+                        used.setdefault(by_id[uid].versioned_name, by_id[uid])
+            denied += self.policy.model_violations(spec, day, list(used.values()))
+        return denied, self.policy.hygiene(day)
 
     def freshness(self, select: Sequence[str] = ()):
         """Per view: newest event, last good sync, materializer lag against the SLO (`featurehouse freshness`)."""

@@ -60,7 +60,7 @@
     {%- for req in requests -%}
       {%- set why = featurehouse.access_denial(team, req.node) -%}
       {%- if why is not none -%}
-        {{ exceptions.raise_compiler_error("model '" ~ model.name ~ "' is used by exposure '" ~ e.name ~ "' of team '"
+        {{ exceptions.raise_compiler_error("model '" ~ model.name ~ "' is for exposure '" ~ e.name ~ "' of team '"
                                            ~ team ~ "', which may not read feature view '" ~ req.name ~ "': " ~ why
                                            ~ "; add the team to meta.featurehouse.shared_with of model '" ~ req.node.name
                                            ~ "' (with a purpose), or drop the feature") }}

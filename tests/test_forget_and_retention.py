@@ -110,7 +110,7 @@ def test_a_key_written_differently_deletes_nothing_and_exits_2_naming_the_key_th
     result = forget_cli(store, "user", "042")
     assert result.exit_code == 2, result.output
     assert result.output.strip().splitlines() == [
-        "error: user 042: nothing matched online or offline, nothing was deleted (42 would match 042)"]
+        "error: user 042: nothing matched online or offline, nothing was deleted (did you mean 42? it matches where 042 does not)"]
     assert count(store, "profile", 42) == 1 and store.online.read(
         "user", [(42,)], [(store.registry.view("profile"), 1)])[0]["profile@1"] is not None
 
@@ -126,14 +126,14 @@ def test_keys_that_matched_are_forgotten_and_the_ones_that_did_not_are_named(sto
     assert result.exit_code == 2
     assert "forgot 1 user" in result.output and count(store, "profile", 42) == 0
     assert result.output.strip().splitlines()[-1] == (
-        "error: user 0043, 7: nothing matched online or offline, nothing was deleted (43 would match 0043)")
+        "error: user 0043, 7: nothing matched online or offline, nothing was deleted (did you mean 43? it matches where 0043 does not)")
     assert count(store, "profile", 43) == 1
 
 
 def test_a_composite_key_hint_is_written_in_the_composite_form(store):
     result = forget_cli(store, "user_item", "user_id=041;item_id=02")
     assert result.exit_code == 2
-    assert result.output.strip().endswith("(user_id=41;item_id=2 would match user_id=041;item_id=02)")
+    assert result.output.strip().endswith("(did you mean user_id=41;item_id=2? it matches where user_id=041;item_id=02 does not)")
 
 
 def test_a_forget_that_deleted_something_exits_0(store):

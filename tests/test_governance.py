@@ -295,10 +295,11 @@ def test_check_fails_when_a_model_uses_a_feature_its_team_may_not_read(tmp_path,
     store = FeatureStore(path)
     try:
         store.build(quiet=True)
-        denied, unenforced = store.access_violations()
+        denied, access_warnings = store.access_violations()
     finally:
         store.close()
-    assert [(d.model, d.view) for d in denied] == [("leaky_model", "pii_profile@1")] and not unenforced
+    assert [(d.model, d.view) for d in denied] == [("leaky_model", "pii_profile@1")]
+    assert [w for w in access_warnings if "expired" in w] and all("pii_profile@1" in w for w in access_warnings)
     result = subprocess.run([sys.executable, "-m", "featurehouse.cli.main", "--project-dir", str(path), "check"],
                             capture_output=True, text=True, env={**__import__("os").environ,
                                                                  "FEATUREHOUSE_REDIS_URL": embedded_redis.url})
@@ -320,7 +321,7 @@ def test_the_macro_fails_compilation_for_a_team_without_access(governed):
     try:
         from featurehouse.errors import ProjectError
 
-        with pytest.raises(ProjectError, match="exposure 'rec_model' of team 'recsys'.*pii_profile"):
+        with pytest.raises(ProjectError, match="is for exposure 'rec_model' of team 'recsys'.*pii_profile"):
             project.run_dbt(["compile", "--select", "leaky_training"])
         project.run_dbt(["compile", "--select", "fraud_training"])
     finally:
@@ -387,8 +388,10 @@ def test_reads_of_restricted_features_denials_and_refusals_are_audited(governed)
     key = audit_key(store.online.client)
     assert key is not None and pii["reads"] == 3 and pii["sensitivity"] == "pii"
     assert pii["entity_ref"] == pseudonym(key, "user", ("3",)) and "3" != pii["entity_ref"]
+    assert pii["purpose"] == "use 3"  # read under risk's grant on pii_profile: its purpose is recorded
     confidential = next(e for e in reads if e["principal"] == "gil" and e["view"] == "conf_scores@1")
     assert confidential["reads"] == 2 and confidential["entity_ref"] is None  # counted, no entities
+    assert confidential["purpose"] == "use 2"
     assert not any(e["view"] == "pub_stats@1" for e in events)  # public reads are not audited
     denied = next(e for e in events if e["action"] == "denied" and e["principal"] == "rex")
     assert denied["view"] == "pii_profile@1" and not denied["allowed"] and "expired" in denied["detail"]
@@ -549,3 +552,42 @@ def test_a_grant_until_must_be_a_plain_date(tmp_path):
         parse_grants("m", [{"team": "risk", "purpose": "x", "until": "20270630"}], teams)
     assert parse_grants("m", [{"team": "risk", "purpose": "x", "until": "2027-06-30"}], teams)[0].until.isoformat() \
         == "2027-06-30"
+
+
+def test_check_follows_an_exposure_through_the_training_model_it_depends_on(tmp_path):
+    """A training model joins pii_profile without naming an exposure; rec_model (recsys) depends on it: the macro
+    refuses to compile it, and `check` says so before anyone builds."""
+    leaky = """\
+  - name: leaky_rec_model
+    type: ml
+    owner: {name: recsys}
+    depends_on: [ref('rec_training')]
+    meta:
+      featurehouse:
+        team: recsys
+        features: [pub_stats.f]
+"""
+    path = write_project(tmp_path, extra_exposures=leaky)
+    (path / "models" / "rec_training.sql").write_text(
+        "{{ featurehouse.point_in_time_join(spine=ref('spine'), timestamp='as_of', features=['pii_profile.f']) }}\n")
+    store = FeatureStore(path)
+    try:
+        denied, _ = store.access_violations()
+    finally:
+        store.close()
+    assert [(d.model, d.view) for d in denied] == [("leaky_rec_model", "pii_profile@1")]
+
+
+def test_check_warns_of_grants_that_change_nothing_or_expired(tmp_path):
+    views = {"open_stats": ("internal", "risk", [("growth", 10)]), "own": ("pii", "risk", [("risk", 10)]),
+             "old": ("confidential", "risk", [("growth", -3)])}
+    path = write_project(tmp_path, views=views, models={})
+    store = FeatureStore(path)
+    try:
+        denied, warnings = store.access_violations()
+    finally:
+        store.close()
+    assert not denied
+    assert any("open_stats@1" in w and "changes nothing" in w for w in warnings)
+    assert any("own@1" in w and "owner team" in w for w in warnings)
+    assert any("old@1" in w and "expired" in w for w in warnings)

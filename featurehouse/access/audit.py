@@ -117,21 +117,24 @@ class AuditBuffer:
             key = ("(many)", "(many)", "more distinct refusals this second than are itemised")
         self._refused[key] = self._refused.get(key, 0) + 1
 
-    def note_reads(self, principal: str, views, entity_type: str, keys, model: str | None) -> None:
-        """`views` are the plan's views (only confidential and pii ones are noted); `keys` the entity keys read."""
-        for view in views:
+    def note_reads(self, principal: str, views, entity_type: str, keys, model: str | None,
+                   purposes: tuple[str | None, ...] | None = None) -> None:
+        """`views` are the plan's views (only confidential and pii ones are noted), `keys` the entity keys read,
+        `purposes` the purpose of the grant each view was read under (None: the owner team's, or no policy)."""
+        for i, view in enumerate(views):
             if view.sensitivity not in RESTRICTED:
                 continue
-            slot = self._reads.setdefault((principal, view.versioned_name, view.sensitivity, model, entity_type),
-                                          [0, set()])
+            purpose = purposes[i] if purposes else None
+            key = (principal, view.versioned_name, view.sensitivity, model, entity_type, purpose)
+            slot = self._reads.setdefault(key, [0, set()])
             slot[0] += len(keys)
             if view.sensitivity == "pii" and self.key is not None:
                 slot[1].update(pseudonym(self.key, entity_type, k) for k in keys)
                 if len(slot[1]) >= MAX_REFS:  # every entity read is listed: a full slot becomes an event now
                     self._events.append(AuditEvent(principal, "read", self.path, view.versioned_name, view.sensitivity,
-                                                   True, model, entity_type=entity_type,
+                                                   True, model, purpose, entity_type=entity_type,
                                                    entity_ref=" ".join(sorted(slot[1])), reads=slot[0]))
-                    del self._reads[(principal, view.versioned_name, view.sensitivity, model, entity_type)]
+                    del self._reads[key]
 
     def note_denied(self, decision, entity_type: str | None, detail: str = "") -> None:
         self._events.append(AuditEvent(decision.principal, "denied", self.path, decision.view, decision.sensitivity,
@@ -148,8 +151,8 @@ class AuditBuffer:
         for (principal, request, why), count in refused.items():
             events.append(AuditEvent(principal, "refused", self.path, allowed=False, reads=count,
                                      detail=f"{request}: {why}"))
-        for (principal, view, sensitivity, model, entity_type), (count, refs) in reads.items():
-            events.append(AuditEvent(principal, "read", self.path, view, sensitivity, True, model,
+        for (principal, view, sensitivity, model, entity_type, purpose), (count, refs) in reads.items():
+            events.append(AuditEvent(principal, "read", self.path, view, sensitivity, True, model, purpose,
                                      entity_type=entity_type, entity_ref=" ".join(sorted(refs)) or None, reads=count))
         return events
 

@@ -100,7 +100,8 @@ class Policy:
                                     f"for {grant.purpose!r}" + (f" until {grant.until}" if grant.until else ""), grant)
                 expired.append(grant)
         teams_text = ", ".join(sorted(teams)) or "no team"
-        reason = f"{view.name} is {sensitivity}, owned by team '{view.owner}', and {who} ({teams_text}) "
+        member = "" if who.startswith("model ") else f" ({teams_text})"
+        reason = f"{view.name} is {sensitivity}, owned by team '{view.owner}', and {who}{member} "
         if expired:
             reason += f"had a grant that expired on {expired[0].until}"
         else:
@@ -123,13 +124,15 @@ class Policy:
             if not decision.allowed:
                 raise AccessDenied(decision)
 
-    def model_violations(self, model: ModelSpec, day: date) -> list[Decision]:
-        """The features a model's exposure lists that its team may not read (what `featurehouse check` fails on)."""
+    def model_violations(self, model: ModelSpec, day: date, views: list[FeatureView] | None = None) -> list[Decision]:
+        """The views a model uses (its exposure's features, or `views`) that its team may not read (what
+        `featurehouse check` fails on)."""
         if not self.enforced:
             return []
+        if views is None:
+            views = [self.registry.resolve(text)[0] for text in model.features]
         seen, denied = set(), []
-        for text in model.features:
-            view, _ = self.registry.resolve(text)
+        for view in views:
             if view.versioned_name in seen:
                 continue
             seen.add(view.versioned_name)
@@ -139,3 +142,18 @@ class Policy:
                 denied.append(Decision(False, f"team:{model.team}", view.versioned_name, view.sensitivity,
                                        decision.reason, remedy=decision.remedy, model=model.name))
         return denied
+
+    def hygiene(self, day: date) -> list[str]:
+        """Grants that change nothing (to the owner team, on a view every principal reads) or have expired: worth a
+        look in review, not a failure."""
+        notes = []
+        for view in sorted(self.registry.views.values(), key=lambda v: v.versioned_name):
+            for grant in view.shared_with:
+                where = f"{view.versioned_name}: grant to team '{grant.team}' ({grant.purpose!r})"
+                if grant.team == view.owner:
+                    notes.append(f"{where} names the owner team, which reads the view anyway")
+                elif view.sensitivity in OPEN_TO_ALL:
+                    notes.append(f"{where} changes nothing: {view.sensitivity} views are readable by every principal")
+                elif not grant.active_on(day):
+                    notes.append(f"{where} expired on {grant.until}")
+        return notes

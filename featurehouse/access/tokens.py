@@ -190,7 +190,8 @@ def list_tokens(catalog: Catalog) -> list[TokenRecord]:
 
 
 def revoke_token(catalog: Catalog, client, token_id: str, now: datetime) -> TokenRecord:
-    """Revoked in the warehouse and removed from the online store; revoking twice is harmless."""
+    """Revoked in the warehouse and removed from the online store; revoking twice is harmless. Returns the record as
+    it was before (its `revoked_at` set: it had been revoked already)."""
     from featurehouse.catalog import TOKENS as TOKENS_TABLE
 
     rows = catalog.rows(TOKENS_TABLE, {"token_id": token_id})

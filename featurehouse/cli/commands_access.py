@@ -70,6 +70,11 @@ def create(obj: CliContext, principal: str, scopes: str, ttl: str, description: 
     if lifetime is not None and lifetime.total_seconds() <= 0:
         raise FeaturehouseError(f"--ttl {ttl!r}: give a positive duration (e.g. 90d) or 'never'")
     store = obj.store()
+    from featurehouse.access.tokens import parse_scopes
+
+    for scope in parse_scopes(scopes):  # push:VIEW must name a view of this project
+        if scope.startswith("push:"):
+            store.registry.view(scope.partition(":")[2].partition("@")[0])
     secret, record = new_token(principal, scopes, lifetime, utc_now(), local_principal(), description)
     create_token(store.catalog, store.online.client, record)
     store.audit_event("token_create", detail=f"token {record.token_id} for {record.principal}: "
@@ -115,6 +120,10 @@ def revoke(obj: CliContext, token_id: str) -> None:
 
     store = obj.store()
     record = revoke_token(store.catalog, store.online.client, token_id, utc_now())  # UnknownToken: exit 2
+    if record.revoked_at is not None:
+        obj.console.print(f"token {record.token_id} of principal '{record.principal}' was already revoked at "
+                          f"{record.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
+        return
     store.audit_event("token_revoke", detail=f"token {record.token_id} of {record.principal}")
     obj.console.print(f"[green]✓[/green] revoked token {record.token_id} of principal '{record.principal}'")
 
@@ -130,7 +139,11 @@ def audit(obj: CliContext, principal, view, since, limit: int, as_json: bool) ->
     """Who read or was refused which restricted (confidential, pii) features, token changes and forgets,
     newest first. Serving's events are landed from the online store into featurehouse_audit first."""
     since_at = _since(since)
-    events = obj.store().audit(principal=principal, view=view, since=since_at, limit=limit)
+    store = obj.store()
+    if view:
+        name, _, version = view.partition("@")
+        store.registry.view(name, int(version) if version.isdigit() else None)  # an unknown view is exit 2, named
+    events = store.audit(principal=principal, view=view, since=since_at, limit=limit)
     if as_json:
         for e in events:
             click.echo(json.dumps(e, default=str))

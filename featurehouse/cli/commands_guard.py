@@ -51,7 +51,7 @@ def check(obj: CliContext, no_compile: bool, as_json: bool) -> None:
         emit_json({"ok": result.ok, "views": [r.__dict__ for r in result.rows],
                    "changes": [{**c.__dict__, "message": c.message} for c in result.changes],
                    "logic_changes": [{**c.__dict__, "ok": c.ok, "message": c.message} for c in result.logic],
-                   "access": [d.as_dict() for d in result.access], "access_not_enforced_for": result.unenforced})
+                   "access": [d.as_dict() for d in result.access], "access_warnings": result.access_warnings})
     else:
         table = Table(title="schema gate: published feature versions", title_justify="left")
         for col in ("view@version", "status", "detail"):
@@ -66,9 +66,8 @@ def check(obj: CliContext, no_compile: bool, as_json: bool) -> None:
         for d in result.access:
             obj.console.print(f"[red]✗[/red] model '{d.model}' uses {d.view}, which its team may not read: {d.reason}; "
                               f"{d.remedy}")
-        if result.unenforced:
-            obj.console.print(f"[yellow]![/yellow] access is not enforced: no teams declared (vars.featurehouse.teams), so "
-                              f"every principal reads the restricted views {', '.join(result.unenforced)}")
+        for note in result.access_warnings:
+            obj.console.print(f"[yellow]![/yellow] {note}")
         if result.ok:
             obj.console.print("[green]✓[/green] no published schema changed, nor published SQL without a new version; "
                               "every model's team may read the features it uses")

@@ -70,7 +70,7 @@ class GateResult:
     changes: list[SchemaChange] = field(default_factory=list)
     logic: list[LogicChange] = field(default_factory=list)  # SQL changed under a published version
     access: list = field(default_factory=list)  # access.policy.Decision: a model's team may not read a feature it uses
-    unenforced: list[str] = field(default_factory=list)  # restricted views in a project that declares no teams
+    access_warnings: list[str] = field(default_factory=list)  # access warnings: no teams declared, idle or expired grants
 
     @property
     def ok(self) -> bool:

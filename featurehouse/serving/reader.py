@@ -90,10 +90,11 @@ class _Cached:
     def _plan(self, entity_type: str, names: tuple[str, ...] | None, model: str | None) -> ReadPlan:
         return plan_request(self.registry, entity_type, names, model, self.active, self.model_versions, self.layouts)
 
-    def _authorize(self, principal: str, plan: ReadPlan, model: str | None, day) -> None:
+    def _authorize(self, principal: str, plan: ReadPlan, model: str | None, day) -> tuple[str | None, ...]:
         """The access decision for every view a plan reads (cached per principal, plan and day: grants end
-        on a day). A denial is decided from the plan alone, before the store is read, so it says nothing
-        of whether the entity exists."""
+        on a day); the purpose of the grant each view is read under (None: no grant needed), for the audit.
+        A denial is decided from the plan alone, before the store is read, so it says nothing of whether
+        the entity exists."""
         spec = self.registry.models.get(model.partition("@")[0]) if model else None
         if model and spec is None:  # a registered model version whose exposure is gone: its team is unknown
             first = plan.views[0].view
@@ -101,10 +102,13 @@ class _Cached:
                                         f"model '{model}' has no exposure in the project, so its team is unknown",
                                         remedy="declare the model's exposure with meta.featurehouse.team",
                                         model=model))
+        purposes = []
         for planned in plan.views:
             decision = self.policy.decide(principal, planned.view, day, spec)
             if not decision.allowed:
                 raise AccessDenied(decision)
+            purposes.append(decision.grant.purpose if decision.grant else None)
+        return tuple(purposes)
 
     def _due(self) -> bool:
         return time.monotonic() - self._refreshed >= self.refresh_s
@@ -180,17 +184,17 @@ class _Cached:
         if len(ids) > self.max_ids:
             raise BadRequest(f"too many ids: {len(ids)} (at most {self.max_ids})")
         plan = self.plan(entity_type, tuple(names) if names else None, model)
-        if principal is not None:
-            if self.policy.enforced:
-                try:
-                    self.authorize(principal, plan, model, utc_today())
-                except AccessDenied as e:
-                    if self.audit is not None:
-                        self.audit.note_denied(e.decision, entity_type)
-                    raise
+        purposes = None
+        if principal is not None and self.policy.enforced:
+            try:
+                purposes = self.authorize(principal, plan, model, utc_today())
+            except AccessDenied as e:
+                if self.audit is not None:
+                    self.audit.note_denied(e.decision, entity_type)
+                raise
         parsed = parse_ids(self.registry, entity_type, ids)
         if principal is not None and self.audit is not None:
-            self.audit.note_reads(principal, [p.view for p in plan.views], entity_type, parsed, model)
+            self.audit.note_reads(principal, [p.view for p in plan.views], entity_type, parsed, model, purposes)
         return plan, [redis_key(plan, key) for key in parsed]
 
     def _vectors(self, plan: ReadPlan, ids: Sequence[str], replies, model: str | None) -> list[FeatureVector]:

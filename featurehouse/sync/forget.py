@@ -629,7 +629,7 @@ def nothing_matched(warehouse: Warehouse, online: OnlineStore, registry: Registr
         if respelled and would_match(warehouse, online, registry, entity_type, respelled):
             written = respelled[0] if len(keys) == 1 else ";".join(
                 f"{k}={_escape(str(v))}" for k, v in zip(keys, respelled))
-            hints.append(f"{written} would match {text}")
+            hints.append(f"did you mean {written}? it matches where {text} does not")
         active = _active_tombstone(as_catalog(catalog or warehouse), tombstone_text(keys, key))
         if active is not None:
             hints.append(f"{text} was forgotten at {active['forgotten_at']:%Y-%m-%d %H:%M:%S} UTC; "
