@@ -52,6 +52,15 @@ class DbtProject:
             )
         self.profiles_dir = Path(profiles_dir).resolve()
         self.target_name = target or os.environ.get("FEATUREHOUSE_TARGET")
+        self._target_checked = False
+
+    def _no_profile(self) -> str:
+        """Why dbt cannot run here, and what to pass: the featurehouse package itself is not a project to run."""
+        if self.name == "featurehouse" and (self.dir / "macros" / "point_in_time_join.sql").is_file():
+            return (f"{self.dir} is featurehouse's own dbt package, not an analytics project: pass --project-dir "
+                    f"{self.dir / 'dbt_project'} (the example, after `featurehouse demo`) or your own project")
+        return (f"no profiles.yml in {self.profiles_dir}: dbt needs one to run project {self.dir} (put profiles.yml in "
+                "the project, pass --profiles-dir, or set DBT_PROFILES_DIR)")
 
     @property
     def name(self) -> str:
@@ -73,6 +82,15 @@ class DbtProject:
         """The profile target, rendered by dbt's own profile renderer, so env_var(), var(), secret env vars and
         the as_number / as_bool / as_native filters behave exactly as in `dbt run`; like dbt, only the chosen
         target is rendered (an env var that only another target uses need not be set)."""
+        profile_name, profile, path = self._profile()
+        name, settings = contextvars.copy_context().run(_render_target, profile, profile_name, self.target_name, path)
+        credentials = None
+        if _adapter_installed(settings.get("type")):
+            credentials = adapter_credentials(settings, profile_name, name, where=str(path))
+        return Target(name, settings, credentials)
+
+    def _profile(self) -> tuple[str, dict[str, Any], Path]:
+        """The project's profile (name, its unrendered YAML, the file), or ProjectError naming what is missing."""
         profile_name = str(self.config.get("profile") or self.name)
         path = self.profiles_dir / "profiles.yml"
         if not path.is_file():
@@ -80,11 +98,22 @@ class DbtProject:
         profile = _read_yaml(path).get(profile_name)
         if not profile:
             raise ProjectError(f"profile '{profile_name}' not found in {path}")
-        name, settings = contextvars.copy_context().run(_render_target, profile, profile_name, self.target_name, path)
-        credentials = None
-        if _adapter_installed(settings.get("type")):
-            credentials = adapter_credentials(settings, profile_name, name, where=str(path))
-        return Target(name, settings, credentials)
+        return profile_name, profile, path
+
+    def check_target(self) -> None:
+        """A target chosen by name (--target, FEATUREHOUSE_TARGET) must be one of the profile's, as dbt requires:
+        checked before the manifest is read or dbt is run, so a command that needs no connection (a registry
+        read from a fresh manifest, a project without feature views yet) does not quietly run on the manifest
+        of another target, and dbt's own refusal (several lines) is not what the user reads."""
+        if not self.target_name or self._target_checked:
+            return
+        profile_name, profile, _ = self._profile()
+        outputs = profile.get("outputs") or {}
+        if not isinstance(outputs, dict) or self.target_name not in outputs:
+            known = ", ".join(map(str, outputs)) if isinstance(outputs, dict) else ""
+            raise ProjectError(f"target '{self.target_name}' not found in profile '{profile_name}' "
+                               f"(targets: {known or 'none'})")
+        self._target_checked = True
 
     def dbt_args(self) -> list[str]:
         args = ["--project-dir", str(self.dir), "--profiles-dir", str(self.profiles_dir)]
@@ -94,8 +123,11 @@ class DbtProject:
 
     def run_dbt(self, command: list[str], quiet: bool = True) -> Any:
         """Run a dbt command in this process (5x faster than the CLI); raise ProjectError if it fails."""
+        if not (self.profiles_dir / "profiles.yml").is_file():
+            raise ProjectError(self._no_profile())
         from dbt.cli.main import dbtRunner
 
+        self.check_target()
         flags = ["--quiet"] if quiet else []
         with contextlib.chdir(self.dir):
             try:
@@ -144,12 +176,22 @@ class DbtProject:
     def ensure_packages(self) -> None:
         if (self.dir / "packages.yml").is_file() and not (self.dir / "dbt_packages").is_dir():
             self.run_dbt(["deps"])
+        self.check_packages()
+
+    def check_packages(self) -> None:
+        """The featurehouse dbt package installed in the project must be this featurehouse's version."""
+        from featurehouse.packaging import check_dbt_package
+
+        check_dbt_package(self.dir, self.config)
 
     def manifest(self, refresh: bool = False) -> dict[str, Any]:
         """dbt's manifest, parsed again when any project file changed since it was written."""
+        self.check_target()
         if refresh or self.manifest_is_stale():
             self.ensure_packages()
             self.run_dbt(["parse"])
+        else:
+            self.check_packages()  # e.g. featurehouse upgraded with pip since the last parse
         with open(self.manifest_path, encoding="utf-8") as f:
             return json.load(f)
 

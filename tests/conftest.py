@@ -101,7 +101,7 @@ def redis_cluster_url(tmp_path_factory):
                 [server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
                  "--cluster-config-file", "nodes.conf", "--dir", str(d), "--save", "", "--appendonly", "no"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        clients = [redis.Redis(port=p, socket_connect_timeout=0.2, retry_on_timeout=False) for p in ports]
+        clients = [redis.Redis(port=p, socket_connect_timeout=0.2) for p in ports]
         for c, proc in zip(clients, procs):
             for _ in range(300):
                 if proc.poll() is not None:
@@ -128,3 +128,18 @@ def redis_cluster_url(tmp_path_factory):
         for proc in procs:
             proc.terminate()
             proc.wait(timeout=5)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """One line per reason tests were skipped, with how many: what a run without servers did not cover."""
+    import collections
+
+    reasons: collections.Counter[str] = collections.Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    if reasons:
+        terminalreporter.section("skipped, by reason")
+        for reason, count in reasons.most_common():
+            terminalreporter.line(f"{count:5d}  {reason}")

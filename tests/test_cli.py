@@ -85,6 +85,21 @@ def test_training_set_as_model_writes_a_dbt_model_that_builds(project):
     assert invoke(project, "build", "--select", "cli_training").exit_code == 0
 
 
+def test_training_set_as_model_does_not_overwrite_a_model_without_force(project):
+    """A hand-written model of the same name (anywhere under models/) is kept unless --force says otherwise."""
+    mine = project / "models" / "cli_training_kept.sql"
+    mine.write_text("-- hand-written\nselect 1 as x\n")
+    args = ("training-set", "--spine", "spine", "--timestamp", "as_of", "--features", "stats.cnt", "--as-model", "cli_training_kept")
+    assert_user_error(invoke(project, *args), "models/cli_training_kept.sql exists already", "--force")
+    assert mine.read_text().startswith("-- hand-written")
+    mine.unlink()
+    assert invoke(project, *args).exit_code == 0
+    written = project / "models" / "training" / "cli_training_kept.sql"
+    written.write_text("-- edited\n")
+    assert_user_error(invoke(project, *args), "exists already")
+    assert invoke(project, *args, "--force").exit_code == 0 and "point_in_time_join" in written.read_text()
+
+
 def test_unknown_feature_is_one_line(project, tmp_path):
     result = invoke(project, "training-set", "--spine", "spine", "--timestamp", "as_of", "--features", "stats.cnt_7d")
     assert_user_error(result, "stats.cnt_7d", "no feature column 'cnt_7d'")
@@ -115,8 +130,8 @@ def test_init_adds_vars_and_package(tmp_path):
     import yaml
 
     assert yaml.safe_load((tmp_path / "dbt_project.yml").read_text())["vars"]["featurehouse"]["entities"] == {"user": ["user_id"]}
-    assert str(REPO) in (tmp_path / "packages.yml").read_text()
-    assert "already" in CliRunner().invoke(cli, ["--project-dir", str(tmp_path), "init"]).output
+    assert "revision: v" in (tmp_path / "packages.yml").read_text()
+    assert "nothing changed" in CliRunner().invoke(cli, ["--project-dir", str(tmp_path), "init"]).output
 
 
 def test_init_keeps_an_inline_vars_map_and_the_users_comments(tmp_path):

@@ -1,11 +1,14 @@
-"""The main job end to end on the example project, and the same training set from every road and engine."""
+"""The main job end to end on the example project, and the same training set from every road and engine; the
+demo ends as a small live system with every guardrail green, and `demo --break X` shows each guard firing."""
 
 from __future__ import annotations
 
 import contextlib
 import math
 import os
+import re
 import shutil
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -32,11 +35,23 @@ def copy_example(tmp: Path) -> Path:
     return project
 
 
-def run_demo(project: Path, target: str | None = None):
-    args = (["--target", target] if target else []) + ["demo", "--project-dir", str(project), "--scale", SCALE]
-    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+def run_demo(project: Path, target: str | None = None, *args: str):
+    """The demo on a copy of the example, named by the global --project-dir as every command takes it."""
+    options = ["--project-dir", str(project)] + (["--target", target] if target else [])
+    result = CliRunner().invoke(cli, options + ["demo", "--scale", SCALE, *args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result
+
+
+def invoke(project: Path, *args: str):
+    return CliRunner().invoke(cli, ["--project-dir", str(project), *args], catch_exceptions=False)
+
+
+def history_end(output: str) -> str:
+    """The instant the demo's history ended, as it printed it (whole seconds, UTC)."""
+    found = re.search(r"history up to (?:now, )?(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC", output)
+    assert found, output
+    return found.group(1).replace(" ", "T")
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +89,104 @@ def test_demo_builds_features_and_a_training_set_per_model(duckdb_demo):
         assert model in result.output
 
 
+def test_the_demo_runs_in_the_project_the_global_option_names(duckdb_demo):
+    project, result = duckdb_demo
+    assert f"example project: {project}" in result.output
+    assert (project / ".featurehouse" / "warehouse.duckdb").is_file() and (project / "target" / "manifest.json").is_file()
+
+
+def test_the_demo_refuses_a_project_that_is_not_the_example(tmp_path):
+    (tmp_path / "dbt_project.yml").write_text("name: my_features\nprofile: mine\n")
+    result = CliRunner().invoke(cli, ["--project-dir", str(tmp_path), "demo"])
+    assert result.exit_code == 2 and "not featurehouse's example" in result.output
+    assert not (tmp_path / ".featurehouse").exists()
+    result = CliRunner().invoke(cli, ["--project-dir", str(tmp_path), "demo", "--project-dir", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "two project dirs" in result.output
+
+
+def test_right_after_the_demo_every_guardrail_passes(duckdb_demo):
+    """The acceptance of the demo: its history reaches now, a live phase streams fresh events, and the
+    guardrails a user runs next all exit 0."""
+    project, result = duckdb_demo
+    assert "every guardrail is green" in result.output
+    for args in (["freshness"], ["parity", "--sample", "1000"], ["deploy-check", "fraud_model@1", "--json"]):
+        run = invoke(project, *args)
+        assert run.exit_code == 0, (args, run.output)
+    import json
+
+    gates = json.loads(invoke(project, "deploy-check", "fraud_model@1", "--json").output)["gates"]
+    skew = [g for g in gates if g["gate"] == "skew"]
+    assert skew and all(g["status"] == "pass" for g in skew), gates  # the vector the demo served was logged
+
+
+def test_the_demo_serves_a_fresh_vector_and_says_so_in_words(duckdb_demo):
+    _, result = duckdb_demo
+    served = result.output.split("served over HTTP with a bearer token: GET /v1/features/user/")[1]
+    served = served.split("guardrails now")[0]
+    assert "all 10 values ok" in served.splitlines()[0]
+    assert "(stale:" not in result.output and "stale" not in served
+    assert re.search(r"live for [\d.]+s: a producer pushed [1-9]\d* transactions", result.output)
+
+
+def test_the_history_ends_at_the_clock_and_is_the_same_for_the_same_seed_and_clock():
+    import pyarrow.compute as pc
+
+    from featurehouse.demo import data
+
+    end = datetime(2026, 12, 1, 4, 30, 7)
+    first, second = data.generate(0.02, 3, end), data.generate(0.02, 3, end)
+    assert all(first[name].equals(second[name]) for name in data.TABLES)
+    assert not first["transactions"].equals(data.generate(0.02, 4, end)["transactions"])
+    for name, column in (("transactions", "ingested_at"), ("interactions", "ingested_at"), ("users", "updated_at")):
+        assert pc.max(first[name].column(column)).as_py() <= end
+    newest = pc.max(first["transactions"].column("transaction_at")).as_py()
+    assert end - timedelta(days=1) < newest <= end  # the history reaches the clock's day
+    runs = first["snapshot_runs"].column("snapshot_time").to_pylist()
+    assert runs[-1] == datetime(2026, 12, 1) and len(runs) == 59  # a day is snapshotted once its run is done
+    assert data.generate(0.02, 3, datetime(2026, 12, 1, 0, 30))["snapshot_runs"].column("snapshot_time")[-1].as_py() \
+        == datetime(2026, 11, 30)
+
+
+def test_the_live_rows_are_what_the_views_sql_computes(duckdb_demo):
+    """Each pushed row equals what the view's compiled SQL computes over the history and the events before it."""
+    import duckdb
+    import pyarrow as pa
+
+    from featurehouse.demo import data, live
+
+    project, _ = duckdb_demo
+    end = datetime(2026, 12, 1, 4, 30, 7)
+    tables = data.generate(0.05, 42, end)
+    producer = live.Producer(tables, 42)
+    events: dict[str, list] = {"transactions": [], "interactions": []}
+    rows: dict[str, list] = {view: [] for view in live.STREAMED}
+    for i in range(200):
+        now = end + timedelta(seconds=0.3 * (i + 1))
+        event, changed = producer.transaction(now)
+        events["transactions"].append(event)
+        for view, row in changed.items():
+            rows[view].append(row)
+        event, row = producer.interaction(now)
+        events["interactions"].append(event)
+        rows["user_item_affinity"].append(row)
+    con = duckdb.connect()
+    for name, at in (("transactions", "transaction_at"), ("interactions", "interaction_at")):
+        history = tables[name]
+        pushed = pa.Table.from_pylist([{**e, "ingested_at": e[at]} for e in events[name]])
+        columns = pushed.column_names
+        both = pa.concat_tables([history.select(columns), pushed.cast(history.select(columns).schema)])
+        con.register(f"stg_{name}", both)
+    compiled = project / "target" / "compiled" / "featurehouse_demo" / "models" / "features"
+    for view, keys in (("user_txn_stats", ["user_id"]), ("card_txn_stats", ["card_id"]),
+                       ("user_item_affinity", ["user_id", "item_id"])):
+        sql = re.sub(r'"[^"]+"\."[^"]+"\."(stg_\w+)"', r"\1", (compiled / f"{view}.sql").read_text())
+        computed = {tuple(r[k] for k in keys) + (r["event_time"],): r
+                    for r in con.sql(sql).to_arrow_table().to_pylist()}
+        for row in rows[view]:
+            expected = computed[tuple(row[k] for k in keys) + (row["event_time"],)]
+            assert row == {k: expected[k] for k in row}, view
+
+
 def test_demo_training_set_keeps_every_label_row_in_order(duckdb_demo):
     project, _ = duckdb_demo
     store = FeatureStore(project)
@@ -92,7 +205,8 @@ def test_macro_model_and_python_give_the_same_training_set(duckdb_demo):
     try:
         macro = store.warehouse.fetch_arrow(
             f"select * from {store.warehouse.relation_sql(store.relation_of('fraud_training_set'))}").to_pylist()
-        python = store.training_set_arrow("fraud_labels", FRAUD_FEATURES, timestamp="label_time").to_pylist()
+        features = list(store.registry.model("fraud_model").features)  # the model file names the exposure's list
+        python = store.training_set_arrow("fraud_labels", features, timestamp="label_time").to_pylist()
         assert_same_rows(macro, python, ["transaction_id"])
         assert any(r["merchant_risk__chargeback_rate_30d"] for r in python)  # not all NULL
     finally:
@@ -101,6 +215,7 @@ def test_macro_model_and_python_give_the_same_training_set(duckdb_demo):
 
 @pytest.mark.postgres
 def test_postgres_and_duckdb_give_the_same_training_sets(duckdb_demo, postgres_url, tmp_path, monkeypatch):
+    """The same history on both engines: the DuckDB demo's, whose end the PostgreSQL run repeats with --end."""
     import psycopg2
 
     params = psycopg2.connect(postgres_url).get_dsn_parameters()
@@ -110,8 +225,8 @@ def test_postgres_and_duckdb_give_the_same_training_sets(duckdb_demo, postgres_u
     monkeypatch.setenv("FEATUREHOUSE_PG_DBNAME", params.get("dbname", "test"))
     monkeypatch.setenv("FEATUREHOUSE_PG_SCHEMA", "featurehouse_demo_test")
     project = copy_example(tmp_path)
-    run_demo(project, target="postgres")
-    duck_project, _ = duckdb_demo
+    duck_project, duck_result = duckdb_demo
+    run_demo(project, "postgres", "--end", history_end(duck_result.output))
     for model, key in (("fraud_model", ["transaction_id"]), ("recommender_model", ["interaction_id"])):
         pg = pq.read_table(project / ".featurehouse" / "training" / f"{model}.parquet").to_pylist()
         duck = pq.read_table(duck_project / ".featurehouse" / "training" / f"{model}.parquet").to_pylist()
@@ -205,7 +320,7 @@ def test_a_second_project_in_the_same_process_builds_into_its_own_warehouse(duck
     """dbt-duckdb caches its DuckDB per process; both demo profiles say `.featurehouse/warehouse.duckdb`."""
     first, _ = duckdb_demo
     second = copy_example(tmp_path)
-    run_demo(second)
+    run_demo(second, None, "--live-seconds", "0", "--no-serve")
     for project in (first, second):
         store = FeatureStore(project)
         try:
@@ -231,3 +346,51 @@ def test_metrics_add_up_every_worker_of_a_multi_worker_server(duckdb_demo):
             assert count and float(count.group(1)) == 40.0, text[:2000]
             served = re.search(r'featurehouse_values_served_total\{view="user_profile"\} ([\d.]+)', text)
             assert served and float(served.group(1)) == 40.0
+
+
+# -- `demo --break X`: each guard fires on a breach made as in production (last: they change the demo's state) --
+
+def test_break_freshness_runs_the_freshness_guard_past_the_slo_of_a_stopped_feed(duckdb_demo):
+    from featurehouse.clock import utc_now
+    from featurehouse.guard.freshness import view_freshness
+
+    project, _ = duckdb_demo
+    result = invoke(project, "demo", "--break", "freshness")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"card_txn_stats@1: newest event is [\d.]+m old \(SLO 15\.0m\)", result.output)
+    assert "`featurehouse freshness` exited 1" in result.output and "repair:" in result.output
+    assert invoke(project, "freshness").exit_code == 0  # nothing was changed: only the guard's clock moved
+    store = FeatureStore(project)
+    try:  # and the plain guard says the same once the time has passed
+        later = utc_now() + timedelta(minutes=20)
+        rows = view_freshness([store.registry.view("card_txn_stats")], store.warehouse, store.online.client,
+                              now=later, catalog=store.catalog)
+        assert rows[0].status == "breach"
+    finally:
+        store.close()
+
+
+def test_break_schema_changes_a_published_type_in_a_copy_and_check_fails_there(duckdb_demo):
+    project, _ = duckdb_demo
+    result = invoke(project, "demo", "--break", "schema")
+    assert result.exit_code == 0, result.output
+    assert "column 'seconds_since_previous_txn' changed type double precision -> BIGINT" in result.output
+    copy = project / ".featurehouse" / "break-schema"
+    assert invoke(copy, "check").exit_code == 1
+    assert invoke(project, "check").exit_code == 0  # the project itself is untouched
+    assert "as double precision) as seconds_since_previous_txn" in \
+        (project / "models" / "features" / "card_txn_stats.sql").read_text()
+
+
+def test_break_parity_writes_a_bad_value_online_and_restate_repairs_it(duckdb_demo):
+    project, _ = duckdb_demo
+    result = invoke(project, "demo", "--break", "parity")
+    assert result.exit_code == 0, result.output
+    found = re.search(r"entity (\d+): online (\d+), warehouse (\d+)", result.output)
+    assert found and found.group(2) != found.group(3), result.output
+    assert "`featurehouse parity` exited 1" in result.output
+    run = invoke(project, "parity")
+    assert run.exit_code == 1 and f"entity {found.group(1)}: online {found.group(2)}" in run.output
+    assert invoke(project, "sync", "--restate", "user_txn_stats").exit_code == 0  # the repair the demo names
+    assert invoke(project, "parity").exit_code == 0
+

@@ -85,7 +85,7 @@ def test_a_push_api_handler_that_raises_is_a_json_500_naming_the_request(push_ap
         raise RuntimeError("boom: a bug in a handler")
 
     monkeypatch.setattr(featurehouse.stream.log, "push", boom)
-    row = {"user_id": 1, "event_time": "2026-01-01T00:00:00", "count_1h": 1}
+    row = {"user_id": 1, "event_time": "2026-01-01T00:00:00", "count_1h": 1, "amount": 1.0}
     response = TestClient(push_app).post("/v1/push/txn", json=[row], headers={"X-Request-ID": "client-1"})
     assert response.status_code == 500
     assert response.json()["request_id"] == response.headers["x-request-id"] == "client-1"

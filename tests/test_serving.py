@@ -249,20 +249,20 @@ def test_an_invalid_definition_is_422_naming_the_field(client, body, field):
 
 
 def test_the_serving_app_accepts_pushed_rows(client):
-    r = client.post("/v1/push/txn", json=[{"user_id": 5, "event_time": "2026-11-27T10:00:00", "count_1h": 1}])
+    r = client.post("/v1/push/txn", json=[{"user_id": 5, "event_time": "2026-11-27T10:00:00", "count_1h": 1, "amount": 1.0}])
     assert r.status_code == 202 and r.json()["accepted"] == 1
-    bad = client.post("/v1/push/txn", json=[{"user_id": 5, "event_time": "2026-11-27T10:00:00", "count_1h": "x"}])
+    bad = client.post("/v1/push/txn", json=[{"user_id": 5, "event_time": "2026-11-27T10:00:00", "count_1h": "x", "amount": 1.0}])
     assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "count_1h"
 
 
 def test_a_pushed_event_time_from_the_future_is_a_422_naming_the_field(client):
     """The guard keeps the newest event: a row from 2999 would outrank every real one for good."""
-    far = client.post("/v1/push/txn", json=[{"user_id": 5, "event_time": "2999-01-01T00:00:00", "count_1h": 1}])
+    far = client.post("/v1/push/txn", json=[{"user_id": 5, "event_time": "2999-01-01T00:00:00", "count_1h": 1, "amount": 1.0}])
     assert far.status_code == 422
     [problem] = far.json()["detail"]
     assert problem["field"] == "event_time" and "ahead of the server's clock" in problem["detail"]
     soon = (utcnow() + timedelta(minutes=1)).isoformat()  # within the default 5 minutes of clock skew
-    assert client.post("/v1/push/txn", json=[{"user_id": 5, "event_time": soon, "count_1h": 1}]).status_code == 202
+    assert client.post("/v1/push/txn", json=[{"user_id": 5, "event_time": soon, "count_1h": 1, "amount": 1.0}]).status_code == 202
 
 
 def test_metrics_export_each_views_materializer_lag_and_breach(client, online):
@@ -300,10 +300,10 @@ def test_a_method_not_allowed_says_which_are(client):
 
 
 @pytest.mark.parametrize("row, field", [
-    ({"user_id": 5, "event_time": 1e20, "count_1h": 1}, "event_time"),
-    ({"user_id": 5, "event_time": "0001-01-01T00:00:00+01:00", "count_1h": 1}, "event_time"),
-    ({"user_id": 5, "event_time": "2026-11-27T10:00:00", "count_1h": 2**64 + 1}, "count_1h"),
-    ({"user_id": 2**70, "event_time": "2026-11-27T10:00:00", "count_1h": 1}, "user_id"),
+    ({"user_id": 5, "event_time": 1e20, "count_1h": 1, "amount": 1.0}, "event_time"),
+    ({"user_id": 5, "event_time": "0001-01-01T00:00:00+01:00", "count_1h": 1, "amount": 1.0}, "event_time"),
+    ({"user_id": 5, "event_time": "2026-11-27T10:00:00", "count_1h": 2**64 + 1, "amount": 1.0}, "count_1h"),
+    ({"user_id": 2**70, "event_time": "2026-11-27T10:00:00", "count_1h": 1, "amount": 1.0}, "user_id"),
 ])
 def test_hostile_pushed_values_are_a_422_naming_the_field_never_a_500(client, row, field):
     r = client.post("/v1/push/txn", json=[row])

@@ -100,7 +100,7 @@ def test_the_push_document_describes_each_views_row(online):
     spec = TestClient(create_push_app(PushStore(fuzz_registry(), online), auth="none")).get("/openapi.json").json()
     body = spec["paths"]["/v1/push/txn"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     row = body["oneOf"][0]["items"]
-    assert row["required"] == ["user_id", "event_time"] and row["additionalProperties"] is False
+    assert row["required"] == ["user_id", "event_time", "count_1h", "amount"] and row["additionalProperties"] is False
     assert row["properties"]["count_1h"]["type"] == ["integer", "null"]
     assert row["properties"]["amount"]["type"] == ["number", "null"]
 

@@ -32,11 +32,11 @@ from tests.test_serving import registry
 from tests.test_serving_fuzz import PushStore
 
 LOGGER = "featurehouse.serving"
-ROW = {"user_id": 1, "event_time": "2026-01-01T00:00:00", "count_1h": 1}
+ROW = {"user_id": 1, "event_time": "2026-01-01T00:00:00", "count_1h": 1, "amount": 1.0}
 BODY_ROUTES = {  # path -> a small valid body
     "/v1/features/user:batchGet": b'{"ids": ["1"], "names": ["txn.count_1h"]}',
     "/v1/feature-definitions": b'{"name": "device", "entity": "user", "schema": {"os": "varchar"}}',
-    "/v1/push/txn": b'[{"user_id": 1, "event_time": "2026-01-01T00:00:00", "count_1h": 1}]',
+    "/v1/push/txn": b'[{"user_id": 1, "event_time": "2026-01-01T00:00:00", "count_1h": 1, "amount": 1.0}]',
 }
 
 

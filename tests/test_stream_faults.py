@@ -60,7 +60,8 @@ def _view(store) -> FeatureView:
 
 
 def pushed(i: int, user: int | str = 1, **values) -> dict:
-    return {"user_id": user, "event_time": (T0 + timedelta(seconds=i)).isoformat(), "clicks": i, **values}
+    return {"user_id": user, "event_time": (T0 + timedelta(seconds=i)).isoformat(), "clicks": i, "score": None,
+            "label": None, "small": None, **values}
 
 
 def field_of(reason: str) -> str:
@@ -159,7 +160,8 @@ def test_http_push_coerces_keys_and_names_the_field_it_rejects(store):
 
 
 def test_a_first_push_with_a_string_key_keeps_sync_training_and_parity_working(store):
-    assert store.push(MODEL, [{"user_id": "42", "event_time": T0.isoformat(), "clicks": 5, "score": 1.5}]).accepted == 1
+    assert store.push(MODEL, [{"user_id": "42", "event_time": T0.isoformat(), "clicks": 5, "score": 1.5, "label": None,
+                               "small": None}]).accepted == 1
     drain(store.stream_consumer())
     landing = landing_relation(_view(store), store.catalog.schema)
     key_type = store.warehouse.describe(landing)["user_id"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from featurehouse.cli.context import CliContext
@@ -13,69 +15,108 @@ from featurehouse.durations import format_duration
 from featurehouse.errors import ProjectError, UnknownFeature
 from featurehouse.registry.model import FeatureRef, FeatureView
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-VARS_BLOCK = """
-# featurehouse: entity types and their key columns, declared once (see `featurehouse features --help`).
-vars:
-  featurehouse:
-    entities:
-      user: [user_id]
-"""
+VARS_COMMENT = "featurehouse: entity types and their key columns, declared once (see `featurehouse features --help`)."
+VARS_BLOCK = ["featurehouse:", "  entities:", "    user: [user_id]  # your entity types and their key columns"]
+VARS_FLOW = "{entities: {user: [user_id]}}"
+IGNORED = ".featurehouse/"
 
 
 @click.command()
+@click.option("--local", is_flag=True, help="List the featurehouse dbt package by its path on this machine "
+                                            "(`local:`, for developing featurehouse) instead of git at this version.")
 @click.pass_obj
-def init(obj: CliContext) -> None:
+def init(obj: CliContext, local: bool) -> None:
     """Add featurehouse to an existing dbt project.
 
-    Declares the `featurehouse` vars block (entity types) in dbt_project.yml and adds the featurehouse
-    dbt package to packages.yml. Then mark a model as a feature view with
+    Declares the `featurehouse` vars block (entity types) in dbt_project.yml, lists the featurehouse dbt package in
+    packages.yml (git, pinned to the tag of the installed featurehouse: the same package for teammates and CI) and
+    ignores .featurehouse/ (local state) in .gitignore. The files keep their comments and layout; one featurehouse
+    cannot merge into is refused, naming what to fix, and nothing is written. Running it again changes nothing.
+    Then run `dbt deps` and mark a model as a feature view with
     `config(meta={'featurehouse': {'entity': 'user', 'event_time': 'updated_at'}})`.
     """
+    from featurehouse import packaging
+
     project = obj.project_dir.resolve()
     config_path = project / "dbt_project.yml"
     if not config_path.is_file():
         raise ProjectError(f"no dbt_project.yml in {project} (pass --project-dir)")
-    text = config_path.read_text(encoding="utf-8")
-    done = []
-    import yaml
+    packages_path = project / "packages.yml"
+    dependencies = project / "dependencies.yml"
+    if not packages_path.is_file() and dependencies.is_file():  # dbt reads packages from either, not both
+        if "packages" in (packaging.load(dependencies, packaging.read_text(dependencies)).data or {}):
+            packages_path = dependencies
+    plan: list[tuple[Path, str, str, str]] = []  # (file, text before, text after, what was done)
+    for path, merge in ((config_path, _merge_vars), (packages_path, lambda doc: packaging.merge_package(doc, project, local))):
+        before = packaging.read_text(path) if path.is_file() else ""
+        try:
+            after, done = merge(packaging.load(path, before))
+        except packaging.CannotMerge as e:
+            raise ProjectError(f"{path}: {e}; nothing was written") from None
+        plan.append((path, before, after, done))
+    gitignore = project / ".gitignore"
+    before = packaging.read_text(gitignore) if gitignore.is_file() else ""
+    plan.append((gitignore, before, *_merge_gitignore(before)))
 
-    try:
-        config = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        raise ProjectError(f"{config_path}: not valid YAML: {e}") from None
-    if "featurehouse" in (config.get("vars") or {}):
-        done.append("dbt_project.yml already declares vars.featurehouse")
-    elif "vars" not in config:
-        config_path.write_text(text.rstrip("\n") + "\n" + VARS_BLOCK, encoding="utf-8")
-        done.append("added vars.featurehouse.entities to dbt_project.yml")
-    else:  # ruamel keeps the user's file as it was (comments, quotes, a flow-style `vars: {...}`)
-        import io
-
-        from ruamel.yaml import YAML
-
-        rt = YAML()
-        rt.preserve_quotes = True
-        data = rt.load(text)
-        data["vars"]["featurehouse"] = {"entities": {"user": ["user_id"]}}
-        out = io.StringIO()
-        rt.dump(data, out)
-        config_path.write_text(out.getvalue(), encoding="utf-8")
-        done.append("added featurehouse.entities under vars in dbt_project.yml")
-
-    packages = project / "packages.yml"
-    pkg_text = packages.read_text(encoding="utf-8") if packages.is_file() else "packages:\n"
-    if "featurehouse" in pkg_text or str(REPO_ROOT) in pkg_text:
-        done.append("packages.yml already lists featurehouse")
-    elif (REPO_ROOT / "dbt_project.yml").is_file() and (REPO_ROOT / "macros").is_dir():
-        packages.write_text(pkg_text.rstrip("\n") + f"\n  - local: {REPO_ROOT}  # featurehouse\n", encoding="utf-8")
-        done.append(f"added the featurehouse dbt package ({REPO_ROOT}) to packages.yml")
+    changed = [path for path, before, after, _ in plan if after != before]
+    for path, before, after, done in plan:  # everything merged: now write
+        if after != before:
+            packaging.write_text(path, after)
+        obj.console.print(f"[green]✓[/green] {escape(done)}")
+    if not changed:
+        obj.console.print("nothing changed: the project already has featurehouse")
+    elif packages_path in changed:
+        obj.console.print("next: `dbt deps`, then declare your entities, add meta.featurehouse to a model and "
+                          "`featurehouse build`")
     else:
-        done.append("add the featurehouse dbt package to packages.yml (git: the featurehouse repository)")
-    for line in done:
-        obj.console.print(f"[green]✓[/green] {line}")
-    obj.console.print("next: declare your entities, add meta.featurehouse to a model, then `featurehouse build`")
+        obj.console.print("next: declare your entities, add meta.featurehouse to a model, then `featurehouse build`")
+
+
+def _merge_vars(doc) -> tuple[str, str]:
+    """dbt_project.yml with vars.featurehouse declared: (new text, what was done)."""
+    from featurehouse import packaging
+
+    root, data, name = doc.root, doc.data, doc.path.name
+    if root is None or not packaging.is_mapping(root) or not isinstance(data, dict):
+        raise packaging.CannotMerge("it is not a mapping of dbt project settings (`name:`, `profile:`, ...)")
+    found = packaging.value_node(root, "vars")
+    entities = {"featurehouse": {"entities": {"user": ["user_id"]}}}
+
+    def declare(d):
+        if d.get("vars") is None:
+            d["vars"] = {}
+        d["vars"].update(copy.deepcopy(entities))
+
+    if found is None:
+        lines = ["", "# " + VARS_COMMENT, "vars:"] + ["  " + line for line in VARS_BLOCK]
+        text = packaging.edit(doc, declare, lambda doc: packaging.insert_key(
+            doc, root, "vars", f"{{featurehouse: {VARS_FLOW}}}", lines, at_end_of_file=True), "vars.featurehouse")
+        return text, f"{name}: added vars.featurehouse.entities (a placeholder, `user: [user_id]`: declare your entity types)"
+    key_node, node = found
+    value = data.get("vars")
+    if value is None:
+        text = packaging.edit(doc, declare, lambda doc: packaging.fill_null(
+            doc, key_node, node, f"{{featurehouse: {VARS_FLOW}}}", VARS_BLOCK), "vars.featurehouse")
+    elif not isinstance(value, dict) or not packaging.is_mapping(node):
+        raise packaging.CannotMerge(f"`vars:` is a {type(value).__name__}, not a mapping: make it `vars: {{name: value}}` "
+                                    "or `name: value` lines under `vars:`")
+    elif "featurehouse" in value:
+        return doc.text, f"{name} already declares vars.featurehouse"
+    else:
+        text = packaging.edit(doc, declare, lambda doc: packaging.insert_key(doc, node, "featurehouse", VARS_FLOW,
+                                                                              VARS_BLOCK), "vars.featurehouse")
+    return text, f"{name}: added featurehouse.entities under vars (a placeholder, `user: [user_id]`: declare your entity types)"
+
+
+def _merge_gitignore(text: str) -> tuple[str, str]:
+    """.gitignore ignoring .featurehouse/ (featurehouse's local state: DuckDB files, embedded Redis, training sets)."""
+    lines = {line.strip() for line in text.splitlines()}
+    if lines & {".featurehouse", ".featurehouse/", "/.featurehouse", "/.featurehouse/", ".featurehouse/*"}:
+        return text, ".gitignore already ignores .featurehouse/"
+    nl = "\r\n" if "\r\n" in text else "\n"
+    add = f"# featurehouse's local state (DuckDB files, embedded Redis, training sets){nl}{IGNORED}{nl}"
+    text = text + (nl if text and not text.endswith("\n") else "") + add
+    return text, f".gitignore: added {IGNORED} (featurehouse's local state)"
 
 
 @click.command()

@@ -233,7 +233,8 @@ def skew(obj: CliContext, model, since, max_mismatch: float, as_json: bool) -> N
 
 
 @click.command()
-@click.option("--training-set", "training_set_id", required=True, help="A recorded training set's id (ts_...).")
+@click.option("--training-set", "training_set_id", default=None,
+              help="A recorded training set's id (ts_...); default with --model NAME@VERSION: the one it is bound to.")
 @click.option("--model", default=None, help="Only vectors served for this model (`name` or `name@version`).")
 @click.option("--since", default=None, help="Only vectors served since this time (ISO, UTC).")
 @click.option("--threshold", type=float, default=0.2, show_default=True, help="Flag a feature whose PSI is above this.")
@@ -247,6 +248,12 @@ def drift(obj: CliContext, training_set_id, model, since, threshold: float, as_j
     not judged.
     """
     store = obj.store()
+    if training_set_id is None:
+        from featurehouse.errors import FeaturehouseError
+
+        if not model or "@" not in model:
+            raise FeaturehouseError("give --training-set ts_..., or --model NAME@VERSION of a registered model version")
+        training_set_id = store.lineage_log().model_version(model).training_set_id
     _land(store, obj.console)
     results = store.drift(training_set_id, model, _since(since))
     flagged = [r for r in results if r.flagged(threshold)]

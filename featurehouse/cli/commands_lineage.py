@@ -56,8 +56,8 @@ def model() -> None:
 @model.command("register")
 @click.argument("ref", metavar="MODEL@VERSION")
 @click.option("--training-set", "training_set_id", default=None,
-              help="The recorded training set (ts_...) it was trained on; "
-                   "default: the exposure's meta.featurehouse.training_set.")
+              help="The recorded training set (ts_...) it was trained on, or `latest` (the newest recorded for the "
+                   "model); default: the exposure's meta.featurehouse.training_set.")
 @click.option("--features", default=None, help="Comma-separated subset of the training set's features it uses.")
 @click.pass_obj
 def register(obj: CliContext, ref: str, training_set_id, features) -> None:

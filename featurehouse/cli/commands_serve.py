@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import click
@@ -121,17 +122,81 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
         os.environ["FEATUREHOUSE_TARGET"] = project.target_name
     if workers > 1:
         multiprocess_metrics_dir(project.dir)
-    obj.console.print(f"serving on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}); "
-                      f"docs at http://{host}:{port}/docs; "
-                      + ("auth: none (loopback only)" if auth == "none" else "bearer tokens required")
-                      + ("; push route on" if push else ""))
+    check_port_free(host, port)
+    obj.console.print(f"starting {workers} worker{'s' if workers > 1 else ''} on http://{host}:{port} ...")
+    serving = (f"serving on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}); "
+               f"docs at http://{host}:{port}/docs; "
+               + ("auth: none (loopback only)" if auth == "none" else "bearer tokens required")
+               + ("; push route on" if push else ""))
+    stopped = threading.Event()
+    threading.Thread(target=announce_when_serving, args=(host, port, serving, obj.console.print, stopped),
+                     name="featurehouse-serve-ready", daemon=True).start()
     # uvloop: a third more requests per second than asyncio's loop on the same handler (bench/serve.py)
     try:
         Granian("featurehouse.serving.asgi:app", address=host, port=port, workers=workers, interface=Interfaces.ASGI,
                 loop=Loops.uvloop, http=HTTPModes.http1, websockets=False, log_enabled=False,
                 **granian_limits(limits)).serve()
     finally:
+        stopped.set()
         snapshot.unlink(missing_ok=True)
+
+
+READY_POLL_S = 0.05
+READY_WARN_S = 30.0
+
+
+def check_port_free(host: str, port: int) -> None:
+    """A port another process listens on is one line naming it (granian would fail with a Rust backtrace),
+    and `announce_when_serving` never mistakes that process's answers for ours."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise FeaturehouseError(f"--host {host}: cannot listen there ({e.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise FeaturehouseError(f"port {port} on {host} is in use by another process: stop it, or pass "
+                                        "--port") from None
+            raise FeaturehouseError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+
+
+def announce_when_serving(host: str, port: int, message: str, say, stopped: threading.Event,
+                          poll_s: float = READY_POLL_S, warn_after_s: float = READY_WARN_S) -> bool:
+    """Say `message` once a worker answers GET /healthz (granian binds, then starts its workers, which load
+    the app: until one has, a request waits or fails). Said at most once; a note if none answers within
+    `warn_after_s`; returns whether it was said (False: serving stopped first)."""
+    import http.client
+    import time
+
+    probe = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    started = time.monotonic()
+    warned = False
+    while not stopped.is_set():
+        connection = http.client.HTTPConnection(probe, port, timeout=1.0)
+        try:
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                if not stopped.is_set():
+                    say(message)
+                    return True
+                return False
+        except (OSError, http.client.HTTPException):
+            pass
+        finally:
+            connection.close()
+        if not warned and time.monotonic() - started > warn_after_s:
+            say(f"no worker answers http://{host}:{port}/healthz after {warn_after_s:g} s: still starting, or "
+                "failing (see the lines above)")
+            warned = True
+        stopped.wait(poll_s)
+    return False
 
 
 def check_limits(settings: dict) -> dict:

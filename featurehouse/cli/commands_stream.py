@@ -75,7 +75,9 @@ def _read_with(path: Path, kind: str, read) -> list[dict]:
 def push(obj: CliContext, view: str, file: Path) -> None:
     """Append FILE's rows (.jsonl, .json, .csv, .parquet) to VIEW's durable stream.
 
-    Each row needs the entity key columns and the event time; created_at defaults to now. Rows that
+    Each row needs the entity key columns, the event time and every feature of the view (null for NULL;
+    a view with `partial_push: true` takes rows that leave features out); created_at is set to the time
+    featurehouse takes the row. Rows that
     fail validation are parked in the view's dead-letter stream with the reason, listed here, and
     make the command exit 2. `featurehouse stream` applies accepted rows.
     """

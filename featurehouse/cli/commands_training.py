@@ -29,12 +29,13 @@ from featurehouse.registry.model import FeatureRef
 @click.option("--as-model", "as_model", default=None, metavar="NAME",
               help="Instead of running it, write models/training/NAME.sql: a dbt model calling "
                    "featurehouse.point_in_time_join (the spine must then be a dbt model).")
+@click.option("--force", is_flag=True, help="With --as-model: replace models/training/NAME.sql if it exists.")
 @click.option("--show-sql", is_flag=True, help="Print the generated SQL.")
 @click.option("--name", default=None, help="A label kept with the training set's lineage record.")
 @click.option("--no-record", is_flag=True, help="Do not record the training set for lineage and drift checks.")
 @click.pass_obj
 def training_set(obj: CliContext, spine, timestamp, features, model_name, entity, as_known_at, no_order, out,
-                 as_model, show_sql, name, no_record) -> None:
+                 as_model, force, show_sql, name, no_record) -> None:
     """Build a point-in-time correct training set.
 
     Every spine row appears once, in order, with its own columns (labels) and, per feature, the value
@@ -62,7 +63,7 @@ def training_set(obj: CliContext, spine, timestamp, features, model_name, entity
         raise InvalidSpine("no timestamp column: pass --timestamp")
 
     if as_model:
-        path = write_training_model(obj, store, as_model, spine, timestamp, names, as_known_at, model_name)
+        path = write_training_model(obj, store, as_model, spine, timestamp, names, as_known_at, model_name, force)
         obj.console.print(f"[green]✓[/green] wrote {path}; build it with `featurehouse build --select {as_model}`")
         return
 
@@ -116,7 +117,7 @@ def write_table(table, out: Path) -> None:
 
 
 def write_training_model(obj: CliContext, store, name: str, spine: str, timestamp: str, names: list[str],
-                         as_known_at: bool, model: str | None = None) -> Path:
+                         as_known_at: bool, model: str | None = None, force: bool = False) -> Path:
     """A dbt model file whose body is the point_in_time_join macro call, so dbt builds the as-of view. The
     principal must be allowed every feature (and, with --model, the model's team too), and the call names
     the exposure, so dbt checks its team again at every compile."""
@@ -130,6 +131,11 @@ def write_training_model(obj: CliContext, store, name: str, spine: str, timestam
         store.registry.resolve(FeatureRef.parse(text))  # unknown features fail here, naming the feature
     store.authorize(_views_of(store.registry, names), model, path="training_set")
     path = store.project.dir / "models" / "training" / f"{name}.sql"
+    existing = [p for p in (store.project.dir / "models").rglob(f"{name}.sql")] if (store.project.dir / "models").is_dir() \
+        else []
+    if existing and not force:
+        raise FeaturehouseError(f"--as-model {name}: {existing[0].relative_to(store.project.dir)} exists already; pass "
+                                "--force to replace it, or choose another name")
     path.parent.mkdir(parents=True, exist_ok=True)
     listed = ",\n".join(f"        {text!r}" for text in names)
     known = (", as_known_at=true" if as_known_at else "") + (f", exposure={model!r}" if model else "")

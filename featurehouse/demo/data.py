@@ -1,9 +1,13 @@
 """Deterministic synthetic data for the demo project (`dbt_project/`): card fraud and item recommendations.
 
-`generate()` returns six Arrow tables (users, cards, merchants, transactions, items, interactions) for
-the 60 days ending at the fixed instant `END` (2026-06-01 00:00 UTC), the same for a given scale and
-seed on every machine. `write()` puts them in the warehouse's `raw` schema, where the dbt sources
-point.
+`generate()` returns seven Arrow tables (users, cards, merchants, transactions, items, interactions,
+and snapshot_runs) holding the history up to an instant `end`, by default now: the data is what the
+operational systems would hold at that moment, the same for a given scale, seed and `end` on every
+machine. It is drawn on a fixed 60-day grid (ending at `END`, 2026-06-01 00:00 UTC), moved by whole
+days so that the grid ends at the first midnight at or after `end` (the daily rhythm stays where it
+was), then cut at `end`: an event or record is there once it was ingested (`ingested_at`/`created_at`
+at or before `end`), a chargeback once it was filed, a premium upgrade once it was recorded. `write()`
+puts the tables in the warehouse's `raw` schema, where the dbt sources point.
 
 What is in the data, so that the features have something to find:
 
@@ -14,11 +18,14 @@ What is in the data, so that the features have something to find:
   a tiny card test, then several large online purchases at risky merchants within about an hour, at
   any hour of the night. Cards that shopped at a compromised merchant are stolen far more often.
   Some background fraud follows merchant risk. Chargebacks are filed days to weeks after most fraud
-  (and a few disputes); those not filed by `END` are not known yet (null).
+  (and a few disputes); those not filed by `end` are not known yet (null).
 * Interactions come in sessions of item views; clicks follow views (likelier for good items and for
   the user's favourite category), purchases follow clicks. Item popularity is Zipf-skewed; some items
   are listed during the window (cold start).
-* Every event has its event time and an `ingested_at` a few seconds later; ~1% arrive hours late.
+* Every event has its event time and an `ingested_at` a few seconds later; ~1% arrive hours late
+  (those not arrived by `end` are not there yet).
+* snapshot_runs: one row per run of the daily snapshot job (merchant_risk, item_popularity), which
+  snapshots each day at its end and runs an hour later; the runs due by `end`.
 
 All timestamps are naive UTC `timestamp[us]`; keys are int64.
 """
@@ -73,17 +80,26 @@ _SHOPPING_HOURS = np.array([0.6, 0.4, 0.3, 0.25, 0.25, 0.35, 0.8, 1.5, 2.2, 2.6,
 _BROWSING_HOURS = np.array([1.0, 0.6, 0.4, 0.3, 0.3, 0.4, 0.7, 1.2, 1.5, 1.6, 1.7, 1.9,
                             2.2, 2.0, 1.9, 1.9, 2.0, 2.3, 2.7, 3.2, 3.6, 3.5, 2.8, 1.8])
 
-TABLES = ("users", "cards", "merchants", "transactions", "items", "interactions")
+TABLES = ("users", "cards", "merchants", "transactions", "items", "interactions", "snapshot_runs")
+SNAPSHOT_DELAY = np.timedelta64(1, "h")  # the daily snapshot job runs an hour after each day's end
 
 
 def generate(scale: float = 1.0, seed: int = 42, end: datetime | None = None) -> dict[str, pa.Table]:
-    """The demo's raw tables; the same for the same scale and seed (scale 1: 150k transactions).
+    """The demo's raw tables as of `end` (naive UTC; default: now), the same for the same scale, seed
+    and `end` (scale 1: about 150k transactions in 60 days).
 
-    `end` moves the whole history (by whole days) so that it ends at that midnight instead of END:
-    the same data, but recent enough for serving's freshness to mean something.
+    The history is drawn on the fixed grid ending at END, moved by whole days so that it ends at the
+    first midnight at or after `end`, and cut at `end` (see the module docstring): the newest events
+    are seconds to minutes old, as in a live system.
     """
     if scale <= 0:
         raise ValueError(f"scale must be positive, got {scale}")
+    if end is None:
+        from featurehouse.clock import utc_now
+
+        end = utc_now()
+    if end.tzinfo is not None:
+        raise ValueError(f"end must be naive UTC, got {end!r}")
     rng = np.random.default_rng(seed)
     n = lambda base: max(int(round(base * scale)), 1)  # noqa: E731
 
@@ -95,19 +111,65 @@ def generate(scale: float = 1.0, seed: int = 42, end: datetime | None = None) ->
     interactions = _interactions(rng, n(120_000), u, it)
     tables = {"users": users, "cards": cards, "merchants": merchants, "transactions": transactions,
               "items": items, "interactions": interactions}
-    return tables if end is None else {name: _shift(t, end) for name, t in tables.items()}
+    cut = np.datetime64(end, "us")
+    days = np.ceil((cut - END) / np.timedelta64(1, "D"))  # the grid's end: the first midnight at or after `end`
+    offset = np.timedelta64(int(days), "D").astype("timedelta64[us]")
+    tables = {name: _shift(t, offset) for name, t in tables.items()}
+    tables = _as_of(tables, cut)
+    tables["snapshot_runs"] = _snapshot_runs(START + offset, cut)
+    return tables
 
 
-def _shift(table: pa.Table, end: datetime) -> pa.Table:
-    """Every timestamp column moved by the whole days between END and `end`."""
+def _shift(table: pa.Table, offset: np.timedelta64) -> pa.Table:
+    """Every timestamp column moved by `offset`."""
     import pyarrow.compute as pc
 
-    days = (np.datetime64(end.replace(hour=0, minute=0, second=0, microsecond=0), "D") - END.astype("datetime64[D]"))
-    offset = pa.scalar(int(days.astype(np.int64)) * 86_400_000_000, pa.duration("us"))
+    by = pa.scalar(int(offset.astype("timedelta64[us]").astype(np.int64)), pa.duration("us"))
     # pc.add: pyarrow.compute makes its kernel wrappers at import, out of a type checker's sight
-    columns = [pc.call_function("add", [col, offset]) if pa.types.is_timestamp(col.type) else col
+    columns = [pc.call_function("add", [col, by]) if pa.types.is_timestamp(col.type) else col
                for col in table.columns]
     return pa.table(columns, names=table.column_names)
+
+
+def _as_of(tables: dict[str, pa.Table], cut: np.datetime64) -> dict[str, pa.Table]:
+    """What the operational systems hold at `cut`: rows ingested by then, chargebacks filed by then, and
+    users as they were (an upgrade recorded later is not there yet)."""
+    import pyarrow.compute as pc
+
+    f = pc.call_function  # pyarrow.compute's kernel wrappers are made at import, out of a type checker's sight
+    at = pa.scalar(cut, pa.timestamp("us"))
+    no_time = pa.scalar(None, pa.timestamp("us"))
+
+    def known(table: pa.Table, column: str) -> pa.Table:
+        return table.filter(f("less_equal", [table.column(column), at]))
+
+    def replace(table: pa.Table, name: str, where, value) -> pa.Table:
+        return table.set_column(table.column_names.index(name), name, f("if_else", [where, value, table.column(name)]))
+
+    out = {name: known(tables[name], "created_at") for name in ("users", "cards", "merchants", "items")}
+    out["transactions"] = known(tables["transactions"], "ingested_at")
+    out["interactions"] = known(tables["interactions"], "ingested_at")
+
+    tx = out["transactions"]
+    unfiled = f("coalesce", [f("greater", [tx.column("chargeback_at"), at]), pa.scalar(False)])
+    tx = replace(tx, "chargeback_at", unfiled, no_time)
+    out["transactions"] = replace(tx, "is_chargeback", unfiled, pa.scalar(False))
+
+    users = out["users"]
+    upgraded_later = f("coalesce", [f("greater", [users.column("premium_since"), users.column("signup_at")]), pa.scalar(False)])
+    not_yet = f("and", [upgraded_later, f("greater", [users.column("updated_at"), at])])
+    users = replace(users, "is_premium", not_yet, pa.scalar(False))
+    users = replace(users, "premium_since", not_yet, no_time)
+    out["users"] = replace(users, "updated_at", not_yet, users.column("created_at"))
+    return out
+
+
+def _snapshot_runs(start: np.datetime64, cut: np.datetime64) -> pa.Table:
+    """The daily snapshot job's runs due by `cut`: each day's end in the window, run an hour later."""
+    first = (start + np.timedelta64(1, "D")).astype("datetime64[D]")
+    last = (cut - SNAPSHOT_DELAY).astype("datetime64[D]")
+    snapshot = np.arange(first, last + np.timedelta64(1, "D")).astype("datetime64[us]").astype(np.int64)
+    return pa.table({"snapshot_time": _ts(snapshot), "ran_at": _ts(snapshot + _H)})
 
 
 # -- helpers -----------------------------------------------------------------------------------

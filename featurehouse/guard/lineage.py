@@ -131,6 +131,12 @@ def register_model(registry: Registry, catalog: Catalog, online_client, ref: str
             raise FeaturehouseError(f"model {ref}: pass --training-set ID, or declare `training_set` and "
                                     f"`version: {version}` in the exposure's meta.featurehouse")
         training_set_id, source = spec.training_set, "exposure"
+    if training_set_id == "latest":  # the newest training set recorded for this model (`training-set --model NAME`)
+        recorded = [r for r in LineageLog(catalog).list_training_sets() if r.name == name]
+        if not recorded:
+            raise FeaturehouseError(f"model {ref}: no training set was recorded for model '{name}' yet "
+                                    f"(`featurehouse training-set --model {name}` records one)")
+        training_set_id = recorded[0].training_set_id
     if features is None and spec is not None:
         record = LineageLog(catalog).training_set(training_set_id)
         wanted = {f.partition("@")[0] for f in spec.features}

@@ -174,6 +174,7 @@ def writer_grants() -> tuple[Grant, ...]:
         Grant("+del", "forget deletes entity hashes"),
         Grant("+xadd", "`featurehouse push`, dead letters, served samples of in-process reads"),
         Grant("+xrange", "landing the served-values and audit streams; the stream consumer's lag"),
+        Grant("+xlen", "the demo waits for its served vector to be logged (a count, no values)"),
         Grant("+xtrim", "trimming what landed of the served-values stream"),
         Grant("+xdel", "deleting what landed of the audit stream"),
         Grant("+xgroup|create", "the stream consumer's group (MKSTREAM)"),

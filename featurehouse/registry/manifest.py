@@ -31,7 +31,7 @@ EXPOSURE_FIELDS = {"features", "spine", "entity_timestamp", "timestamp", "versio
 KNOWN_FIELDS = {
     "entity", "event_time", "created_at", "owner", "version", "freshness_slo", "ttl",
     "serving_delay", "as_known_at", "sensitivity", "online", "tags", "description", "restatement",
-    "shared_with", "retention",
+    "shared_with", "retention", "partial_push",
 }
 
 # Describes a built relation: {column: data_type}, or None when it does not exist yet.
@@ -236,7 +236,7 @@ def view_from_node(
     sensitivity = block.get("sensitivity", "internal")
     if sensitivity not in SENSITIVITIES:
         raise fail("sensitivity", f"must be one of {', '.join(SENSITIVITIES)}, got {sensitivity!r}")
-    for flag in ("online", "as_known_at"):
+    for flag in ("online", "as_known_at", "partial_push"):
         if flag in block and not isinstance(block[flag], bool):
             raise fail(flag, f"must be true or false, got {block[flag]!r}")
     teams = teams or {}
@@ -304,6 +304,7 @@ def view_from_node(
         restatement=_restatement(block, fail),
         logic_checksum=logic_checksum(node.get("raw_code") or ""),
         shared_with=parse_grants(model, block.get("shared_with"), teams),
+        partial_push=bool(block.get("partial_push", False)),
     )
 
 

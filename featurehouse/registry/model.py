@@ -119,6 +119,9 @@ class FeatureView:
     logic_checksum: str = ""
     # Teams the view is shared with beyond its owner (only confidential and pii views need it).
     shared_with: tuple[Grant, ...] = ()
+    # Pushed rows may leave features out (meta.featurehouse.partial_push: true); a feature left out is stored
+    # as NULL. Otherwise a pushed row carries every feature (null for a NULL value): stream/rows.py.
+    partial_push: bool = False
 
     @property
     def logic_ref(self) -> str:
@@ -214,7 +217,11 @@ class Registry:
         versions = self.versions(name)
         if not versions:
             hint = _closest(name, self.view_names())
-            raise UnknownFeature(f"unknown feature view '{name}'" + (f" (did you mean '{hint}'?)" if hint else ""))
+            if hint:
+                raise UnknownFeature(f"unknown feature view '{name}' (did you mean '{hint}'?)")
+            known = self.view_names()
+            listed = ", ".join(known[:20]) + (f" and {len(known) - 20} more" if len(known) > 20 else "")
+            raise UnknownFeature(f"unknown feature view '{name}' (feature views: {listed or 'none declared'})")
         if version is None:
             version = self.active_version(name)
         if version not in versions:

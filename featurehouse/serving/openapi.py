@@ -59,7 +59,9 @@ _FAMILY_JSON: dict[str, dict] = {
 
 
 def row_schema(view: FeatureView) -> dict:
-    """A pushed row of `view`: its key and event time columns, any of its features by declared type."""
+    """A pushed row of `view`: its key and event time columns and its features by declared type; every
+    feature is required (null for NULL) unless the view takes partial rows (`partial_push`: a feature left
+    out is stored as NULL)."""
     from featurehouse.types import logical  # with pyarrow and sqlglot: loaded when the document is asked for
 
     properties: dict[str, dict] = {k: {"anyOf": [{"type": "string"}, {"type": "integer", **_INT64}],
@@ -69,9 +71,10 @@ def row_schema(view: FeatureView) -> dict:
     for feature in view.features:
         # types without a JSON form of their own (structs, intervals, binary...) take any JSON value
         schema = dict(_FAMILY_JSON.get(logical(feature.data_type).family.value, {}))
-        properties[feature.column] = {**schema, "description": f"{feature.data_type or 'untyped'}; null or "
-                                                               "absent: NULL"}
-    return {"type": "object", "required": [*view.entity.keys, view.event_time], "properties": properties,
+        properties[feature.column] = {**schema, "description": f"{feature.data_type or 'untyped'}; null"
+                                                               + (" or absent" if view.partial_push else "") + ": NULL"}
+    features = [] if view.partial_push else list(view.feature_columns)
+    return {"type": "object", "required": [*view.entity.keys, view.event_time, *features], "properties": properties,
             "additionalProperties": False}
 
 

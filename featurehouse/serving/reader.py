@@ -33,6 +33,7 @@ from featurehouse.serving.vectors import (
     Freshness,
     ReadPlan,
     assemble_many,
+    integer_keys,
     mark_guardrails,
     now_micros,
     parse_ids,
@@ -83,6 +84,7 @@ class _Cached:
         self._marks_high: dict[str, dict[str, float]] = {}  # mark kind -> the newest mark seen per view@N
         self._rolled_back: dict[str, dict[str, float]] = {}  # view@N -> mark kind -> what it must reach again
         self.plan = lru_cache(maxsize=1024)(self._plan)
+        self.integer_keys = lru_cache(maxsize=256)(lambda entity_type: integer_keys(registry, entity_type))
         self.policy = Policy(registry)
         self.authorize = lru_cache(maxsize=4096)(self._authorize)
         self.audit: AuditBuffer | None = None  # set by the caller that flushes it (serving app, FeatureStore)
@@ -192,7 +194,7 @@ class _Cached:
                 if self.audit is not None:
                     self.audit.note_denied(e.decision, entity_type)
                 raise
-        parsed = parse_ids(self.registry, entity_type, ids)
+        parsed = parse_ids(self.registry, entity_type, ids, self.integer_keys(entity_type))  # 422: a key of no entity
         if principal is not None and self.audit is not None:
             self.audit.note_reads(principal, [p.view for p in plan.views], entity_type, parsed, model, purposes)
         return plan, [redis_key(plan, key) for key in parsed]

@@ -9,6 +9,7 @@ caller's; this module only plans and judges, so both paths agree exactly.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -175,9 +176,124 @@ def plan_request(registry: Registry, entity_type: str, names: Sequence[str] | No
     return ReadPlan(entity_type, planned, fields, tuple(names))
 
 
-def parse_ids(registry: Registry, entity_type: str, ids: Sequence[str]) -> list[tuple[str, ...]]:
+# -- entity keys -------------------------------------------------------------------------------
+#
+# An id is text (`42`, `card_id=1;merchant_id=7`); the online store keys an entity by its key values as
+# text. A key column that the entity's views type as an integer is checked: an id that is not an integer
+# written plainly (as featurehouse.types.canonical_integer spells it, and the warehouse writes it), or is
+# outside the column's range, names no entity the store can hold, and is refused (InvalidRequest: HTTP
+# 422) naming the column, its type and the value, where it was served as `missing` before. As for pushed
+# keys (stream/rows.py), `042` and `+42` are refused with the plain spelling to use. A key column whose
+# views type it differently (or leave it untyped) is not judged.
+#
+# Whether a declared type is an integer is featurehouse.types' call (`logical`). A serving worker does not
+# import that module (it loads pyarrow and sqlglot: tests/test_serving.py), so its answers for the common
+# spellings, and its canonical_integer, are repeated here, held equal to it by tests/test_adoption_fixes.py;
+# any other spelling is asked of featurehouse.types itself.
+
+# lowercased spelling -> (bits, signed): what featurehouse.types.logical reads as an integer (family INTEGER)
+_INTEGER_SPELLINGS: dict[str, tuple[int, bool]] = {
+    "bigint": (64, True), "int8": (64, True), "int64": (64, True), "long": (64, True),
+    "integer": (32, True), "int": (32, True), "int4": (32, True), "int32": (32, True),
+    "smallint": (16, True), "int2": (16, True), "int16": (16, True), "tinyint": (8, True), "int1": (8, True),
+    "ubigint": (64, False), "uinteger": (32, False), "usmallint": (16, False), "utinyint": (8, False),
+    "hugeint": (128, True), "uhugeint": (128, False),
+}
+# lowercased spellings that logical reads as another family: the common text key types (with a length or not)
+_TEXT_SPELLINGS = frozenset({"varchar", "text", "string", "character varying", "char", "character", "uuid"})
+_PLAIN_INTEGER = re.compile(r"-?[1-9][0-9]*|0")
+_INTEGER_TEXT = re.compile(r"\s*([+-]?)0*([0-9]+)\s*")
+
+
+def plain_integer(text: str) -> str | None:
+    """featurehouse.types.canonical_integer: `+007` -> `7`, `-0` -> `0`, None when not an integer."""
+    found = _INTEGER_TEXT.fullmatch(text)
+    if found is None:
+        return None
+    sign, digits = found.groups()
+    return digits if digits == "0" or sign != "-" else f"-{digits}"
+
+
+def integer_type(data_type: str | None) -> tuple[int, bool] | None:
+    """(bits, signed) of an integer type as featurehouse.types.logical reads it; None for another type or none."""
+    if not data_type:
+        return None
+    text = " ".join(data_type.strip().lower().split())
+    if text in _INTEGER_SPELLINGS:
+        return _INTEGER_SPELLINGS[text]
+    if text.partition("(")[0].strip() in _TEXT_SPELLINGS:
+        return None
+    from featurehouse.types import Family, logical  # an unusual spelling: ask the judge (pyarrow, sqlglot)
+
+    declared = logical(data_type)
+    return (declared.bits or 128, declared.signed) if declared.family is Family.INTEGER else None
+
+
+def _integer_range(bits: int, signed: bool) -> tuple[int, int]:
+    """The integers a key of this type can be: its own width within BIGINT's (HUGEINT is served as BIGINT)."""
+    if not signed:
+        return 0, min(2**bits, 2**63) - 1
+    bits = min(bits, 64)
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+@dataclass(frozen=True)
+class IntegerKey:
+    """A key column that every view of the entity types as an integer: its declared type (the widest
+    view's) and the keys it can hold (any view's)."""
+
+    column: str
+    data_type: str
+    low: int
+    high: int
+
+    def problem(self, text: str) -> str | None:
+        """Why `text` is no key of this column, or None when it can be one."""
+        if not _PLAIN_INTEGER.fullmatch(text):
+            plain = plain_integer(text)
+            shown = repr(text) if len(text) <= 40 else repr(text[:37] + "...")
+            return f"{shown} is not an integer" if plain is None else f"{shown} is not written plainly (write {plain})"
+        if len(text) > 20 or not self.low <= int(text) <= self.high:  # int() of 4,300+ digits raises
+            return f"{text if len(text) <= 40 else text[:37] + '...'} is outside the range of {self.data_type}"
+        return None
+
+
+def integer_keys(registry: Registry, entity_type: str) -> dict[str, IntegerKey]:
+    """The entity's key columns that all its views (every version) type as an integer, by column."""
     entity = registry.entities[entity_type]
-    return [parse_entity_key(entity, str(i)) for i in ids]
+    views = [v for v in registry.views.values() if v.entity.name == entity_type]
+    found: dict[str, IntegerKey] = {}
+    for i, column in enumerate(entity.keys):
+        declared = [v.key_types[i] if i < len(v.key_types) else None for v in views]
+        ranges = []
+        for data_type in declared:
+            width = integer_type(data_type)
+            if data_type is None or width is None:
+                break
+            ranges.append((*_integer_range(*width), data_type))
+        else:
+            if ranges:
+                widest = max(ranges, key=lambda r: r[1] - r[0])[2]
+                found[column] = IntegerKey(column, widest, min(r[0] for r in ranges), max(r[1] for r in ranges))
+    return found
+
+
+def parse_ids(registry: Registry, entity_type: str, ids: Sequence[str],
+              integer_columns: dict[str, IntegerKey] | None = None) -> list[tuple[str, ...]]:
+    """Each id as its key values (text), or InvalidRequest for an id no entity of the type can have.
+    `integer_columns`: `integer_keys(registry, entity_type)`, when the caller keeps it."""
+    entity = registry.entities[entity_type]
+    checks = integer_keys(registry, entity_type) if integer_columns is None else integer_columns
+    parsed = [parse_entity_key(entity, str(i)) for i in ids]
+    if checks:
+        positions = [(j, checks[k]) for j, k in enumerate(entity.keys) if k in checks]
+        for key in parsed:
+            for j, check in positions:
+                problem = check.problem(key[j])
+                if problem is not None:
+                    raise InvalidRequest(f"entity '{entity_type}': key column '{check.column}' is {check.data_type}, "
+                                         f"and {problem}")
+    return parsed
 
 
 def redis_key(plan: ReadPlan, key: tuple) -> str:

@@ -70,8 +70,9 @@ async def read_body(request: Request, limit: int, timeout_s: float = BODY_TIMEOU
 def push_route(registry: Registry, redis_url: str | None = None, client: redis.Redis | None = None,
                max_clock_skew: timedelta | None = None, max_body_bytes: int = MAX_PUSH_BODY_BYTES,
                body_timeout_s: float = BODY_TIMEOUT_S) -> Route:
-    """Rows are validated all together: one bad row rejects the request (422 naming row and field).
-    A body over `max_body_bytes` is a 413, refused before it is read."""
+    """Rows are validated all together: one bad row rejects the request (422 naming row and field; a row
+    lacking features also lists them all in `missing`). A body over `max_body_bytes` is a 413, refused
+    before it is read."""
     if not client:
         assert redis_url is not None, "push_route needs a Redis client or URL"
         client = redis.Redis.from_url(redis_url)
@@ -101,7 +102,7 @@ def push_route(registry: Registry, redis_url: str | None = None, client: redis.R
         # imported at the first push, not when serving starts: validation and the stream writer load
         # pyarrow and sqlglot, which a serving worker that is never pushed to does not need
         from featurehouse.stream.log import push
-        from featurehouse.stream.rows import MAX_CLOCK_SKEW, InvalidRow, validate
+        from featurehouse.stream.rows import MAX_CLOCK_SKEW, InvalidRow, MissingFeatures, validate
 
         skew = max_clock_skew or MAX_CLOCK_SKEW
 
@@ -110,7 +111,8 @@ def push_route(registry: Registry, redis_url: str | None = None, client: redis.R
             try:
                 validate(view, row, max_clock_skew=skew)
             except InvalidRow as e:
-                problems.append({"row": i, "field": e.field, "detail": str(e)})
+                problems.append({"row": i, "field": e.field, "detail": str(e),
+                                 **({"missing": list(e.missing)} if isinstance(e, MissingFeatures) else {})})
         if problems:
             return JSONResponse({"error": "invalid_rows", "detail": problems}, status_code=422)
         try:

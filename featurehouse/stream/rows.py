@@ -1,8 +1,13 @@
 """Pushed rows: validated against the view's schema before they enter the durable stream.
 
-A pushed row is a mapping with the view's entity key columns, its event_time column and any of its
-feature columns (missing ones are NULL). Its created_at is the time featurehouse received it, never the
-client's: ingestion time is what incremental syncs and "as known at" reads rely on. An event time
+A pushed row is a mapping with the view's entity key columns, its event_time column and every one of
+its feature columns (JSON null for a NULL value). A row that leaves a feature out is rejected naming
+the features it lacks (`MissingFeatures`): a forgotten field would otherwise overwrite the entity's
+value online with NULL, served as `ok`. A view whose rows may leave features out declares
+`meta.featurehouse.partial_push: true`: a feature left out is then stored as NULL, as an explicit null
+is (online and in the landing table: a row is the entity's whole state as of its event time, so an
+earlier value of that feature is not kept). A row's created_at is the time featurehouse received it,
+never the client's: ingestion time is what incremental syncs and "as known at" reads rely on. An event time
 further ahead of the clock than `max_clock_skew` (default 5 minutes) is rejected: the write guard
 keeps the newest event, so one row from the far future would outrank every real one for good.
 Anything else, or a value of the wrong type, is rejected naming the field.
@@ -37,6 +42,18 @@ class InvalidRow(FeaturehouseError):
     def __init__(self, view: str, field: str, problem: str):
         self.view, self.field, self.problem = view, field, problem
         super().__init__(f"view '{view}': field '{field}': {problem}")
+
+
+class MissingFeatures(InvalidRow):
+    """A pushed row that leaves out features of a view that does not take partial rows; `missing` names
+    them all (`field` is the first)."""
+
+    def __init__(self, view: str, missing: Sequence[str]):
+        self.missing = tuple(missing)
+        super().__init__(view, self.missing[0],
+                         f"row lacks feature(s) {', '.join(self.missing)}: send every feature of the view (null for a "
+                         "NULL value), or declare meta.featurehouse.partial_push: true on the view to store features "
+                         "left out as NULL")
 
 
 @dataclass(frozen=True)
@@ -208,6 +225,8 @@ def coerce_key(view: str, field: str, data_type: str | None, value: Any) -> str 
 
 def validate(view: FeatureView, row: Mapping[str, Any], now: datetime | None = None,
              max_clock_skew: timedelta = MAX_CLOCK_SKEW) -> ValidRow:
+    """The row as the stream holds it, or InvalidRow naming the field (MissingFeatures, naming every
+    feature left out, for a row that lacks features of a view without `partial_push`)."""
     if not isinstance(row, Mapping):
         raise InvalidRow(view.name, "<row>", "a row must be an object of column: value")
     if view.created_at and view.created_at in row:
@@ -226,6 +245,10 @@ def validate(view: FeatureView, row: Mapping[str, Any], now: datetime | None = N
         raise InvalidRow(view.name, view.event_time, f"{event_time.isoformat()} is ahead of the server's clock "
                                                      f"({created_at.isoformat(timespec='seconds')} UTC) by more than "
                                                      f"the allowed clock skew ({max_clock_skew})")
+    if not view.partial_push:
+        missing = [c for c in view.feature_columns if c not in row]
+        if missing:
+            raise MissingFeatures(view.name, missing)
     values = tuple(coerce(view.name, f.column, f.data_type, row.get(f.column)) for f in view.features)
     return ValidRow(key, event_time, created_at, values)
 

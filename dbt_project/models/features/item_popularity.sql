@@ -12,8 +12,9 @@ with interactions as (
 ),
 
 snapshots as (
-    select distinct cast(date_trunc('day', interaction_at) as timestamp) + interval '1 day' as snapshot_time
-    from {{ ref('stg_interactions') }}
+    -- the day ends the snapshot job has run for: a day still under way has no snapshot yet
+    select cast(snapshot_time as timestamp) as snapshot_time
+    from {{ source('raw', 'snapshot_runs') }}
 ),
 
 grid as (

@@ -22,8 +22,9 @@ chargebacks as (
 ),
 
 snapshots as (
-    select distinct cast(date_trunc('day', transaction_at) as timestamp) + interval '1 day' as snapshot_time
-    from {{ ref('stg_transactions') }}
+    -- the day ends the snapshot job has run for: a day still under way has no snapshot yet
+    select cast(snapshot_time as timestamp) as snapshot_time
+    from {{ source('raw', 'snapshot_runs') }}
 ),
 
 grid as (
