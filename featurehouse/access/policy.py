@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Iterable
 
 from featurehouse.errors import FeaturehouseError
 from featurehouse.registry.model import SENSITIVITIES, FeatureView, Grant, ModelSpec, Registry
@@ -116,13 +115,6 @@ class Policy:
                   f"add the principal to team '{view.owner}' in vars.featurehouse.teams, or to a team in "
                   f"meta.featurehouse.shared_with of model '{view.model or view.name}'")
         return Decision(False, principal, name, sensitivity, reason, remedy=remedy)
-
-    def check(self, principal: str, views: Iterable[FeatureView], day: date, model: ModelSpec | None = None) -> None:
-        """Raise AccessDenied for the first view `principal` may not read."""
-        for view in views:
-            decision = self.decide(principal, view, day, model)
-            if not decision.allowed:
-                raise AccessDenied(decision)
 
     def model_violations(self, model: ModelSpec, day: date, views: list[FeatureView] | None = None) -> list[Decision]:
         """The views a model uses (its exposure's features, or `views`) that its team may not read (what
