@@ -202,8 +202,11 @@ def _from_datatype(dt: exp.DataType, explicit_params: bool = True) -> LogicalTyp
         inner = (dt.expressions or [None])[0]
         element = _from_datatype(inner) if isinstance(inner, exp.DataType) else None
         return LogicalType(Kind.LIST, f"{element.name}[]" if element else "list", element=element)
-    if t in _NESTED:
-        return LogicalType(Kind.STRUCT, dt.sql("duckdb").lower())
+    if t in _NESTED:  # field names compared unquoted: DuckDB quotes keywords (`STRUCT("name" VARCHAR)`)
+        plain = dt.copy()
+        for ident in plain.find_all(exp.Identifier):
+            ident.set("quoted", False)
+        return LogicalType(Kind.STRUCT, plain.sql("duckdb").lower())
     return LogicalType(Kind.OTHER, dt.sql("duckdb").lower())
 
 
@@ -334,6 +337,23 @@ def from_arrow(t: pa.DataType) -> LogicalType:
     if pa.types.is_struct(t) or pa.types.is_map(t) or pa.types.is_union(t):
         return LogicalType(Kind.STRUCT, str(t))
     return LogicalType(Kind.OTHER, str(t))
+
+
+def declared_type(t: pa.DataType) -> str:
+    """The SQL type, as a model's YAML declares it, of a column that holds an Arrow column as it is
+    (nested types spelled out: `struct("name" varchar)`, `map(varchar, bigint)`, `double[]`)."""
+    if pa.types.is_struct(t):
+        fields = ", ".join(f"{_field_name(t.field(i).name)} {declared_type(t.field(i).type)}" for i in range(t.num_fields))
+        return f"struct({fields})"
+    if pa.types.is_map(t):
+        return f"map({declared_type(t.key_type)}, {declared_type(t.item_type)})"
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return f"{declared_type(t.value_type)}[]"
+    return from_arrow(t).name
+
+
+def _field_name(name: str) -> str:
+    return name if re.fullmatch(r"[a-z_][a-z0-9_]*", name) else '"' + name.replace('"', '""') + '"'
 
 
 def column_type_for(t: pa.DataType, dialect: str) -> str:

@@ -131,6 +131,16 @@ def test_an_unregistered_model_version_is_not_found(store, redis_url):
     assert response.status_code == 404 and "registered: fraud@1" in response.json()["detail"]
 
 
+def test_a_version_asked_for_that_no_one_registered_is_not_called_ok(store, redis_url):
+    """An exposure with no registered versions serves `model=NAME@1` as the exposure, but no deploy check
+    covers that version: its vectors say so instead of reading ok."""
+    store.registry.models["scoring"] = ModelSpec("scoring", ("risk.score",))
+    assert serve(store, redis_url, "/v1/features/user/3", model="scoring").json()["guardrails"]["ok"] is True
+    body = serve(store, redis_url, "/v1/features/user/3", model="scoring@1").json()
+    assert body["guardrails"] == {"ok": False, "violations": [
+        "scoring@1 is not a registered model version (`featurehouse model register`), so no deploy check covers it"]}
+
+
 def test_vectors_served_by_name_carry_no_guardrails(store, redis_url):
     assert serve(store, redis_url, "/v1/features/user/3", names="risk.score").json()["guardrails"] is None
 

@@ -234,6 +234,24 @@ def test_metrics_need_a_metrics_token_and_health_needs_none(http, governed):
     assert http.get("/healthz").status_code == 200 and http.get("/readyz").status_code == 200
 
 
+def test_refused_requests_are_counted_in_metrics_by_status_and_route_without_ids(http, governed):
+    _, tokens, _ = governed
+
+    def refused() -> dict[str, float]:
+        text = http.get("/metrics", headers=bearer(tokens["metrics"])).text
+        return {line.split("{", 1)[1].split("}")[0]: float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines() if line.startswith("featurehouse_requests_refused_total{")}
+
+    before = refused()
+    assert http.get("/v1/features/user/secret-id-1", headers=bearer("fh_nope")).status_code == 401
+    assert http.get("/v1/features/user/secret-id-2").status_code == 401
+    assert http.get("/metrics", headers=bearer(tokens["ana"])).status_code == 403
+    after = refused()
+    grew = {labels: after[labels] - before.get(labels, 0) for labels in after if after[labels] != before.get(labels, 0)}
+    assert grew == {'route="/v1/features/…",status="401"': 2, 'route="/metrics",status="403"': 1}
+    assert "secret-id" not in http.get("/metrics", headers=bearer(tokens["metrics"])).text
+
+
 def test_a_revoked_token_stops_working_within_the_refresh(governed):
     store, _, url = governed
     from featurehouse.access.tokens import revoke_token

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from featurehouse import FeatureStore
+from featurehouse.errors import InvalidRequest
 from featurehouse.online.layout import LayoutConflict
 from featurehouse.online.store import RedisOnlineStore
 from featurehouse.serving.client import ServingClient
@@ -237,3 +238,11 @@ def test_serve_starts_while_another_process_holds_the_duckdb_file(shop):
         assert {f.status for f in vector.features.values()} == {"ok"}
     finally:
         holder.communicate("", timeout=10)
+
+
+def test_batch_scoring_refuses_an_id_that_cannot_be_the_key_as_serving_does(make_shop):
+    """`abc` for a bigint key is an error naming the column on the batch path too, not a missing entity."""
+    _, store, _ = make_shop(scores=False)
+    with pytest.raises(InvalidRequest, match="key column 'customer_id' is bigint, and 'abc' is not an integer"):
+        store.batch_features("customer", ["1", "abc"], features=NAMES[:1])
+    assert store.batch_features("customer", ["1", "2"], features=NAMES[:1]).table.num_rows == 2

@@ -255,3 +255,21 @@ def test_http_serves_json_numbers(warehouse, redis_url):
     assert features["totals.total"]["value"] == 3 and features["totals.amount"]["value"] == 2.5
     assert type(features["totals.total"]["value"]) is expected_total_type(warehouse)  # not the string "3"
     assert type(features["totals.amount"]["value"]) is float
+
+
+def test_struct_field_names_compare_unquoted_as_duckdb_quotes_keywords():
+    """DuckDB describes `struct(name varchar)` as `STRUCT("name" VARCHAR)`: one type, not a contradiction."""
+    assert types.same_type("struct(name varchar, age varchar)", 'STRUCT("name" VARCHAR, age VARCHAR)')
+    assert not types.same_type("struct(name varchar)", "STRUCT(title VARCHAR)")
+
+
+def test_an_arrow_column_declares_the_sql_type_duckdb_builds_for_it():
+    import duckdb
+
+    arrow = pa.table({"s": pa.array([{"name": "a", "n": 1}]),
+                      "m": pa.array([[("k", 1.5)]], pa.map_(pa.string(), pa.float64())),
+                      "l": pa.array([[1, 2]], pa.list_(pa.int32())), "f": pa.array([1.5], pa.float32())})
+    built = {row[0]: row[1] for row in duckdb.connect().execute("describe select * from arrow").fetchall()}
+    for column in arrow.column_names:
+        declared = types.declared_type(arrow.schema.field(column).type)
+        assert types.same_type(declared, built[column], exact=True), (column, declared, built[column])

@@ -35,9 +35,14 @@ def init(obj: CliContext, local: bool) -> None:
     Then run `dbt deps` and mark a model as a feature view with
     `config(meta={'featurehouse': {'entity': 'user', 'event_time': 'updated_at'}})`.
     """
+    add_featurehouse(obj, obj.project_dir.resolve(), local)
+
+
+def add_featurehouse(obj: CliContext, project: Path, local: bool, entities: dict[str, list[str]] | None = None,
+                     quiet_next: bool = False) -> None:
+    """What `init` does, for `init` and `import-feast` (which knows the project's entity types)."""
     from featurehouse import packaging
 
-    project = obj.project_dir.resolve()
     config_path = project / "dbt_project.yml"
     if not config_path.is_file():
         raise ProjectError(f"no dbt_project.yml in {project} (pass --project-dir)")
@@ -47,7 +52,9 @@ def init(obj: CliContext, local: bool) -> None:
         if "packages" in (packaging.load(dependencies, packaging.read_text(dependencies)).data or {}):
             packages_path = dependencies
     plan: list[tuple[Path, str, str, str]] = []  # (file, text before, text after, what was done)
-    for path, merge in ((config_path, _merge_vars), (packages_path, lambda doc: packaging.merge_package(doc, project, local))):
+    merges = ((config_path, lambda doc: _merge_vars(doc, entities)),
+              (packages_path, lambda doc: packaging.merge_package(doc, project, local)))
+    for path, merge in merges:
         before = packaging.read_text(path) if path.is_file() else ""
         try:
             after, done = merge(packaging.load(path, before))
@@ -63,6 +70,8 @@ def init(obj: CliContext, local: bool) -> None:
         if after != before:
             packaging.write_text(path, after)
         obj.console.print(f"[green]✓[/green] {escape(done)}")
+    if quiet_next:
+        return
     if not changed:
         obj.console.print("nothing changed: the project already has featurehouse")
     elif packages_path in changed:
@@ -72,15 +81,22 @@ def init(obj: CliContext, local: bool) -> None:
         obj.console.print("next: declare your entities, add meta.featurehouse to a model, then `featurehouse build`")
 
 
-def _merge_vars(doc) -> tuple[str, str]:
-    """dbt_project.yml with vars.featurehouse declared: (new text, what was done)."""
+def _merge_vars(doc, declared: dict[str, list[str]] | None = None) -> tuple[str, str]:
+    """dbt_project.yml with vars.featurehouse declared: (new text, what was done). `declared` entity types
+    replace the placeholder `user: [user_id]` (the Feast import knows the real ones)."""
     from featurehouse import packaging
 
     root, data, name = doc.root, doc.data, doc.path.name
     if root is None or not packaging.is_mapping(root) or not isinstance(data, dict):
         raise packaging.CannotMerge("it is not a mapping of dbt project settings (`name:`, `profile:`, ...)")
     found = packaging.value_node(root, "vars")
-    entities = {"featurehouse": {"entities": {"user": ["user_id"]}}}
+    entities = {"featurehouse": {"entities": copy.deepcopy(declared or {"user": ["user_id"]})}}
+    if declared:
+        flow_entities = ", ".join(f"{k}: [{', '.join(v)}]" for k, v in declared.items())
+        vars_flow = f"{{entities: {{{flow_entities}}}}}"
+        vars_block = ["featurehouse:", "  entities:"] + [f"    {k}: [{', '.join(v)}]" for k, v in declared.items()]
+    else:
+        vars_flow, vars_block = VARS_FLOW, VARS_BLOCK
 
     def declare(d):
         if d.get("vars") is None:
@@ -88,24 +104,79 @@ def _merge_vars(doc) -> tuple[str, str]:
         d["vars"].update(copy.deepcopy(entities))
 
     if found is None:
-        lines = ["", "# " + VARS_COMMENT, "vars:"] + ["  " + line for line in VARS_BLOCK]
+        lines = ["", "# " + VARS_COMMENT, "vars:"] + ["  " + line for line in vars_block]
         text = packaging.edit(doc, declare, lambda doc: packaging.insert_key(
-            doc, root, "vars", f"{{featurehouse: {VARS_FLOW}}}", lines, at_end_of_file=True), "vars.featurehouse")
-        return text, f"{name}: added vars.featurehouse.entities (a placeholder, `user: [user_id]`: declare your entity types)"
+            doc, root, "vars", f"{{featurehouse: {vars_flow}}}", lines, at_end_of_file=True), "vars.featurehouse")
+        return text, f"{name}: added vars.featurehouse.entities " + _which(declared)
     key_node, node = found
     value = data.get("vars")
     if value is None:
         text = packaging.edit(doc, declare, lambda doc: packaging.fill_null(
-            doc, key_node, node, f"{{featurehouse: {VARS_FLOW}}}", VARS_BLOCK), "vars.featurehouse")
+            doc, key_node, node, f"{{featurehouse: {vars_flow}}}", vars_block), "vars.featurehouse")
     elif not isinstance(value, dict) or not packaging.is_mapping(node):
         raise packaging.CannotMerge(f"`vars:` is a {type(value).__name__}, not a mapping: make it `vars: {{name: value}}` "
                                     "or `name: value` lines under `vars:`")
     elif "featurehouse" in value:
+        if declared:
+            return _merge_entities(doc, declared)
         return doc.text, f"{name} already declares vars.featurehouse"
     else:
-        text = packaging.edit(doc, declare, lambda doc: packaging.insert_key(doc, node, "featurehouse", VARS_FLOW,
-                                                                              VARS_BLOCK), "vars.featurehouse")
-    return text, f"{name}: added featurehouse.entities under vars (a placeholder, `user: [user_id]`: declare your entity types)"
+        text = packaging.edit(doc, declare, lambda doc: packaging.insert_key(doc, node, "featurehouse", vars_flow,
+                                                                              vars_block), "vars.featurehouse")
+    return text, f"{name}: added featurehouse.entities under vars " + _which(declared)
+
+
+def _which(declared: dict[str, list[str]] | None) -> str:
+    return f"({', '.join(declared)})" if declared else "(a placeholder, `user: [user_id]`: declare your entity types)"
+
+
+def _merge_entities(doc, declared: dict[str, list[str]]) -> tuple[str, str]:
+    """Entity types added to an existing vars.featurehouse.entities, one insertion at a time; a type
+    declared with other keys is refused (views would join on the wrong columns)."""
+    from featurehouse import packaging
+
+    name = doc.path.name
+    block = (doc.data.get("vars") or {}).get("featurehouse") or {}
+    if not isinstance(block, dict):
+        raise packaging.CannotMerge("`vars.featurehouse` is not a mapping")
+    have = block.get("entities") or {}
+    added = []
+    for entity, keys in declared.items():
+        current = have.get(entity)
+        if current is not None:
+            if ([current] if isinstance(current, str) else list(current)) != keys:
+                raise packaging.CannotMerge(f"entity type `{entity}` is declared with keys {current}, the import "
+                                            f"needs {keys}: rename one")
+            continue
+        vars_node = packaging.value_node(doc.root, "vars")
+        fh_found = packaging.value_node(vars_node[1], "featurehouse") if vars_node else None
+        if fh_found is None:
+            raise packaging.CannotMerge("`vars.featurehouse` is not written as a mapping featurehouse can edit")
+        fh_node = fh_found[1]
+        found = packaging.value_node(fh_node, "entities")
+        flow = f"[{', '.join(keys)}]"
+
+        def declare(d, entity=entity, keys=keys):
+            fh = d["vars"]["featurehouse"]
+            if fh.get("entities") is None:
+                fh["entities"] = {}
+            fh["entities"][entity] = list(keys)
+
+        if found is None:
+            text = packaging.edit(doc, declare, lambda doc, fh_node=fh_node, entity=entity, flow=flow: packaging.insert_key(
+                doc, fh_node, "entities", f"{{{entity}: {flow}}}", ["entities:", f"  {entity}: {flow}"]), "an entity type")
+        elif not packaging.is_mapping(found[1]):
+            text = packaging.edit(doc, declare, lambda doc, found=found, entity=entity, flow=flow: packaging.fill_null(
+                doc, found[0], found[1], f"{{{entity}: {flow}}}", [f"{entity}: {flow}"]), "an entity type")
+        else:
+            text = packaging.edit(doc, declare, lambda doc, found=found, entity=entity, flow=flow: packaging.insert_key(
+                doc, found[1], entity, flow, [f"{entity}: {flow}"]), "an entity type")
+        doc = packaging.load(doc.path, text)
+        have = ((doc.data.get("vars") or {}).get("featurehouse") or {}).get("entities") or {}
+        added.append(entity)
+    if not added:
+        return doc.text, f"{name} already declares entity types {', '.join(declared)}"
+    return doc.text, f"{name}: added entity types {', '.join(added)} to vars.featurehouse.entities"
 
 
 def _merge_gitignore(text: str) -> tuple[str, str]:

@@ -13,6 +13,7 @@ from featurehouse.cli import (
     commands_features,
     commands_guard,
     commands_lineage,
+    commands_migrate,
     commands_online,
     commands_online_server,
     commands_serve,
@@ -64,6 +65,7 @@ cli.add_command(commands_guard.deploy_check)
 cli.add_command(commands_lineage.lineage)
 cli.add_command(commands_lineage.model)
 cli.add_command(commands_demo.demo)
+cli.add_command(commands_migrate.import_feast)
 cli.add_command(commands_access.access)
 cli.add_command(commands_access.token)
 cli.add_command(commands_access.audit)

@@ -126,6 +126,10 @@ class Metrics:
                                  buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
         self.errors = Counter("featurehouse_errors_total", "Errors by class", ["error"], registry=self.registry)
         self.store_errors = Counter("featurehouse_online_store_errors_total", "Online store errors", registry=self.registry)
+        # requests refused before routing (401 no or bad token, 403 a missing scope), by route template: a
+        # client with an expired token shows up here before anyone reads the audit log
+        self.refused = Counter("featurehouse_requests_refused", "Requests refused by authentication",
+                               ["status", "route"], registry=self.registry)
         self.served_total = Counter("featurehouse_values_served", "Feature values served", ["view"], registry=self.registry)
         self.stale_total = Counter("featurehouse_stale_values_served", "Stale values served", ["view"],
                                    registry=self.registry)
@@ -433,7 +437,7 @@ def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
         Route("/docs/static/{name}", docs_static, methods=["GET"]),
     ], exception_handlers={404: not_found, 405: not_found}, lifespan=lifespan)
     app.state.reader = reader
-    return ServingApp(app, fast_vector, HttpAuth(config.auth, client, config.timeout_s), audit)
+    return ServingApp(app, fast_vector, HttpAuth(config.auth, client, config.timeout_s), audit, metrics)
 
 
 class ServingApp:
@@ -447,8 +451,9 @@ class ServingApp:
 
     PREFIX = b"/v1/features/"
 
-    def __init__(self, starlette: Starlette, fast_vector, auth: HttpAuth, audit: AuditBuffer):
+    def __init__(self, starlette: Starlette, fast_vector, auth: HttpAuth, audit: AuditBuffer, metrics: Metrics):
         self.starlette, self._fast_vector, self.auth, self.audit = starlette, fast_vector, auth, audit
+        self.metrics = metrics
         self.state = starlette.state  # what tests and the SDK reach through the app
         self.routes = starlette.routes
         # every response of either path carries an X-Request-ID and every 5xx is logged with it
@@ -461,8 +466,9 @@ class ServingApp:
         who = await self.auth.authenticate(scope)
         if isinstance(who, Refusal):
             if who.status in (401, 403):
-                self.audit.note_refused(who.principal or "unauthenticated",
-                                        f"{scope['method']} {route_template(route_path(scope))}", who.detail)
+                route = route_template(route_path(scope))
+                self.audit.note_refused(who.principal or "unauthenticated", f"{scope['method']} {route}", who.detail)
+                self.metrics.refused.labels(str(who.status), route).inc()
             await self._ids.run(_refused(who), scope, receive, send, self._ids.assign(scope))
             return
         scope[PRINCIPAL] = who

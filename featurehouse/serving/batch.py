@@ -26,8 +26,8 @@ from sqlglot import exp
 from featurehouse.errors import FeaturehouseError, InvalidRequest, InvalidSpine
 from featurehouse.offline.point_in_time import column
 from featurehouse.offline.warehouse import Warehouse, utc_now
-from featurehouse.registry.model import FeatureRef, FeatureView, Registry, parse_entity_key
-from featurehouse.serving.vectors import plan_request, value_status
+from featurehouse.registry.model import FeatureRef, FeatureView, Registry
+from featurehouse.serving.vectors import parse_ids, plan_request, value_status
 from featurehouse.sync.latest import latest_values_sql
 
 ROW = "__fh_row"
@@ -102,7 +102,7 @@ def batch_features(warehouse: Warehouse, registry: Registry, entity_type: str, i
         spine_sql = _all_keys(len(reads), entity.keys)
         passthrough: list[str] = [ENTITY_ID, *entity.keys]
     else:
-        keys_table, passthrough = _keys_table(entity.name, entity.keys, ids, spine)
+        keys_table, passthrough = _keys_table(registry, entity.name, entity.keys, ids, spine)
         warehouse.load_table(spine_name, keys_table)
         spine_sql = exp.select("*").from_(exp.table_(spine_name, quoted=True))
     timings["load_keys"] = time.perf_counter() - t
@@ -146,15 +146,14 @@ def _key(k: str) -> str:
     return f"__fh_key_{k}"
 
 
-def _keys_table(entity: str, keys: tuple[str, ...], ids, spine) -> tuple[pa.Table, list[str]]:
+def _keys_table(registry: Registry, entity: str, keys: tuple[str, ...], ids, spine) -> tuple[pa.Table, list[str]]:
     """The keys to read, as text (the online key layout's form) in `__fh_key_<k>` columns, with a row
-    number for their order; returns it and the columns to pass through (the ids, or the spine's own)."""
+    number for their order; returns it and the columns to pass through (the ids, or the spine's own).
+    Ids are checked as serving checks them: `abc` for a bigint key is an error, not a missing entity."""
     if (ids is None) == (spine is None):
         raise FeaturehouseError("give ids, a spine or all entities (exactly one)")
     if ids is not None:
-        from featurehouse.registry.model import Entity
-
-        parsed = [parse_entity_key(Entity(entity, keys), str(i)) for i in ids]
+        parsed = parse_ids(registry, entity, [str(i) for i in ids])
         arrays = {ENTITY_ID: pa.array([str(i) for i in ids], pa.string())}
         arrays.update({_key(k): pa.array([p[j] for p in parsed], pa.string()) for j, k in enumerate(keys)})
         arrays[ROW] = pa.array(range(len(parsed)), pa.int64())

@@ -52,7 +52,10 @@ def mark_guardrails(vector: FeatureVector, model: str, check: dict | None, regis
     """A model's vector breaks its guardrails when a value is not ok (stale, expired, missing) or when the
     model version's last deploy check failed (or it was registered but never checked)."""
     violations = [f"{name}: {value.status}" for name, value in vector.features.items() if value.status != "ok"]
-    if registered and check is None:
+    if "@" in model and not registered and check is None:  # a version asked for that no deploy check covers
+        violations.append(f"{model} is not a registered model version (`featurehouse model register`), so no "
+                          "deploy check covers it")
+    elif registered and check is None:
         violations.append(f"{model} has not passed `featurehouse deploy-check` yet")
     elif check is not None and not check.get("ok"):
         first = (check.get("failures") or ["?"])[0]
