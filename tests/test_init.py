@@ -252,3 +252,60 @@ def test_dbt_reads_what_init_wrote(tmp_path, monkeypatch):
     manifest = DbtProject(tmp_path).manifest()  # dbt deps, then dbt parse; the version check passes on this package
     assert "macro.featurehouse.point_in_time_join" in manifest["macros"]
     assert manifest["metadata"]["project_name"] == "shop"
+
+
+def test_the_git_entry_init_writes_installs_with_dbt_deps_and_a_new_project_trains(tmp_path, monkeypatch):
+    """The documented install, end to end: `init` writes the git entry at this version's tag; `dbt deps`
+    clones it (here from a clone of this repository tagged as a release is, instead of GitHub: no network)
+    and installs the repository root as the dbt package; then a feature view of a project nobody here
+    wrote builds and gives a training set, through the installed macros and the Python API alike."""
+    import subprocess
+
+    import pandas as pd
+
+    from featurehouse import FeatureStore
+
+    upstream = tmp_path / "upstream"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(upstream)], check=True)
+    tags = subprocess.run(["git", "-C", str(upstream), "tag", "-l", f"v{VERSION}"], check=True,
+                          capture_output=True, text=True).stdout.split()
+    if not tags:
+        subprocess.run(["git", "-C", str(upstream), "tag", f"v{VERSION}"], check=True)
+    project = tmp_path / "bikes"
+    (project / "models").mkdir(parents=True)
+    (project / "seeds").mkdir()
+    (project / "dbt_project.yml").write_text("name: bikes\nversion: '1.0'\nconfig-version: 2\nprofile: bikes\n"
+                                             "models:\n  bikes:\n    +materialized: table\n")
+    (project / "profiles.yml").write_text(
+        "bikes:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: bikes.duckdb\n")
+    (project / "seeds" / "rides.csv").write_text(
+        "rider_id,ride_at,km\n1,2026-05-01 08:00:00,3.5\n1,2026-05-01 18:00:00,4.0\n2,2026-05-01 09:30:00,12.25\n")
+    (project / "models" / "rider_km.sql").write_text(
+        "{{ config(meta={'featurehouse': {'entity': 'rider', 'event_time': 'ride_at', 'ttl': '1d'}}) }}\n"
+        "select rider_id, cast(ride_at as timestamp) as ride_at,\n"
+        "       sum(km) over (partition by rider_id order by ride_at) as km_total\n"
+        "from {{ ref('rides') }}\n")
+    (project / "models" / "labels.sql").write_text(
+        "select 1 as rider_id, timestamp '2026-05-01 12:00:00' as asof union all\n"
+        "select 1, timestamp '2026-05-02 19:00:00' union all select 2, timestamp '2026-05-01 09:00:00'\n")
+    (project / "models" / "km_training.sql").write_text(
+        "{{ featurehouse.point_in_time_join(spine=ref('labels'), timestamp='asof', features=['rider_km.km_total']) }}\n")
+    assert init(project).exit_code == 0
+    packages = (project / "packages.yml").read_text()
+    assert f'git: "{GIT["git"]}"' in packages and f"revision: v{VERSION}" in packages
+    (project / "packages.yml").write_text(packages.replace(GIT["git"], upstream.as_uri()))
+    config = (project / "dbt_project.yml").read_text()
+    (project / "dbt_project.yml").write_text(config.replace("user: [user_id]", "rider: [rider_id]"))
+    monkeypatch.delenv("DBT_PROFILES_DIR", raising=False)
+
+    store = FeatureStore(project)
+    store.build()
+    installed = project / "dbt_packages" / "featurehouse"
+    assert (installed / "macros").is_dir() and not installed.is_symlink()  # cloned, not linked
+    by_python = store.training_set("labels", ["rider_km.km_total"], timestamp="asof")
+    by_macro = store.warehouse.fetch_arrow("select * from main.km_training").to_pandas()
+    expected = {(1, "2026-05-01 12:00:00"): 3.5, (1, "2026-05-02 19:00:00"): None, (2, "2026-05-01 09:00:00"): None}
+    for frame in (by_python, by_macro):
+        got = {(r.rider_id, str(r.asof)): (None if pd.isna(r.rider_km__km_total) else r.rider_km__km_total)
+               for r in frame.itertuples()}
+        assert got == expected  # the 18:00 ride is > 1d before the second as-of time: expired by the TTL
