@@ -125,7 +125,8 @@ def forget(obj: CliContext, entity_type: str, keys: tuple[str, ...], yes: bool, 
 def _print_status(obj: CliContext, entity_type: str, text: str, status, lifted: bool) -> None:
     """Where the entity still is, one row per place, then the tombstone's state."""
     table = Table(title=f"{entity_type} {text}", title_justify="left")
-    for col in ("place", "where", "rows or entries", "keeps the tombstone"):
+    # a place "holds" the tombstone when what it still has would bring the entity back were the tombstone lifted
+    for col in ("place", "where", "rows or entries", "would bring it back (blocks --lift)"):
         table.add_column(col)
     for place in status.places:
         table.add_row(place.kind, place.where, "unreadable" if place.count is None else str(place.count),
