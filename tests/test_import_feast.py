@@ -220,3 +220,45 @@ def test_the_repository_feast_init_creates_gives_feasts_training_set(tmp_path):
     feast = feast_training_set(repo, spine, DRIVER_FEATURES, tmp_path)
     ours = featurehouse_training_set(tmp_path / "analytics", repo, spine, DRIVER_FEATURES)
     assert_same_rows(feast, ours, DRIVER_FEATURES)
+
+
+OLD_STYLE = '''
+from google.protobuf.duration_pb2 import Duration
+from feast import Entity, Feature, FeatureView, FileSource, ValueType
+
+from sources import *  # noqa: F403
+
+driver = Entity(name="driver_id", value_type=ValueType.INT64, description="driver id")
+driver_hourly_stats = FeatureView(
+    name="driver_hourly_stats", entities=["driver_id"], ttl=Duration(seconds=3600 * 2),
+    features=[Feature(name="conv_rate", dtype=ValueType.FLOAT), Feature("trips", ValueType.INT64)],
+    online=True, batch_source=driver_source, tags={},
+)
+'''
+
+
+def test_feast_before_0_20_spellings_and_star_imports_across_modules(tmp_path):
+    """`features=[Feature(...)]`, `batch_source=`, `event_timestamp_column=`, entities named by string, a
+    join key defaulting to the entity's name, a protobuf Duration TTL, and `from module import *`."""
+    repo = tmp_path / "old_repo"
+    (repo / "data").mkdir(parents=True)
+    (repo / "feature_store.yaml").write_text("project: old\nregistry: data/registry.db\nprovider: local\n")
+    (repo / "sources.py").write_text('from feast import FileSource\n\ndriver_source = FileSource(\n'
+                                     '    path="data/drivers.parquet", event_timestamp_column="datetime")\n')
+    (repo / "definitions.py").write_text(OLD_STYLE)
+    pq.write_table(pa.table({"driver_id": pa.array([1, 2], pa.int64()),
+                             "datetime": pa.array([pd.Timestamp("2026-01-01 10:00"), pd.Timestamp("2026-01-01 11:00")]),
+                             "conv_rate": pa.array([0.5, 0.25], pa.float32()), "trips": pa.array([3, 4], pa.int64())}),
+                   repo / "data" / "drivers.parquet")
+    project = tmp_path / "analytics"
+    result = import_feast(project, repo, "--strict")
+    assert result.exit_code == 1 and "not fully translated" in result.output  # the sqlite online store note
+    store = FeatureStore(project)
+    store.build()
+    view = store.registry.view("driver_hourly_stats")
+    assert (view.entity.keys, view.event_time, view.ttl) == (("driver_id",), "datetime", timedelta(hours=2))
+    assert [(f.column, f.data_type) for f in view.features] == [("conv_rate", "float"), ("trips", "bigint")]
+    spine = pd.DataFrame({"driver_id": [1, 1, 2], "at": pd.to_datetime(["2026-01-01 10:30:00", "2026-01-01 12:00:01",
+                                                                        "2026-01-01 11:00:00"])})
+    ts = store.training_set(spine, ["driver_hourly_stats.trips"], timestamp="at")
+    assert ts["driver_hourly_stats__trips"].tolist()[0::2] == [3, 4] and pd.isna(ts["driver_hourly_stats__trips"][1])

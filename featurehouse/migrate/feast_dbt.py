@@ -98,8 +98,7 @@ def translate(repo: FeastRepo, existing_entities: dict[str, list[str]] | None = 
     entity_keys: dict[str, list[str]] = {}
     for entity in repo.of_kind("Entity"):
         name = str(entity.get("name", position=0) or entity.name_hint)
-        keys = entity.get("join_keys") or ([entity.get("join_key")] if entity.get("join_key") else None) or [name]
-        entity_keys[name] = [str(k) for k in keys]
+        entity_keys[name] = _join_keys(entity)
         out.findings.append(Finding("Entity", name, entity.where, TRANSLATED,
                                     f"entity type `{name}` keyed by {', '.join(entity_keys[name])}"))
     sources_done: dict[str, dict[str, Any]] = {}
@@ -161,6 +160,7 @@ def _translate_view(repo: FeastRepo, view: Call, entity_keys: dict[str, list[str
              "fresh rows with `featurehouse push` or POST /v1/push/VIEW")
         return None
     notes: list[str] = []
+    lost = False  # something of the view's meaning is not carried over: the finding says what
     source = view.get("source") or view.get("batch_source")
     batch, note = _batch_source(source)
     if note:
@@ -198,8 +198,9 @@ def _translate_view(repo: FeastRepo, view: Call, entity_keys: dict[str, list[str
         return None
     file_schema = _file_schema(repo, batch)
 
-    schema = [f for f in (view.get("schema") or []) if isinstance(f, Call)]
-    declared = {str(f.get("name")): f for f in schema}
+    # `features=[Feature(...)]` is how Feast before 0.20 spelled `schema=[Field(...)]`
+    schema = [f for f in (view.get("schema") or view.get("features") or []) if isinstance(f, Call)]
+    declared = {str(f.get("name", position=0)): f for f in schema}
     feature_names = [n for n in declared if n not in keys and n not in (event_time, created)]
     if not feature_names:
         if file_schema is None:
@@ -222,7 +223,7 @@ def _translate_view(repo: FeastRepo, view: Call, entity_keys: dict[str, list[str
         if role in ("event_time", "created_at") and dtype == "timestamptz":
             expr, dtype = f"timezone('UTC', {expr})", "timestamp"  # featurehouse's times are naive UTC
         if dtype is None:
-            dtype = _feast_type(declared[col].get("dtype")) if col in declared else None
+            dtype = _feast_type(declared[col].get("dtype", position=1)) if col in declared else None
         if dtype is None and role == "key":
             dtype = _entity_type(col, repo)
         if dtype is None and role in ("event_time", "created_at"):
@@ -252,7 +253,9 @@ def _translate_view(repo: FeastRepo, view: Call, entity_keys: dict[str, list[str
         if isinstance(ttl, dt.timedelta) and ttl > dt.timedelta(0):
             meta["ttl"] = format_duration(ttl)
         elif ttl is not None and not isinstance(ttl, dt.timedelta):
-            notes.append(f"ttl `{ttl}` not readable: no TTL set")
+            notes.append(f"ttl not readable ({view.where}): no TTL set, so older values match; set "
+                         "meta.featurehouse.ttl by hand")
+            lost = True
         owner = view.get("owner") or (tags.get("owner") if isinstance(tags, dict) else None)
         if owner:
             meta["owner"] = str(owner)
@@ -277,7 +280,8 @@ def _translate_view(repo: FeastRepo, view: Call, entity_keys: dict[str, list[str
     if kind == "LabelView":
         notes.insert(0, "a label view: imported as a plain model (no meta.featurehouse), to use as a training spine")
     detail = f"model `{name}`" + (f" (entity `{entity}`, {len(feature_names)} features)" if meta else "")
-    outcome = PARTIAL if any(n.startswith("pushes") or n.startswith("stream") for n in notes) else TRANSLATED
+    lost = lost or any(n.startswith(("pushes", "stream")) for n in notes)
+    outcome = PARTIAL if lost else TRANSLATED
     out.findings.append(Finding(kind, name, view.where, outcome, "; ".join([detail, *notes])))
     return name
 
@@ -379,9 +383,15 @@ def _feast_type(dtype: Any) -> str | None:
     return None
 
 
+def _join_keys(entity: Call) -> list[str]:
+    """An entity's join keys; Feast's default is the entity's name."""
+    keys = entity.get("join_keys") or ([entity.get("join_key")] if entity.get("join_key") else None)
+    return [str(k) for k in keys] if keys else [str(entity.get("name", position=0) or entity.name_hint)]
+
+
 def _entity_type(key: str, repo: FeastRepo) -> str | None:
     for entity in repo.of_kind("Entity"):
-        keys = entity.get("join_keys") or [entity.get("join_key")]
+        keys = _join_keys(entity)
         if key in keys:
             value_type = entity.get("value_type")
             if isinstance(value_type, Symbol):

@@ -221,7 +221,9 @@ class _Module:
             source = self.reader.module(target) if target is not None else None
             for alias in stmt.names:
                 bound = alias.asname or alias.name
-                if source is not None and alias.name in source:
+                if alias.name == "*" and source is not None:  # `from entities import *`
+                    self.names.update({k: v for k, v in source.items() if not k.startswith("_")})
+                elif source is not None and alias.name in source:
                     self.names[bound] = source[alias.name]
                 else:
                     self.names[bound] = Symbol(alias.name)
@@ -328,6 +330,9 @@ class _Module:
                 return {"str": str, "int": int, "float": float}[name](args[0])
             except ValueError:
                 return self.unreadable(node)
+        if name == "Duration" and not args and all(isinstance(v, int) for v in kwargs.values()):
+            # google.protobuf's Duration, how Feast before 0.10 spelled a TTL
+            return dt.timedelta(seconds=kwargs.get("seconds", 0), microseconds=kwargs.get("nanos", 0) // 1000)
         if name == "Path" and len(args) == 1 and isinstance(args[0], (str, Path)):
             return Path(args[0])
         if name in ("resolve", "absolute") and isinstance(node.func, ast.Attribute):
