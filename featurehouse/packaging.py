@@ -478,11 +478,12 @@ def describe(entry: dict[str, Any]) -> str:
     return ", ".join(f"{k}: {v}" for k, v in entry.items())
 
 
-def merge_package(doc: YamlDoc, project_dir: Path, local: bool) -> tuple[str, str]:
+def merge_package(doc: YamlDoc, project_dir: Path, local: bool, keep: bool = False) -> tuple[str, str]:
     """packages.yml (or dependencies.yml) with featurehouse's entry as `local` asks: (new text, what was done).
     A featurehouse entry already there is kept when it is the wanted one, given the installed version's revision
     when it is this repository's git entry, replaced when it is the other kind (local vs git); one from the hub or
-    another repository is left as is unless --local."""
+    another repository is left as is unless --local. `keep`: any featurehouse entry already there is left as is
+    (a command that only needs the package listed, such as import-feast, does not move it)."""
     name = doc.path.name
     want = wanted_entry(local)
     flow, block, comment = entry_text(want)
@@ -525,6 +526,8 @@ def merge_package(doc: YamlDoc, project_dir: Path, local: bool) -> tuple[str, st
         text = edit(doc, append, lambda doc: append_item(doc, seq, flow, block, comment), "the featurehouse entry")
         return text, f"{name}: added featurehouse ({describe(want)})"
     i, kind, have = ours[0], kinds[ours[0]], items[ours[0]]
+    if keep:
+        return doc.text, f"{name} already lists featurehouse ({describe(have)})"
     if kind == "other" and not local:
         return doc.text, f"{name} lists featurehouse ({describe(have)}): left as is (it must be version {__version__})"
     if local:

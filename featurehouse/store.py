@@ -648,11 +648,30 @@ class FeatureStore:
 
     def build(self, select: Sequence[str] = (), quiet: bool = False) -> Any:
         """`dbt build`, then reload the registry from the fresh manifest."""
+        from featurehouse.errors import ProjectError, WarehouseLocked
+        from featurehouse.offline.warehouse import (
+            LOCK_TIMEOUT_ENV,
+            DuckDBWarehouse,
+            lock_conflict_in,
+            lock_timeout_from_env,
+        )
+
         assert self.project is not None
-        self.close_warehouse()  # dbt opens the DuckDB file itself
+        if isinstance(self.warehouse, DuckDBWarehouse):
+            # dbt opens the DuckDB file itself and fails at once if another process holds it: wait for the
+            # file first, as every other command does (bounded), then let it go for dbt
+            with self.warehouse.session():
+                pass
+        self.close_warehouse()
         self.project.ensure_packages()
         args = ["build"] + (["--select", *select] if select else [])
-        result = self.project.run_dbt(args, quiet=quiet)
+        try:
+            result = self.project.run_dbt(args, quiet=quiet)
+        except ProjectError as e:
+            conflict = lock_conflict_in(str(e))  # taken in the moment between our wait and dbt's open
+            if conflict is not None:
+                raise WarehouseLocked(*conflict, lock_timeout_from_env(), LOCK_TIMEOUT_ENV) from None
+            raise
         self.load_registry()
         return result
 

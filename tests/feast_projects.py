@@ -121,6 +121,9 @@ fraud_v1 = FeatureService(
     owner="risk@example.com",
     description="The card fraud model, first version.",
 )
+
+buyer_service = FeatureService(name="buyer_v1", features=[user_stats.with_name("buyer_stats")],
+                               tags={"stage": "production"})
 '''
 
 FEATURE_STORE_YAML = """project: {project}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
 import pytest
@@ -81,7 +82,11 @@ def test_stale_features_fail_the_freshness_gate(store):
     store.register_model("fraud@1", store.trained_on)
     report = store.deploy_check("fraud@1")
     assert failed_gates(report) == [("freshness", "risk@1")]
-    assert "newest event is 8.0h old (SLO 6.0h)" in report.failures[0].detail
+    # the rows are 8h older than NOW, a time taken when the tests started: the age shown grows with the run
+    found = re.search(r"newest event is ([0-9.]+)h old \(SLO 6\.0h\)", report.failures[0].detail)
+    assert found, report.failures[0].detail
+    since_now_h = (datetime.now(timezone.utc).replace(tzinfo=None) - NOW).total_seconds() / 3600
+    assert 8.0 - 0.05 <= float(found.group(1)) <= 8.0 + since_now_h + 0.05
 
 
 def test_a_corrupted_online_value_fails_the_parity_gate_naming_feature_and_entity(store):

@@ -148,7 +148,7 @@ def test_a_transaction_and_a_temporary_table_keep_one_connection_until_done(tmp_
 # -- exit 3: the warehouse cannot be had now --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["sync", "freshness"])
+@pytest.mark.parametrize("command", ["sync", "freshness", "build"])
 def test_a_duckdb_file_another_process_holds_past_the_timeout_exits_3_naming_it(shop, command):
     project, url = shop
     with holding(project / "shop.duckdb"):
@@ -158,10 +158,12 @@ def test_a_duckdb_file_another_process_holds_past_the_timeout_exits_3_naming_it(
     assert str(project / "shop.duckdb") in line and "another process" in line
 
 
-def test_a_holder_that_lets_go_within_the_timeout_is_waited_for(shop):
+@pytest.mark.parametrize("verb", ["sync", "build"])
+def test_a_holder_that_lets_go_within_the_timeout_is_waited_for(shop, verb):
+    """`build` too: dbt opens the file itself and would fail at once, so featurehouse waits for it first."""
     project, url = shop
     with holding(project / "shop.duckdb") as holder:
-        command = subprocess.Popen([sys.executable, "-c", LOGGED_CLI, "--project-dir", str(project), "sync"],
+        command = subprocess.Popen([sys.executable, "-c", LOGGED_CLI, "--project-dir", str(project), verb],
                                    env=cli_env(url, lock_timeout_s="120"), stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
         assert command.stderr is not None
@@ -204,3 +206,21 @@ def test_a_usage_error_still_exits_2(shop):
     done = run(cli(project, "sync", "--select", "no_such_view"), cli_env(url))
     assert done.returncode == 2, done.stderr
     assert "no_such_view" in one_error_line(done)
+
+
+def test_a_crash_exits_4_with_its_traceback_not_1_like_a_guard(tmp_path, monkeypatch):
+    """A bug is not a breach: a scheduler alerting on 1 must not read a crash as a guard that fired."""
+    from click.testing import CliRunner
+
+    from featurehouse.cli import commands_features
+    from featurehouse.cli.main import cli as featurehouse
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(commands_features, "add_featurehouse", broken)
+    result = CliRunner().invoke(featurehouse, ["--project-dir", str(tmp_path), "init"])
+    assert result.exit_code == 4
+    assert "Traceback (most recent call last)" in result.output and "ZeroDivisionError: a bug" in result.output
+    assert result.output.rstrip().splitlines()[-1] == ("error: featurehouse crashed (ZeroDivisionError): a bug, "
+                                                        "please report the traceback above")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import shutil
 import subprocess
 from datetime import timedelta
 from pathlib import Path
@@ -61,6 +62,30 @@ def test_the_report_lists_every_definition_and_what_became_of_it(tmp_path, marke
     unreadable = [line for line in report.splitlines() if "region_" in line]
     assert unreadable and "feature_definitions.py:9" in unreadable[0] and "not translated" in unreadable[0]
     assert "not fully translated" in result.output
+    assert "not translated" in rows["basket"] and "no history" in rows["basket"]  # the RequestSource
+    # an aliased view is listed under its own name, and a service without an owner says to set one
+    assert "buyer_stats" in rows["buyer_v1"] and "set the exposure's `owner`" in rows["buyer_v1"]
+    exposures = yaml.safe_load((project / "models" / "feast" / "_feast_exposures.yml").read_text())["exposures"]
+    buyer = next(e for e in exposures if e["name"] == "buyer_v1")
+    assert buyer["meta"]["feast"]["tags"] == {"stage": "production"}
+    assert buyer["meta"]["featurehouse"]["features"] == ["user_stats.spend_7d", "user_stats.n_orders",
+                                                         "user_stats.segment"]
+
+
+def test_paths_in_the_project_are_relative_to_it_so_a_teammates_checkout_works(tmp_path, marketplace):
+    project = tmp_path / "analytics"
+    assert import_feast(project, marketplace).exit_code == 0
+    sources = yaml.safe_load((project / "models" / "feast" / "_feast_sources.yml").read_text())["sources"][0]
+    locations = {t["name"]: t["meta"]["external_location"] for t in sources["tables"]}
+    assert locations["user_stats_source"] == "../feast/marketplace_repo/data/user_stats.parquet"
+    assert all(not location.startswith("/") for location in locations.values())
+    assert str(tmp_path) not in "".join(p.read_text() for p in (project / "models").rglob("*") if p.is_file())
+    teammate = tmp_path / "teammate"  # the same layout checked out elsewhere: it builds and reads the data
+    shutil.copytree(tmp_path / "feast", teammate / "feast")
+    shutil.copytree(project, teammate / "analytics")
+    store = FeatureStore(teammate / "analytics")
+    store.build()
+    assert store.warehouse.fetch_arrow("select count(*) as n from main.user_stats").column("n")[0].as_py() > 100
 
 
 def test_imported_views_keep_feasts_keys_ttls_flags_owners_and_field_mapping(tmp_path, marketplace):
@@ -88,6 +113,25 @@ def test_imported_views_keep_feasts_keys_ttls_flags_owners_and_field_mapping(tmp
     assert list(model.features) == ["user_stats.spend_7d", "user_stats.segment", "merchant_stats.risk_score",
                                     "merchant_stats.is_new", "user_merchant_stats.amount_1h",
                                     "user_merchant_stats.txn_1h"]
+
+
+def test_a_forced_import_removes_the_models_of_views_that_left_feast_and_keeps_the_package_entry(tmp_path, marketplace):
+    project = tmp_path / "analytics"
+    assert import_feast(project, marketplace).exit_code == 0  # --local
+    packages = (project / "packages.yml").read_text()
+    definitions = marketplace / "feature_definitions.py"
+    text = definitions.read_text()
+    start = text.index("user_merchant_fresh = FeatureView(")
+    definitions.write_text(text[:start] + text[text.index("clicks_stream = ", start):])
+    (project / "models" / "feast" / "my_own.sql").write_text("select 1 as x\n")  # not the import's: kept
+    result = run("--project-dir", str(project), "import-feast", str(marketplace), "--force")  # no --local
+    assert result.exit_code == 0, result.output
+    assert not (project / "models" / "feast" / "user_merchant_fresh.sql").exists()
+    assert (project / "models" / "feast" / "my_own.sql").exists() and "removed" in result.output
+    assert (project / "packages.yml").read_text() == packages  # the local entry was not turned into git
+    store = FeatureStore(project)
+    store.build()
+    assert "user_merchant_fresh" not in {v.name for v in store.registry.views.values()}
 
 
 def test_a_second_import_is_refused_unless_forced_and_a_dry_run_writes_nothing(tmp_path, marketplace):
@@ -126,6 +170,15 @@ def test_an_entity_declared_with_other_keys_is_named_not_overwritten(tmp_path, m
     report = (project / "models" / "feast" / "FEAST_IMPORT.md").read_text()
     skipped = next(line for line in report.splitlines() if "`user_stats`" in line)
     assert "not translated" in skipped and "entity type `user` is already declared with keys ['account_id']" in skipped
+    assert "--rename-entity user=feast_user" in skipped
+    renamed = import_feast(project, marketplace, "--force", "--rename-entity", "user=buyer")
+    assert renamed.exit_code == 0, renamed.output
+    entities = yaml.safe_load((project / "dbt_project.yml").read_text())["vars"]["featurehouse"]["entities"]
+    assert entities == {"user": ["account_id"], "buyer": ["user_id"], "merchant": ["merchant_id"],
+                        "buyer_merchant": ["user_id", "merchant_id"]}
+    models = yaml.safe_load((project / "models" / "feast" / "_feast_models.yml").read_text())["models"]
+    assert {m["name"]: m["config"]["meta"]["featurehouse"]["entity"] for m in models
+            if "featurehouse" in m["config"]["meta"]}["user_stats"] == "buyer"
     assert "user: [account_id]" in (project / "dbt_project.yml").read_text()
 
 

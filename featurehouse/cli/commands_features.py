@@ -39,7 +39,7 @@ def init(obj: CliContext, local: bool) -> None:
 
 
 def add_featurehouse(obj: CliContext, project: Path, local: bool, entities: dict[str, list[str]] | None = None,
-                     quiet_next: bool = False) -> None:
+                     quiet_next: bool = False, keep_package: bool = False) -> None:
     """What `init` does, for `init` and `import-feast` (which knows the project's entity types)."""
     from featurehouse import packaging
 
@@ -53,7 +53,7 @@ def add_featurehouse(obj: CliContext, project: Path, local: bool, entities: dict
             packages_path = dependencies
     plan: list[tuple[Path, str, str, str]] = []  # (file, text before, text after, what was done)
     merges = ((config_path, lambda doc: _merge_vars(doc, entities)),
-              (packages_path, lambda doc: packaging.merge_package(doc, project, local)))
+              (packages_path, lambda doc: packaging.merge_package(doc, project, local, keep=keep_package)))
     for path, merge in merges:
         before = packaging.read_text(path) if path.is_file() else ""
         try:
@@ -175,7 +175,7 @@ def _merge_entities(doc, declared: dict[str, list[str]]) -> tuple[str, str]:
         have = ((doc.data.get("vars") or {}).get("featurehouse") or {}).get("entities") or {}
         added.append(entity)
     if not added:
-        return doc.text, f"{name} already declares entity types {', '.join(declared)}"
+        return doc.text, f"{name} declares entity types {', '.join(declared)}"
     return doc.text, f"{name}: added entity types {', '.join(added)} to vars.featurehouse.entities"
 
 

@@ -23,12 +23,16 @@ _OUTCOME_STYLE = {"translated": "green", "partly translated": "yellow", "not tra
 @click.option("--models-dir", default="models/feast", show_default=True,
               help="Where in the dbt project the imported models go.")
 @click.option("--local", is_flag=True, help="As for `init`: list the featurehouse dbt package by its path here.")
-@click.option("--force", is_flag=True, help="Overwrite the files of an earlier import in --models-dir.")
+@click.option("--force", is_flag=True, help="Overwrite the files of an earlier import in --models-dir, and remove "
+                                            "the models it wrote for views no longer in the repository.")
+@click.option("--rename-entity", "renames", multiple=True, metavar="FEAST=OURS",
+              help="Import a Feast entity under another entity type name (e.g. one the project already declares "
+                   "with other keys). Repeatable.")
 @click.option("--dry-run", is_flag=True, help="Print the report and the files it would write; write nothing.")
 @click.option("--strict", is_flag=True, help="Exit 1 when a definition was not (fully) translated (after writing).")
 @click.pass_obj
-def import_feast(obj: CliContext, repo_dir: Path, models_dir: str, local: bool, force: bool, dry_run: bool,
-                 strict: bool) -> None:
+def import_feast(obj: CliContext, repo_dir: Path, models_dir: str, local: bool, force: bool, renames: tuple[str, ...],
+                 dry_run: bool, strict: bool) -> None:
     """Import a Feast repository (the directory with feature_store.yaml) into a dbt project.
 
     Reads the repository's Python without running it: Entities become entity types in
@@ -43,7 +47,7 @@ def import_feast(obj: CliContext, repo_dir: Path, models_dir: str, local: bool, 
     Feast's Parquet files in place).
     """
     from featurehouse import packaging
-    from featurehouse.migrate.feast_dbt import translate
+    from featurehouse.migrate.feast_dbt import Options, translate
     from featurehouse.migrate.feast_repo import read_repo
 
     repo = read_repo(repo_dir)
@@ -55,16 +59,28 @@ def import_feast(obj: CliContext, repo_dir: Path, models_dir: str, local: bool, 
         declared = ((data.get("vars") or {}).get("featurehouse") or {}).get("entities") or {}
         existing = {str(k): [v] if isinstance(v, str) else list(v) for k, v in declared.items()
                     if isinstance(v, (str, list))}
-    translation = translate(repo, existing)
+    rename: dict[str, str] = {}
+    for text in renames:
+        feast_name, sep, ours = text.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ours.strip()) or not feast_name.strip():
+            raise ProjectError(f"--rename-entity {text}: write FEAST=OURS, e.g. rider=feast_rider")
+        rename[feast_name.strip()] = ours.strip()
+    translation = translate(repo, existing, Options(rename=rename, project_dir=project))
     target = (project / models_dir).resolve()
     if project not in target.parents and target != project:
         raise ProjectError(f"--models-dir {models_dir} is outside the dbt project {project}")
     files = translation.files()
     clash = sorted(name for name in files if (target / name).exists())
+    stale = sorted(p for p in target.glob("*.sql") if p.name not in files and _written_by_import(p))
     _print_report(obj, translation)
     if dry_run:
         for name in files:
             obj.console.print(f"would write {escape(str(target / name))}")
+        for path in stale:
+            obj.console.print(f"would remove {escape(str(path))} (with --force: no longer in the Feast repository)")
+        if translation.entities:
+            obj.console.print("would declare entity types " + ", ".join(
+                f"{k}: [{', '.join(v)}]" for k, v in translation.entities.items()) + f" in {config_path}")
         return
     if clash and not force:
         raise ProjectError(f"{target} already has {', '.join(clash)} (an earlier import?): pass --force to overwrite "
@@ -74,10 +90,15 @@ def import_feast(obj: CliContext, repo_dir: Path, models_dir: str, local: bool, 
 
     if not config_path.is_file():
         _new_project(obj, project, repo.project, translation.entities, repo.config)
-    add_featurehouse(obj, project, local, translation.entities, quiet_next=True)
+    # a featurehouse entry already in packages.yml (git or local) is left as it is, unless --local
+    add_featurehouse(obj, project, local, translation.entities, quiet_next=True, keep_package=not local)
     target.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (target / name).write_text(text, encoding="utf-8")
+    for path in stale if force else []:  # an earlier import's model whose view left the repository
+        path.unlink()
+        obj.console.print(f"[green]✓[/green] removed {escape(str(path.relative_to(project)))}: its view is no "
+                          "longer in the Feast repository")
     rel = target.relative_to(project)
     obj.console.print(f"[green]✓[/green] wrote {len(translation.models)} models, "
                       f"{len(translation.exposures)} exposures and the report to {escape(str(rel))}/ "
@@ -87,6 +108,13 @@ def import_feast(obj: CliContext, repo_dir: Path, models_dir: str, local: bool, 
     if strict and left:  # a check that fired, as the guards exit: 1, not a usage error
         obj.console.print(f"--strict: {len(left)} Feast definitions were not fully translated (see the report)")
         sys.exit(1)
+
+
+def _written_by_import(path: Path) -> bool:
+    """A model file an earlier import wrote (its first line says so): only those are ever removed."""
+    with open(path, encoding="utf-8") as f:
+        first = f.readline()
+    return first.startswith("-- Feast ") and "imported by `featurehouse import-feast`" in first
 
 
 def _print_report(obj: CliContext, translation) -> None:

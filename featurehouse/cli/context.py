@@ -1,6 +1,7 @@
 """Shared CLI plumbing: the store a command works on, and errors as one line with an exit code cron and
 CI can act on: 0 ok, 1 a guard fired (the guard commands exit so themselves), 2 a usage error, 3 a store
-that cannot be had now (the warehouse down or locked by another process, the online store not answering).
+that cannot be had now (the warehouse down or locked by another process, the online store not answering),
+4 featurehouse crashed (a bug: the traceback is printed).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def _console() -> Console:
 
 USAGE_ERROR = 2
 UNAVAILABLE = 3
+CRASHED = 4
 
 
 class FeaturehouseGroup(click.Group):
@@ -57,8 +59,13 @@ class FeaturehouseGroup(click.Group):
             sys.exit(USAGE_ERROR if unreachable is None else UNAVAILABLE)
         except Exception as e:
             unreachable = infrastructure_failure(e)
-            if unreachable is None:
-                raise  # a bug: its traceback is what to report
+            if unreachable is None:  # a bug: its traceback is what to report, and its own exit code, so a
+                import traceback  # scheduler does not read it as a guard that fired (1)
+
+                traceback.print_exc()
+                click.echo(f"error: featurehouse crashed ({type(e).__name__}): a bug, please report the traceback "
+                           "above", err=True)
+                sys.exit(CRASHED)
             click.echo(f"error: {unreachable}", err=True)
             sys.exit(UNAVAILABLE)
         finally:

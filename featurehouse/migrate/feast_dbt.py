@@ -23,7 +23,16 @@ import pyarrow.parquet as pq
 import yaml
 
 from featurehouse.durations import format_duration
-from featurehouse.migrate.feast_repo import Call, FeastRepo, OnDemandView, Projection, Symbol, Unreadable, Where
+from featurehouse.migrate.feast_repo import (
+    Call,
+    FeastRepo,
+    OnDemandView,
+    Projection,
+    Renamed,
+    Symbol,
+    Unreadable,
+    Where,
+)
 from featurehouse.types import declared_type
 
 SOURCE_GROUP = "feast"
@@ -90,22 +99,44 @@ class Translation:
         return "\n".join(lines) + "\n"
 
 
-def translate(repo: FeastRepo, existing_entities: dict[str, list[str]] | None = None) -> Translation:
+@dataclass(frozen=True)
+class Options:
+    """How to translate: `rename` Feast entity names to the project's (a clash otherwise skips the views);
+    `project_dir`, where the dbt project is, so the paths written into it are relative to it."""
+
+    rename: dict[str, str] = field(default_factory=dict)
+    project_dir: Path | None = None
+
+
+def translate(repo: FeastRepo, existing_entities: dict[str, list[str]] | None = None,
+              options: Options | None = None) -> Translation:
     """Translate every definition of `repo`; `existing_entities` are the project's own (names are reused
     when their keys agree, and a clash is a finding rather than a silent rename)."""
+    options = options or Options()
     out = Translation(project=repo.project)
     known = dict(existing_entities or {})
     entity_keys: dict[str, list[str]] = {}
     for entity in repo.of_kind("Entity"):
-        name = str(entity.get("name", position=0) or entity.name_hint)
-        entity_keys[name] = _join_keys(entity)
-        out.findings.append(Finding("Entity", name, entity.where, TRANSLATED,
-                                    f"entity type `{name}` keyed by {', '.join(entity_keys[name])}"))
+        feast_name = str(entity.get("name", position=0) or entity.name_hint)
+        name = options.rename.get(feast_name, feast_name)
+        entity_keys[feast_name] = _join_keys(entity)
+        detail = f"entity type `{name}` keyed by {', '.join(entity_keys[feast_name])}"
+        if name != feast_name:
+            detail += f" (renamed from Feast's `{feast_name}`)"
+        kept = [k for k in ("description", "owner", "tags") if entity.get(k)]
+        if kept:
+            detail += f"; its {', '.join(kept)} not kept (an entity type declares only its keys)"
+        out.findings.append(Finding("Entity", feast_name, entity.where, TRANSLATED, detail))
+    unused = sorted(set(options.rename) - set(entity_keys))
+    if unused:
+        out.findings.append(Finding("--rename-entity", ", ".join(unused), None, NOT_TRANSLATED,
+                                    f"no Feast entity is named {', '.join(unused)} (entities: "
+                                    f"{', '.join(sorted(entity_keys)) or 'none'})"))
     sources_done: dict[str, dict[str, Any]] = {}
     views: dict[int, str] = {}  # id(Call) -> model name
     view_features: dict[str, list[str]] = {}
     for view in repo.of_kind("FeatureView", "BatchFeatureView", "StreamFeatureView", "LabelView"):
-        name = _translate_view(repo, view, entity_keys, known, out, sources_done)
+        name = _translate_view(repo, view, entity_keys, known, out, sources_done, options)
         if name is not None:
             views[id(view)] = name
             view_features[name] = [c["name"] for c in next(m for m in out.model_yaml if m["name"] == name)["columns"]
@@ -119,6 +150,10 @@ def translate(repo: FeastRepo, existing_entities: dict[str, list[str]] | None = 
                                     "the imported views, or compute it in the model server"))
     for service in repo.of_kind("FeatureService"):
         _translate_service(service, views, view_features, out)
+    for request in repo.of_kind("RequestSource"):
+        out.findings.append(Finding("RequestSource", str(request.get("name") or request.name_hint), request.where,
+                                    NOT_TRANSLATED, "values sent with each request have no history: pass them to "
+                                                    "the model beside the feature vector"))
     for stream in repo.of_kind("KafkaSource", "KinesisSource", "PushSource"):
         out.findings.append(Finding(stream.kind, str(stream.get("name") or stream.name_hint), stream.where, PARTIAL,
                                     "live events: send them to `featurehouse push` / POST /v1/push/VIEW or run "
@@ -142,7 +177,7 @@ _NOT_TRANSLATED_KINDS = {
 
 
 def _translate_view(repo: FeastRepo, view: Call, entity_keys: dict[str, list[str]], known: dict[str, list[str]],
-                    out: Translation, sources_done: dict[str, dict[str, Any]]) -> str | None:
+                    out: Translation, sources_done: dict[str, dict[str, Any]], options: Options) -> str | None:
     name = str(view.get("name", position=0) or view.name_hint)
     kind = view.kind
 
@@ -180,15 +215,20 @@ def _translate_view(repo: FeastRepo, view: Call, entity_keys: dict[str, list[str
         skip("an entity-less feature view: featurehouse views are keyed by an entity type")
         return None
     keys = [k for e in entity_names for k in entity_keys.get(e, [e])]
-    entity = "_".join(entity_names)
-    if entity_names and entity in known and known[entity] != keys:
-        skip(f"entity type `{entity}` is already declared with keys {known[entity]}, Feast's has {keys}")
-        return None
+    entity = "_".join(options.rename.get(e, e) for e in entity_names)
+    # the view's entity type, and each entity of a composite key, must mean here what it meant in Feast
+    for ours, want, feast_name in [(entity, keys, None)] + [
+            (options.rename.get(e, e), entity_keys.get(e, [e]), e) for e in entity_names if len(entity_names) > 1]:
+        if entity_names and ours in known and known[ours] != want:
+            clash = feast_name or next((e for e in entity_names if options.rename.get(e, e) in known), entity)
+            skip(f"entity type `{ours}` is already declared with keys {known[ours]}, Feast's has {want}: import "
+                 f"again with `--rename-entity {clash}=feast_{clash}` (or another name)")
+            return None
     if entity_names:
         known[entity] = keys
         out.entities[entity] = keys
 
-    source_name, table = _source_table(repo, batch, sources_done, out, name)
+    source_name, table = _source_table(repo, batch, sources_done, out, name, options)
     mapping = {str(k): str(v) for k, v in (batch.get("field_mapping") or {}).items()}
     renamed = {v: k for k, v in mapping.items()}  # feature name -> column of the source
     event_time = str(batch.get("timestamp_field") or batch.get("event_timestamp_column") or "")
@@ -305,7 +345,7 @@ def _batch_source(source: Any) -> tuple[Call | None, str | None]:
 
 
 def _source_table(repo: FeastRepo, batch: Call, done: dict[str, dict[str, Any]], out: Translation,
-                  view: str) -> tuple[str, str]:
+                  view: str, options: Options) -> tuple[str, str]:
     """The dbt source table for a batch source (declared once), and the SQL that reads it in a model."""
     name = str(batch.get("name") or batch.name_hint or f"{view}_source")
     if not _IDENTIFIER.match(name):
@@ -322,9 +362,12 @@ def _source_table(repo: FeastRepo, batch: Call, done: dict[str, dict[str, Any]],
     path = batch.get("path")
     ident = batch.get("table") or batch.get("table_ref")
     if isinstance(path, (str, Path)) and not ident:
-        location = _data_path(repo, path)
-        table["meta"] = {"external_location": str(location)}
-        table["description"] = table.get("description") or f"Feast {batch.kind} {path} (read in place by dbt-duckdb)."
+        location = Path(_data_path(repo, path))
+        if location.is_dir():  # a directory of Parquet files, as Feast's file store reads it
+            location = location / "*.parquet"
+        table["meta"] = {"external_location": _portable(location, options.project_dir)}
+        table["description"] = table.get("description") or (f"Feast {batch.kind} {Path(str(path)).name} "
+                                                             "(read in place by dbt-duckdb).")
     elif isinstance(ident, str):
         parts = ident.replace("`", "").split(".")
         table["identifier"] = parts[-1]
@@ -341,9 +384,25 @@ def _source_table(repo: FeastRepo, batch: Call, done: dict[str, dict[str, Any]],
                                     f"its table or path {computed} is computed by code: point the dbt source at "
                                     "the data" if computed else "neither a table nor a path: point the dbt source "
                                                                 "at the data"))
+    if batch.get("owner") or batch.get("tags"):
+        meta = table.setdefault("meta", {})
+        if batch.get("owner"):
+            meta["owner"] = str(batch.get("owner"))
+        if isinstance(batch.get("tags"), dict) and batch.get("tags"):
+            meta["feast_tags"] = {str(k): str(v) for k, v in batch.get("tags").items()}
     done[name] = table
     out.sources.append(table)
     return name, "{{ source('%s', '%s') }}" % (SOURCE_GROUP, name)
+
+
+def _portable(location: Path, project_dir: Path | None) -> str:
+    """A path as the dbt project should hold it: relative to the project (dbt runs there), so the files
+    work on a teammate's checkout with the same layout; absolute only when no project is given."""
+    import os
+
+    if "://" in str(location) or project_dir is None:
+        return str(location)
+    return os.path.relpath(location, project_dir.resolve())
 
 
 def _data_path(repo: FeastRepo, path: str | Path) -> str:
@@ -405,7 +464,18 @@ def _translate_service(service: Call, views: dict[int, str], view_features: dict
     features: list[str] = []
     dropped: list[str] = []
     depends: list[str] = []
+    aliased: list[str] = []
     for item in service.get("features") or []:
+        if isinstance(item, Renamed):
+            inner = item.view.view if isinstance(item.view, Projection) else item.view
+            label = inner.get("name") if isinstance(inner, Call) else "?"
+            if item.how == "with_join_key_map":
+                dropped.append(f"{label}.with_join_key_map({item.argument}) (featurehouse joins on the entity's own "
+                               "key columns: rename the spine's columns instead)")
+                continue
+            aliased.append(f"{label}.with_name({item.argument!r}) is listed as `{label}` (columns are named after "
+                           "the view)")
+            item = item.view
         view, subset = (item.view, list(item.features)) if isinstance(item, Projection) else (item, None)
         if isinstance(view, OnDemandView):
             dropped.append(f"{view.name} (on-demand)")
@@ -423,18 +493,28 @@ def _translate_service(service: Call, views: dict[int, str], view_features: dict
         out.findings.append(Finding("FeatureService", name, service.where, NOT_TRANSLATED,
                                     "none of its features could be translated: " + ", ".join(dropped)))
         return
-    owner = service.get("owner") or "feast import"
+    owner = service.get("owner")
+    unowned = not owner
+    if unowned:  # dbt requires an exposure's owner
+        owner = "unknown (set me)"
     exposure: dict[str, Any] = {"name": name, "type": "ml", "owner": {"email" if "@" in str(owner) else "name": str(owner)}}
     if service.get("description"):
         exposure["description"] = str(service.get("description"))
     exposure["depends_on"] = [f"ref('{m}')" for m in depends]
-    exposure["meta"] = {"featurehouse": {"features": features},
-                        "feast": {"kind": "FeatureService", "defined_at": str(service.where)}}
+    feast_meta: dict[str, Any] = {"kind": "FeatureService", "defined_at": str(service.where)}
+    if isinstance(service.get("tags"), dict) and service.get("tags"):
+        feast_meta["tags"] = {str(k): str(v) for k, v in service.get("tags").items()}
+    exposure["meta"] = {"featurehouse": {"features": features}, "feast": feast_meta}
     out.exposures.append(exposure)
     detail = f"exposure `{name}` with {len(features)} features"
     if dropped:
         detail += "; left out: " + ", ".join(dropped)
-    out.findings.append(Finding("FeatureService", name, service.where, PARTIAL if dropped else TRANSLATED, detail))
+    if unowned:
+        detail += "; no owner in Feast: set the exposure's `owner` (dbt requires one)"
+    if aliased:
+        detail += "; " + "; ".join(aliased)
+    out.findings.append(Finding("FeatureService", name, service.where, PARTIAL if dropped or unowned else TRANSLATED,
+                                detail))
 
 
 def _config_findings(repo: FeastRepo, out: Translation) -> None:

@@ -80,6 +80,15 @@ class Projection:
     features: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Renamed:
+    """`view.with_name("x")` or `view.with_join_key_map({...})` in a FeatureService: the view, aliased."""
+
+    view: Any  # a Call or a Projection
+    how: str
+    argument: Any
+
+
 @dataclass
 class OnDemandView:
     """A function decorated with `@on_demand_feature_view(...)`: Python run at request time."""
@@ -107,7 +116,7 @@ class FeastRepo:
 # Feast classes whose instances are definitions (registered when bound at module level).
 DEFINITIONS = {"Entity", "FeatureView", "BatchFeatureView", "StreamFeatureView", "FeatureService", "LabelView",
                "OnDemandFeatureView", "Project", "Permission", "SavedDataset", "ValidationReference",
-               "KafkaSource", "KinesisSource", "PushSource"}
+               "KafkaSource", "KinesisSource", "PushSource", "RequestSource"}
 _DECORATORS = {"on_demand_feature_view", "stream_feature_view", "batch_feature_view"}
 
 
@@ -306,6 +315,8 @@ class _Module:
             index = self.expr(node.slice)
             if isinstance(base, Call) and isinstance(index, list) and all(isinstance(i, str) for i in index):
                 return Projection(base, tuple(index))
+            if isinstance(base, Renamed) and isinstance(index, list) and all(isinstance(i, str) for i in index):
+                return Renamed(Projection(base.view, tuple(index)), base.how, base.argument)
             if isinstance(base, Symbol):  # typing-style Array[Float32]
                 return Symbol(base.name, (index,))
             return self.unreadable(node)
@@ -335,6 +346,11 @@ class _Module:
             return dt.timedelta(seconds=kwargs.get("seconds", 0), microseconds=kwargs.get("nanos", 0) // 1000)
         if name == "Path" and len(args) == 1 and isinstance(args[0], (str, Path)):
             return Path(args[0])
+        if name in ("with_name", "with_join_key_map") and isinstance(node.func, ast.Attribute):
+            base = self.expr(node.func.value)  # the same view under another prefix or join keys
+            if isinstance(base, (Call, Projection)):
+                return Renamed(base, name, args[0] if args else kwargs)
+            return self.unreadable(node)
         if name in ("resolve", "absolute") and isinstance(node.func, ast.Attribute):
             base = self.expr(node.func.value)
             return base if isinstance(base, Path) else self.unreadable(node)

@@ -163,7 +163,12 @@ def lock_conflict(error: BaseException) -> tuple[str, str] | None:
     """(file, holder) when `error` is DuckDB refusing a file another process holds; None otherwise."""
     import duckdb
 
-    found = _LOCK_ERROR.search(str(error)) if isinstance(error, duckdb.IOException) else None
+    return lock_conflict_in(str(error)) if isinstance(error, duckdb.IOException) else None
+
+
+def lock_conflict_in(message: str) -> tuple[str, str] | None:
+    """(file, holder) when a message (a dbt run's error, say) is DuckDB refusing a file another process holds."""
+    found = _LOCK_ERROR.search(message)
     if found is None:
         return None
     return found["file"], " ".join((found["holder"] or "a process DuckDB did not name").split())
