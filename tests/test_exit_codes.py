@@ -224,3 +224,15 @@ def test_a_crash_exits_4_with_its_traceback_not_1_like_a_guard(tmp_path, monkeyp
     assert "Traceback (most recent call last)" in result.output and "ZeroDivisionError: a bug" in result.output
     assert result.output.rstrip().splitlines()[-1] == ("error: featurehouse crashed (ZeroDivisionError): a bug, "
                                                         "please report the traceback above")
+
+
+@pytest.mark.parametrize("args, code", [(["--help"], 0), (["sync", "--help"], 0), (["--no-such-option"], 2),
+                                        (["training-set", "--no-such-option"], 2), (["import-feast"], 2)])
+def test_clicks_own_exits_are_not_crashes(args, code):
+    from click.testing import CliRunner
+
+    from featurehouse.cli.main import cli as featurehouse
+
+    result = CliRunner().invoke(featurehouse, args)
+    assert result.exit_code == code, result.output
+    assert "crashed" not in result.output and "Traceback" not in result.output

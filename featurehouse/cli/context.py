@@ -57,6 +57,8 @@ class FeaturehouseGroup(click.Group):
             unreachable = infrastructure_failure(e)
             click.echo(f"error: {unreachable or e}", err=True)
             sys.exit(USAGE_ERROR if unreachable is None else UNAVAILABLE)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise  # --help, a usage error click reports itself, Ctrl-C: click's own exits
         except Exception as e:
             unreachable = infrastructure_failure(e)
             if unreachable is None:  # a bug: its traceback is what to report, and its own exit code, so a
