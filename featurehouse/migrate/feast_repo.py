@@ -281,9 +281,8 @@ class _Module:
             base = self.expr(node.value)
             if isinstance(base, Path) and node.attr == "parent":
                 return base.parent
-            if isinstance(base, Symbol):  # ValueType.INT64, feast.types.Float32
-                return Symbol(node.attr) if base.name[:1].isupper() or "." in base.name or base.name in (
-                    "feast", "types") else Symbol(f"{base.name}.{node.attr}")
+            if isinstance(base, Symbol):  # ValueType.INT64, feast.types.Float32: known by their last name
+                return Symbol(node.attr)
             return self.unreadable(node)
         if isinstance(node, ast.JoinedStr):
             parts = []
@@ -364,9 +363,7 @@ class _Module:
             return Symbol(name, tuple(args))
         if name and name[:1].isupper() and (isinstance(callee, Symbol) or callee is None):
             return Call(name, args, kwargs, self.where(node))
-        if any(isinstance(v, Unreadable) for v in [*args, *kwargs.values()]) or name is None:
-            return self.unreadable(node)
-        return self.unreadable(node)
+        return self.unreadable(node)  # a function of the repository's own: only running it would tell
 
 
 def _callee_name(node: ast.expr | None) -> str | None:
