@@ -86,6 +86,10 @@ def test_paths_in_the_project_are_relative_to_it_so_a_teammates_checkout_works(t
     store = FeatureStore(teammate / "analytics")
     store.build()
     assert store.warehouse.fetch_arrow("select count(*) as n from main.user_stats").column("n")[0].as_py() > 100
+    store.close()
+    # featurehouse reads relative paths from the project, as dbt does, from whatever directory it runs in
+    checked = run("--project-dir", str(teammate / "analytics"), "check")
+    assert checked.exit_code == 0, checked.output
 
 
 def test_imported_views_keep_feasts_keys_ttls_flags_owners_and_field_mapping(tmp_path, marketplace):

@@ -229,11 +229,13 @@ class DuckDBWarehouse(Warehouse):
     dialect = "duckdb"
 
     def __init__(self, path: str | os.PathLike = ":memory:", read_only: bool = False, threads: int | None = None,
-                 *, credentials: Any = None, lock_timeout_s: float | None = None):
+                 *, credentials: Any = None, lock_timeout_s: float | None = None, files_from: Path | None = None):
         """`credentials` (dbt-duckdb's DuckDBCredentials, with an absolute path) opens the database the way
         dbt-duckdb opens its own, so models that read attached databases, extensions or settings read the same
         here; it replaces `path`. The session is always in UTC, the warehouse's convention. `lock_timeout_s`
-        (default: FEATUREHOUSE_WAREHOUSE_LOCK_TIMEOUT_S, else 10) bounds the wait for a file another process holds."""
+        (default: FEATUREHOUSE_WAREHOUSE_LOCK_TIMEOUT_S, else 10) bounds the wait for a file another process holds.
+        `files_from` (the dbt project): where relative file paths in SQL are read from, as dbt reads them
+        (it runs in the project): a source's `external_location: data/x.parquet`, `read_csv('seeds/...')`."""
         if lock_timeout_s is not None and not (math.isfinite(lock_timeout_s) and lock_timeout_s >= 0):
             raise ValueError(f"lock_timeout_s must be 0 or more seconds, got {lock_timeout_s}")
         if credentials is None:
@@ -243,6 +245,9 @@ class DuckDBWarehouse(Warehouse):
             self.path = str(credentials.path)
             self._opener = _dbt_duckdb_opener(credentials, read_only)
         self._settings = ["SET TimeZone = 'UTC'"] + ([f"SET threads = {int(threads)}"] if threads else [])
+        configured = (getattr(credentials, "settings", None) or {}) if credentials is not None else {}
+        if files_from is not None and "file_search_path" not in configured:  # the profile's own wins
+            self._settings.append("SET file_search_path = '%s'" % str(files_from).replace("'", "''"))
         self._lock_wait = LockWait(lock_timeout_from_env() if lock_timeout_s is None else lock_timeout_s)
         self._per_use = bool(self.path) and _is_local_file(self.path)  # "" is in memory too
         self._cond = threading.Condition(threading.RLock())  # guards the connection's bookkeeping below
@@ -600,7 +605,7 @@ def warehouse_for_target(target_type: str, settings: dict[str, Any], project_dir
     """Open the warehouse a dbt profile target points at, with the credentials dbt's adapter resolves from
     the same settings, so the connection is configured as dbt's own (attachments, SSL, search_path...)."""
     if target_type == "duckdb":
-        return DuckDBWarehouse(credentials=_duckdb_credentials(settings, project_dir))
+        return DuckDBWarehouse(credentials=_duckdb_credentials(settings, project_dir), files_from=project_dir.resolve())
     if target_type in ("postgres", "postgresql"):
         from featurehouse.project import adapter_credentials
 
