@@ -150,3 +150,51 @@ def test_a_typo_in_an_exposures_featurehouse_block_is_an_error_naming_it():
     with pytest.raises(InvalidFeatureMetadata) as e:
         load(node(), exposures=[exposure])
     assert str(e.value).startswith("exposure churn: meta.featurehouse.timestmp: unknown setting (known: ")
+
+
+def _views(n: int):
+    import dataclasses
+
+    from tests.risk_data import risk_view
+
+    base = risk_view()
+    return [dataclasses.replace(base, name=f"v{i % (n // 2 or 1)}", version=1 + i // (n // 2 or 1)) for i in range(n)]
+
+
+def test_the_versions_of_a_view_follow_every_change_to_the_registry():
+    import pickle
+
+    from featurehouse.registry.model import Registry
+
+    registry = Registry()
+    for view in _views(6):  # v0..v2, each at versions 1 and 2
+        registry.add(view)
+    assert registry.versions("v1") == [1, 2] and registry.view_names() == ["v0", "v1", "v2"]
+    del registry.views[("v1", 2)]
+    assert registry.versions("v1") == [1]
+    registry.views.pop(("v2", 1))
+    registry.views.update({("v9", 3): registry.views[("v0", 1)]})
+    assert (registry.versions("v2"), registry.versions("v9")) == ([2], [3])
+    registry.views = {("w", 1): registry.views[("v0", 1)]}  # replaced wholesale
+    assert registry.view_names() == ["w"] and registry.versions("v0") == []
+    copy = pickle.loads(pickle.dumps(registry))  # how serving workers get theirs
+    copy.add(_views(2)[1])
+    assert copy.versions("v0") == [2] and registry.versions("v0") == []
+
+
+def test_planning_a_request_does_not_scan_the_registry():
+    """Serving plans every request: its cost must not grow with the number of views (10,000 features
+    across 200 entity types). The versions index is built once and reused while the views do not change."""
+    from featurehouse.registry.model import Registry
+    from featurehouse.serving.vectors import plan_request
+    from tests.risk_data import USER
+
+    registry = Registry(entities={"user": USER})
+    for view in _views(2000):
+        registry.add(view)
+    names = [f"v7.{f.column}" for f in registry.view("v7").features]
+    plan_request(registry, "user", names, active=registry.active)
+    built = registry._indexed_at
+    for _ in range(50):
+        plan_request(registry, "user", names, active=registry.active)
+    assert registry._indexed_at == built == registry.views.generation  # not rebuilt, not rescanned

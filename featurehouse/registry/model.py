@@ -184,6 +184,46 @@ class ModelSpec:
     team: str | None = None  # the team the model belongs to: its features are read as that team's
 
 
+class _Views(dict):
+    """A registry's views by (name, version): a dict that counts changes to its keys, so what is derived
+    from them (the index of versions by name) knows when to be rebuilt."""
+
+    generation = 0
+
+    def _changed(self) -> None:
+        self.generation += 1
+
+    def __setitem__(self, key, value) -> None:
+        if key not in self:
+            self._changed()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key) -> None:
+        self._changed()
+        super().__delitem__(key)
+
+    def pop(self, *args):
+        self._changed()
+        return super().pop(*args)
+
+    def popitem(self):
+        self._changed()
+        return super().popitem()
+
+    def clear(self) -> None:
+        self._changed()
+        super().clear()
+
+    def update(self, *args, **kwargs) -> None:
+        self._changed()
+        super().update(*args, **kwargs)
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self._changed()
+        return super().setdefault(key, default)
+
+
 @dataclass
 class Registry:
     """All entities and feature views of a project, by name and version, and the models that use them."""
@@ -195,14 +235,38 @@ class Registry:
     relations: dict[str, Relation] = field(default_factory=dict)  # dbt models, seeds, snapshots, sources by name
     teams: dict[str, Team] = field(default_factory=dict)  # vars.featurehouse.teams; empty: access not enforced
 
+    # name -> its versions, sorted: derived from `views` and rebuilt when its keys change (a request resolves
+    # several names; scanning every view for each made planning grow with the registry: bench/registry_scale.py)
+    _by_name: dict[str, list[int]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _indexed_at: int = field(default=-1, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.views, _Views):
+            self.views = _Views(self.views)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "views" and not isinstance(value, _Views):
+            value = _Views(value)
+        super().__setattr__(name, value)
+
     def add(self, view: FeatureView) -> None:
         self.views[(view.name, view.version)] = view
 
     def view_names(self) -> list[str]:
-        return sorted({name for name, _ in self.views})
+        return sorted(self._index())
 
     def versions(self, name: str) -> list[int]:
-        return sorted(v for n, v in self.views if n == name)
+        return list(self._index().get(name, ()))
+
+    def _index(self) -> dict[str, list[int]]:
+        views = self.views
+        assert isinstance(views, _Views)
+        if self._indexed_at != views.generation:
+            by_name: dict[str, list[int]] = {}
+            for n, v in sorted(views):
+                by_name.setdefault(n, []).append(v)
+            self._by_name, self._indexed_at = by_name, views.generation
+        return self._by_name
 
     def active_version(self, name: str) -> int:
         """The promoted version; before any promote, the first declared one (a new version waits for promote)."""
