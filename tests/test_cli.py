@@ -52,6 +52,18 @@ def test_features_list_is_a_table_of_every_feature(project):
         assert text in result.output
 
 
+def test_past_a_readable_length_features_list_lists_views_and_says_how_to_see_features(project, monkeypatch):
+    from featurehouse.cli import commands_features
+
+    monkeypatch.setattr(commands_features, "MAX_FEATURE_ROWS", 2)  # the project has 3 features in 2 views
+    result = invoke(project, "features", "list")
+    assert result.exit_code == 0, result.output
+    assert "3 features in 2 views (one row per view" in result.output and "stats@1" in result.output
+    assert "stats.cnt@1" not in result.output
+    for narrowed in (["--view", "stats"], ["--all"]):
+        assert "stats.cnt@1" in invoke(project, "features", "list", *narrowed).output
+
+
 def test_features_list_json(project):
     rows = json.loads(invoke(project, "features", "list", "--json").output)
     assert {r["name"] for r in rows} == {"stats.cnt", "stats.label_txt", "profile.score"}

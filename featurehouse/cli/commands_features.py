@@ -19,6 +19,7 @@ VARS_COMMENT = "featurehouse: entity types and their key columns, declared once 
 VARS_BLOCK = ["featurehouse:", "  entities:", "    user: [user_id]  # your entity types and their key columns"]
 VARS_FLOW = "{entities: {user: [user_id]}}"
 IGNORED = ".featurehouse/"
+MAX_FEATURE_ROWS = 500  # `features list` draws one row per feature up to this many, else one per view
 
 
 @click.command()
@@ -220,9 +221,14 @@ def features() -> None:
 @click.option("--entity", default=None, help="Only features of this entity type.")
 @click.option("--view", default=None, help="Only features of this view.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--all", "every_feature", is_flag=True,
+              help=f"One row per feature even past {MAX_FEATURE_ROWS} features (else one row per view).")
 @click.pass_obj
-def list_features(obj: CliContext, entity: str | None, view: str | None, as_json: bool) -> None:
-    """Every feature: `view.column@version`, its entity, type, owner, TTL, freshness SLO, sensitivity."""
+def list_features(obj: CliContext, entity: str | None, view: str | None, as_json: bool, every_feature: bool) -> None:
+    """Every feature: `view.column@version`, its entity, type, owner, TTL, freshness SLO, sensitivity.
+
+    Past a few hundred features a table of every one is too long to read (and slow to draw): the views
+    are listed instead, one row each, and --view, --entity or --all list their features."""
     registry = obj.store().registry
     views = [v for v in registry.views.values()
              if (entity is None or v.entity.name == entity) and (view is None or v.name == view)]
@@ -234,11 +240,25 @@ def list_features(obj: CliContext, entity: str | None, view: str | None, as_json
     if as_json:
         click.echo(json.dumps([_feature_json(v, f) for v, f in rows], indent=2))
         return
+    if len(rows) > MAX_FEATURE_ROWS and not every_feature and entity is None and view is None:
+        _print_view_summary(obj, sorted(views, key=lambda v: (v.name, v.version)), len(rows))
+        return
     table = Table(title=f"{len(rows)} features in {len(views)} views", title_justify="left")
     for col in ("feature", "entity", "type", "owner", "ttl", "freshness slo", "sensitivity", "online"):
         table.add_column(col)
     for v, f in rows:
         table.add_row(f.versioned_name, v.entity.name, f.data_type or "?", v.owner or "-", format_duration(v.ttl),
+                      format_duration(v.freshness_slo), v.sensitivity, "yes" if v.online else "no")
+    obj.console.print(table)
+
+
+def _print_view_summary(obj: CliContext, views: list[FeatureView], features: int) -> None:
+    table = Table(title=f"{features:,} features in {len(views)} views (one row per view: `--view VIEW`, "
+                        "`--entity ENTITY` or `--all` list features)", title_justify="left")
+    for col in ("view", "entity", "features", "owner", "ttl", "freshness slo", "sensitivity", "online"):
+        table.add_column(col)
+    for v in views:
+        table.add_row(v.versioned_name, v.entity.name, str(len(v.features)), v.owner or "-", format_duration(v.ttl),
                       format_duration(v.freshness_slo), v.sensitivity, "yes" if v.online else "no")
     obj.console.print(table)
 
