@@ -1,4 +1,5 @@
-"""Fixtures that build real warehouse state: an in-memory DuckDB, and PostgreSQL when one is configured."""
+"""Fixtures that build real warehouse state: an in-memory DuckDB, PostgreSQL when one is configured, and Spark
+(a local SparkSession, one per test session) when FEATUREHOUSE_TEST_SPARK=1."""
 
 from __future__ import annotations
 
@@ -29,9 +30,63 @@ def postgres_url() -> str:
     return POSTGRES_URL
 
 
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+SPARK_ENV = "FEATUREHOUSE_TEST_SPARK"
+
+
+def _spark_skip_reason() -> str | None:
+    if os.environ.get(SPARK_ENV) != "1":
+        return f"Spark engine tests skipped: set {SPARK_ENV}=1 (in a venv with pip install -e '.[test,spark]' and Java 17)"
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return f"Spark engine tests skipped: {SPARK_ENV}=1 but pyspark is not installed (pip install -e '.[spark]')"
+    return None
+
+
+@pytest.fixture(scope="session")
+def spark_home(tmp_path_factory):
+    """Where the test session's Spark keeps its tables and its Derby metastore."""
+    reason = _spark_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    return tmp_path_factory.mktemp("spark")
+
+
+@pytest.fixture(scope="session")
+def spark_conf(spark_home) -> dict[str, str]:
+    """The test session's Spark settings, as a dbt-spark profile's server_side_parameters would give them."""
+    from featurehouse.offline.warehouse import SPARK_METASTORE_URL, SPARK_WAREHOUSE_DIR
+
+    return {SPARK_WAREHOUSE_DIR: str(spark_home / "warehouse"),
+            SPARK_METASTORE_URL: f"jdbc:derby:;databaseName={spark_home / 'metastore_db'};create=true",
+            "spark.sql.shuffle.partitions": "2"}  # tiny tables: 200 shuffle partitions would be 200 tasks each
+
+
+@pytest.fixture(scope="session")
+def spark_session_warehouse(spark_conf):
+    """One SparkSession (one JVM) for the whole test session, stopped at its end."""
+    from featurehouse.offline.warehouse import SparkWarehouse
+
+    wh = SparkWarehouse(spark_conf)
+    wh.spark.sparkContext.setLogLevel("ERROR")
+    yield wh
+    wh.stop()
+
+
+@pytest.fixture
+def spark_warehouse(spark_session_warehouse):
+    """The session's Spark warehouse; the temporary views a test makes are dropped after it."""
+    yield spark_session_warehouse
+    spark_session_warehouse.drop_temporary_views()
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("spark", marks=pytest.mark.spark)])
 def warehouse(request):
     """A fresh connection to each engine we support; tables made in a test are temporary."""
+    if request.param == "spark":
+        yield request.getfixturevalue("spark_warehouse")
+        return
     if request.param == "duckdb":
         wh = DuckDBWarehouse(":memory:")
     else:
@@ -41,8 +96,8 @@ def warehouse(request):
 
 
 def pytest_report_header(config):
-    reason = _postgres_skip_reason()
-    return reason or f"PostgreSQL engine tests: {POSTGRES_URL}"
+    return [_postgres_skip_reason() or f"PostgreSQL engine tests: {POSTGRES_URL}",
+            _spark_skip_reason() or "Spark engine tests: a local SparkSession (local[2])"]
 
 
 REDIS_URL = os.environ.get("FEATUREHOUSE_TEST_REDIS_URL")

@@ -48,16 +48,29 @@ def test_postgres_uses_the_portable_plan_and_code_point_string_order():
     assert "INTERVAL '1500000 MICROSECOND'" in sql
 
 
+def test_spark_uses_the_portable_plan_in_its_own_words():
+    """sqlglot passes DuckDB-only syntax (ASOF JOIN, EPOCH_US) to Spark unchanged: the Spark SQL must not hold any."""
+    q = query(view(delay=timedelta(seconds=1.5)))
+    assert q.plan("spark") == "window"
+    sql = q.to_sql("spark")
+    assert "ASOF" not in sql and "EPOCH" not in sql and "QUALIFY" not in sql
+    assert "ROW_NUMBER() OVER (\n      PARTITION BY `s`.`__fh_row`\n      ORDER BY `f`.`event time` DESC" in sql
+    assert "`f`.`país` COLLATE UTF8_BINARY DESC" in sql  # code point order even for a column with a collation
+    assert "- INTERVAL '1500000' MICROSECOND" in sql and "- INTERVAL '604800' SECOND" in sql
+
+
 def test_identifiers_are_quoted_never_pasted():
     for dialect in ("duckdb", "postgres"):
         sql = query(view()).to_sql(dialect)
         assert '"amount""; drop table users; --"' in sql
         parsed = sqlglot.parse(sql, read=dialect)
         assert len(parsed) == 1  # the column name cannot end the statement
+    sql = query(view()).to_sql("spark")
+    assert '`amount"; drop table users; --`' in sql and len(sqlglot.parse(sql, read="spark")) == 1
 
 
 def test_rendered_sql_reads_back_identically():
-    for dialect in ("duckdb", "postgres"):
+    for dialect in ("duckdb", "postgres", "spark"):
         sql = query(view()).to_sql(dialect)
         assert sqlglot.parse_one(sql, read=dialect).sql(dialect, pretty=True) == sql
 

@@ -3,7 +3,7 @@
 The semantics are those of docs/semantics.md. Two plans produce them:
 - `asof`: DuckDB's ASOF LEFT JOIN over a view deduplicated to one row per (key, event_time), with the
   TTL applied around it. It allows a single inequality, so "as known at" uses the window plan.
-- `window`: a portable join + ROW_NUMBER() plan, for PostgreSQL and every other warehouse.
+- `window`: a portable join + ROW_NUMBER() plan, for PostgreSQL, Spark and every other warehouse.
 """
 
 from __future__ import annotations
@@ -165,12 +165,15 @@ def tie_break(req: ViewRequest, table: str | None, dialect: str) -> list[exp.Ord
 
 
 def _sortable(column: exp.Expr, view: FeatureView, name: str, dialect: str) -> exp.Expr:
-    """Strings compare by code point on every engine (PostgreSQL's default collation would not)."""
-    if dialect != "postgres":
-        return column  # DuckDB compares strings bytewise already
+    """Strings compare by code point on every engine: PostgreSQL's default collation would not, nor would a
+    Spark (4+) column declared with a collation of its own (UTF8_LCASE, a locale). DuckDB compares bytewise,
+    as Spark's default UTF8_BINARY does (UTF-8 bytes sort as code points)."""
+    if dialect not in ("postgres", "spark"):
+        return column
     dtype = next((f.data_type for f in view.features if f.column == name), None)
     if family(dtype, dialect) is Family.STRING:
-        return exp.Collate(this=column, expression=exp.to_identifier("C", quoted=True))
+        collation = exp.to_identifier("C", quoted=True) if dialect == "postgres" else exp.var("UTF8_BINARY")
+        return exp.Collate(this=column, expression=collation)
     return column
 
 

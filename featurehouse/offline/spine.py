@@ -177,9 +177,8 @@ def _load_sql(warehouse: Warehouse, name: str, spine: str, timestamp: str) -> Lo
             raise InvalidSpine(f"spine {spine!r} is neither a query nor a table name: "
                                f"{str(e).splitlines()[0]}") from None
     ident = exp.to_identifier(name, quoted=True)
-    select = exp.select(exp.Star(), exp.Window(this=exp.RowNumber()).as_(ROW_ID)).from_(source)
     try:
-        warehouse.execute(f"CREATE TEMP TABLE {ident.sql(warehouse.dialect)} AS {select.sql(warehouse.dialect)}")
+        warehouse.create_numbered(name, source, ROW_ID)
     except Exception as e:  # the engine's own message names the missing relation or column
         raise InvalidSpine(f"spine {spine!r} cannot be read: {str(e).strip().splitlines()[0]}") from None
     columns = warehouse.column_families(f"SELECT * FROM {ident.sql(warehouse.dialect)} LIMIT 0")

@@ -93,6 +93,15 @@ class Warehouse:
     def describe(self, relation: Relation) -> dict[str, str] | None:
         raise NotImplementedError
 
+    def create_numbered(self, name: str, source: Any, row_id: str) -> None:
+        """A temporary table `name` holding the rows of `source` (a sqlglot table or subquery) and a unique
+        `row_id` column numbering them in the source's order."""
+        from sqlglot import exp
+
+        ident = exp.to_identifier(name, quoted=True).sql(self.dialect)
+        select = exp.select(exp.Star(), exp.Window(this=exp.RowNumber()).as_(row_id)).from_(source)
+        self.execute(f"CREATE TEMP TABLE {ident} AS {select.sql(self.dialect)}")
+
     def describe_query(self, sql: str) -> dict[str, str]:
         """Column -> type of what a query would return, in the same type names `describe` gives,
         without running it to completion (the schema gate checks SQL that is not built yet)."""
@@ -601,6 +610,189 @@ class PostgresWarehouse(Warehouse):
         self.con.close()
 
 
+# -- Apache Spark: a local SparkSession in this process (dbt-spark's `method: session`) -------------------
+
+# Settings of featurehouse's SparkSession; a profile's `server_side_parameters` override them. dbt-spark forces ANSI
+# mode off on its session (the same session, in this process), so featurehouse's SQL runs under the same rules.
+SPARK_DEFAULTS = {
+    "spark.master": "local[2]",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",  # not INT96 (nanoseconds): the warehouse holds µs
+    "spark.sql.ansi.enabled": "false",
+}
+SPARK_WAREHOUSE_DIR = "spark.sql.warehouse.dir"
+SPARK_METASTORE_URL = "spark.hadoop.javax.jdo.option.ConnectionURL"
+# Spark's static settings: fixed when the session starts, so a running session must already have them.
+_SPARK_STATIC = (SPARK_WAREHOUSE_DIR, SPARK_METASTORE_URL, "spark.sql.catalogImplementation")
+
+
+def spark_conf(settings: dict[str, Any], project_dir: Path) -> dict[str, str]:
+    """The SparkSession settings of a dbt-spark `method: session` target: SPARK_DEFAULTS, then the profile's
+    `server_side_parameters`. Tables (parquet) and the Derby metastore live under the project's .featurehouse/
+    unless the profile says where; a relative warehouse dir is the project's. Give both in the profile when dbt
+    runs from its own CLI too, so it finds the same tables (Derby lets one process at a time open a metastore)."""
+    conf = {**SPARK_DEFAULTS, **{str(k): str(v) for k, v in (settings.get("server_side_parameters") or {}).items()}}
+    home = project_dir / ".featurehouse" / "spark"
+    where = conf.get(SPARK_WAREHOUSE_DIR)
+    conf[SPARK_WAREHOUSE_DIR] = _in_project(where, project_dir) if where else str(home / "warehouse")
+    conf.setdefault(SPARK_METASTORE_URL, f"jdbc:derby:;databaseName={home / 'metastore_db'};create=true")
+    return conf
+
+
+def spark_session(conf: dict[str, str]) -> Any:
+    """This process's SparkSession (Hive catalog, as dbt-spark's session method makes it), started with `conf`,
+    or the one already running when its static settings agree: one JVM and one session per process, shared
+    with dbt-spark when dbt runs in process."""
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    running = getattr(SparkSession, "_instantiatedSession", None)  # the process's session, whichever thread made it
+    if running is not None:
+        for key in _SPARK_STATIC:
+            want, have = conf.get(key), running.conf.get(key, None)
+            if want is not None and _spark_path(want) != _spark_path(have or ""):
+                raise ProjectError(f"a SparkSession already runs in this process with {key}={have}; "
+                                   f"featurehouse needs {want} (a process has one Spark session: give both the same "
+                                   "server_side_parameters)")
+    builder: Any = SparkSession.builder.appName("featurehouse").enableHiveSupport()
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def _spark_path(value: str) -> str:
+    return value.removeprefix("file:").rstrip("/")
+
+
+class SparkWarehouse(Warehouse):
+    """Apache Spark through a SparkSession in this process (dbt-spark's `method: session`).
+
+    Results come back as Arrow from Spark's own Arrow path (`DataFrame.toArrow()`), never row by row. Tables
+    loaded from Arrow keep naive timestamps naive (Spark's TIMESTAMP_NTZ) so a spine comes back as it was
+    given; Spark's TIMESTAMP is an instant (featurehouse.types reads it as timestamptz) and comes back in UTC.
+    Temporary tables are temporary views of this session. `close()` leaves the session running: dbt-spark
+    shares it, and a JVM takes seconds to start; `stop()` ends it."""
+
+    dialect = "spark"
+
+    def __init__(self, conf: dict[str, str] | None = None, *, session: Any = None):
+        self.spark = session if session is not None else spark_session({**SPARK_DEFAULTS, **(conf or {})})
+        self._views: set[str] = set()  # temporary views made here: drop_temporary_views() drops them
+
+    def execute(self, sql, params=None):
+        self.spark.sql(sql, args=list(params)) if params else self.spark.sql(sql)
+
+    def fetch_arrow(self, sql, params=None):
+        df = self.spark.sql(sql, args=list(params)) if params else self.spark.sql(sql)
+        return df.toArrow()
+
+    def dataframe(self, table: pa.Table) -> Any:
+        """An Arrow table as a Spark DataFrame; naive timestamps as TIMESTAMP_NTZ (Spark would read them
+        as instants in the session's zone, UTC: the values are the same, the type would not be)."""
+        df = self.spark.createDataFrame(table)
+        naive = [f.name for f in table.schema if pa.types.is_timestamp(f.type) and f.type.tz is None]
+        if naive:
+            from pyspark.sql import functions as F
+
+            df = df.withColumns({name: F.col(_backticked(name)).cast("timestamp_ntz") for name in naive})
+        return df
+
+    def load_table(self, name, table, temporary=True):
+        df = self.dataframe(table)
+        if temporary:
+            df.createOrReplaceTempView(_backticked(name))
+            self._views.add(name)
+        else:
+            df.write.mode("overwrite").saveAsTable(_backticked(name))
+
+    def replace_table(self, schema, name, table):
+        self.execute(f"CREATE SCHEMA IF NOT EXISTS {_backticked(schema)}")
+        self.dataframe(table).write.mode("overwrite").saveAsTable(f"{_backticked(schema)}.{_backticked(name)}")
+
+    def append_table(self, schema, name, table, id_column):
+        """Parquet tables have no DELETE: the kept rows and the new ones are written to a new table that then
+        takes the old one's place. Not atomic (a crash between the two leaves `name__fh_new` beside it)."""
+        target = f"{_backticked(schema)}.{_backticked(name)}"
+        incoming = self.dataframe(table)
+        if self.describe(Relation(None, schema, name)) is None:
+            self.execute(f"CREATE SCHEMA IF NOT EXISTS {_backticked(schema)}")
+            incoming.write.saveAsTable(target)
+            return
+        staged = f"{_backticked(schema)}.{_backticked(name + '__fh_new')}"
+        kept = self.spark.table(target).join(incoming.select(id_column).distinct(), on=id_column, how="left_anti")
+        kept.unionByName(incoming, allowMissingColumns=True).write.mode("overwrite").saveAsTable(staged)
+        self.execute(f"DROP TABLE {target}")
+        self.execute(f"ALTER TABLE {staged} RENAME TO {target}")
+
+    def ensure_table(self, schema, name, columns):
+        """As Warehouse.ensure_table, in Spark's words: a naive TIMESTAMP is TIMESTAMP_NTZ, columns are added
+        with ADD COLUMNS."""
+        from sqlglot import exp
+
+        def spelled(t: str) -> str:
+            built = exp.DataType.build(t)
+            return "TIMESTAMP_NTZ" if built.this == exp.DataType.Type.TIMESTAMP else built.sql("spark")
+
+        table = f"{_backticked(schema)}.{_backticked(name)}"
+        self.execute(f"CREATE SCHEMA IF NOT EXISTS {_backticked(schema)}")
+        self.execute(f"CREATE TABLE IF NOT EXISTS {table} "
+                     f"({', '.join(f'{_backticked(c)} {spelled(t)}' for c, t in columns)}) USING parquet")
+        existing = self.describe(Relation(None, schema, name)) or {}
+        missing = [(c, t) for c, t in columns if c not in existing]
+        if missing:
+            self.execute(f"ALTER TABLE {table} ADD COLUMNS ({', '.join(f'{_backticked(c)} {spelled(t)}' for c, t in missing)})")
+        return table
+
+    def column_families(self, sql):
+        """From the analysed plan's schema: nothing runs."""
+        return {f.name: family(f.dataType.simpleString(), "spark") for f in self.spark.sql(sql).schema.fields}
+
+    def describe(self, relation):
+        from pyspark.errors import AnalysisException
+
+        try:
+            schema = self.spark.table(self.relation_sql(relation)).schema
+        except AnalysisException as e:
+            if (e.getCondition() or "") in ("TABLE_OR_VIEW_NOT_FOUND", "SCHEMA_NOT_FOUND"):
+                return None
+            raise
+        return {f.name: f.dataType.simpleString() for f in schema.fields}
+
+    def describe_query(self, sql):
+        return {f.name: f.dataType.simpleString() for f in self.spark.sql(sql).schema.fields}
+
+    def relation_sql(self, relation):
+        """`schema`.`identifier`: dbt-spark's relations have no database part."""
+        parts = [p for p in (relation.schema, relation.identifier) if p]
+        return ".".join(_backticked(p) for p in parts)
+
+    def create_numbered(self, name, source, row_id):
+        """A temporary view with a unique `row_id` in the source's order, computed once (checkpointed in this
+        session: a view re-reads its query at every use, and Spark's row_number() needs an ORDER BY)."""
+        from pyspark.sql import functions as F
+        from sqlglot import exp
+
+        query = exp.select(exp.Star()).from_(source).sql("spark")
+        df = self.spark.sql(query).withColumn(row_id, F.monotonically_increasing_id())
+        df.localCheckpoint(eager=True).createOrReplaceTempView(_backticked(name))
+        self._views.add(name)
+
+    def drop_temporary_views(self) -> None:
+        """Drop the temporary views made through this warehouse (without asking the metastore)."""
+        while self._views:
+            self.spark.catalog.dropTempView(self._views.pop())
+
+    def stop(self) -> None:
+        """End the SparkSession (and its JVM): for the end of a process, not for `close()`."""
+        self.spark.stop()
+
+
+def _backticked(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
 def warehouse_for_target(target_type: str, settings: dict[str, Any], project_dir: Path) -> Warehouse:
     """Open the warehouse a dbt profile target points at, with the credentials dbt's adapter resolves from
     the same settings, so the connection is configured as dbt's own (attachments, SSL, search_path...)."""
@@ -611,7 +803,13 @@ def warehouse_for_target(target_type: str, settings: dict[str, Any], project_dir
 
         return PostgresWarehouse(credentials=adapter_credentials({**settings, "type": "postgres"}, target_name=target_type,
                                                                  where=f"{target_type} target"))
-    raise ProjectError(f"warehouse type '{target_type}' is not supported yet (supported: duckdb, postgres)")
+    if target_type == "spark":
+        method = str(settings.get("method", "")).lower()
+        if method != "session":
+            raise ProjectError(f"spark target: method '{method}' is not supported yet; set `method: session` "
+                               "(a local SparkSession in this process; thrift and other methods are not supported yet)")
+        return SparkWarehouse(spark_conf(settings, project_dir))
+    raise ProjectError(f"warehouse type '{target_type}' is not supported yet (supported: duckdb, postgres, spark)")
 
 
 def _duckdb_credentials(settings: dict[str, Any], project_dir: Path) -> Any:
