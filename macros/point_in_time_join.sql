@@ -39,12 +39,29 @@
 
 
 {#- The spine's columns and a row number: every spine row is one output row. -#}
-{% macro pit_spine(spine, spine_columns) -%}
+{% macro pit_spine(spine, spine_columns) %}
+  {{ return(adapter.dispatch('pit_spine', 'featurehouse')(spine, spine_columns)) }}
+{% endmacro %}
+
+{% macro default__pit_spine(spine, spine_columns) -%}
     select
         {%- for c in spine_columns %}
         {{ adapter.quote(c) }},
         {%- endfor %}
         row_number() over () as __fh_row
+    from {{ spine }}
+{%- endmacro %}
+
+{#- Spark: row_number() needs an ORDER BY, and Spark reads the spine CTE anew for each view and for the output
+    (it does not materialise a CTE), so the numbering must come out the same at every read. Ordering by every
+    spine column does that: rows it cannot tell apart are equal in every column, so which of them gets which
+    number changes no output row. (A spine column of a MAP type cannot be ordered: Spark refuses it.) -#}
+{% macro spark__pit_spine(spine, spine_columns) -%}
+    select
+        {%- for c in spine_columns %}
+        {{ adapter.quote(c) }},
+        {%- endfor %}
+        row_number() over (order by {% for c in spine_columns %}{{ adapter.quote(c) }}{{ ', ' if not loop.last }}{% endfor %}) as __fh_row
     from {{ spine }}
 {%- endmacro %}
 
@@ -76,6 +93,13 @@
 
 {% macro postgres__pit_sortable(expression, column) -%}
   {{ expression }}{% if column.is_string() %} collate "C"{% endif %}
+{%- endmacro %}
+
+{#- Spark compares strings as UTF-8 bytes (code point order) by default, but a Spark 4 column may be declared with a
+    collation of its own (`string collate UTF8_LCASE`); dbt-spark's columns are `string`, which is_string() misses. -#}
+{% macro spark__pit_sortable(expression, column) -%}
+  {%- set t = (column.dtype or '') | lower | trim -%}
+  {{ expression }}{% if t.startswith(('string', 'varchar', 'char')) %} collate utf8_binary{% endif %}
 {%- endmacro %}
 
 

@@ -14,7 +14,8 @@ import duckdb
 import pytest
 
 from featurehouse.errors import ProjectError
-from featurehouse.offline.warehouse import PostgresWarehouse, warehouse_for_target
+from featurehouse.offline.warehouse import SPARK_METASTORE_URL, SPARK_WAREHOUSE_DIR, PostgresWarehouse, warehouse_for_target
+from featurehouse.offline.warehouse import spark_conf as spark_settings
 from featurehouse.project import DbtProject
 
 
@@ -159,6 +160,52 @@ def test_a_target_of_a_warehouse_without_a_dbt_adapter_still_has_settings(tmp_pa
     assert (target.type, target.credentials) == ("fh_no_such_adapter", None)
     with pytest.raises(ProjectError, match="warehouse type 'fh_no_such_adapter' is not supported yet"):
         warehouse_for_target(target.type, target.settings, project.dir)
+
+
+# -- Spark: dbt-spark's `method: session`, a SparkSession in this process ----------------------------------
+
+
+def test_a_spark_target_other_than_a_session_is_refused_naming_the_setting(tmp_path):
+    # the settings as a profile gives them (dbt-spark itself wants PyHive installed for thrift)
+    thrift = {"type": "spark", "method": "thrift", "host": "h", "port": 10000, "schema": "s"}
+    with pytest.raises(ProjectError, match=r"spark target: method 'thrift' is not supported yet; set `method: session`"):
+        warehouse_for_target("spark", thrift, tmp_path)
+
+
+def test_spark_keeps_its_tables_and_metastore_under_the_project_unless_the_profile_says_where(tmp_path):
+    defaults = spark_settings({"method": "session"}, tmp_path)
+    assert defaults[SPARK_WAREHOUSE_DIR] == str(tmp_path / ".featurehouse" / "spark" / "warehouse")
+    assert defaults[SPARK_METASTORE_URL] == \
+        f"jdbc:derby:;databaseName={tmp_path / '.featurehouse' / 'spark' / 'metastore_db'};create=true"
+    assert (defaults["spark.master"], defaults["spark.sql.session.timeZone"], defaults["spark.ui.enabled"]) == \
+        ("local[2]", "UTC", "false")
+    assert defaults["spark.sql.parquet.outputTimestampType"] == "TIMESTAMP_MICROS"
+    given = spark_settings({"server_side_parameters": {SPARK_WAREHOUSE_DIR: "wh", "spark.master": "local[1]"}}, tmp_path)
+    assert (given[SPARK_WAREHOUSE_DIR], given["spark.master"]) == (str(tmp_path / "wh"), "local[1]")
+
+
+@pytest.mark.spark
+def test_a_spark_session_target_shares_the_process_session_when_its_settings_agree(tmp_path, spark_session_warehouse,
+                                                                                 spark_conf):
+    params = "".join(f"\n            {k}: {v!r}" for k, v in spark_conf.items())
+    project = make_project(tmp_path, f"""\
+        dev:
+          type: spark
+          method: session
+          host: NA
+          schema: s
+          server_side_parameters:{params}
+    """)
+    wh = open_warehouse(project)
+    assert wh.spark is spark_session_warehouse.spark
+    assert scalar(wh, "select current_timezone()") == "UTC"
+
+
+@pytest.mark.spark
+def test_a_spark_target_whose_tables_live_elsewhere_than_the_running_session_is_refused(tmp_path, spark_session_warehouse):
+    project = make_project(tmp_path, "dev: {type: spark, method: session, host: NA, schema: s}\n")
+    with pytest.raises(ProjectError, match="a SparkSession already runs in this process with spark.sql.warehouse.dir="):
+        open_warehouse(project)
 
 
 # -- DuckDB: the connection dbt-duckdb would open -----------------------------------------------------
