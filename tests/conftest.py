@@ -55,10 +55,16 @@ def spark_home(tmp_path_factory):
 @pytest.fixture(scope="session")
 def spark_conf(spark_home) -> dict[str, str]:
     """The test session's Spark settings, as a dbt-spark profile's server_side_parameters would give them."""
-    from featurehouse.offline.warehouse import SPARK_METASTORE_URL, SPARK_WAREHOUSE_DIR
+    from featurehouse.offline.warehouse import (
+        SPARK_DRIVER_JAVA_OPTIONS,
+        SPARK_METASTORE_URL,
+        SPARK_WAREHOUSE_DIR,
+        derby_log_option,
+    )
 
     return {SPARK_WAREHOUSE_DIR: str(spark_home / "warehouse"),
             SPARK_METASTORE_URL: f"jdbc:derby:;databaseName={spark_home / 'metastore_db'};create=true",
+            SPARK_DRIVER_JAVA_OPTIONS: derby_log_option(spark_home),
             "spark.sql.shuffle.partitions": "2"}  # tiny tables: 200 shuffle partitions would be 200 tasks each
 
 
@@ -85,6 +91,11 @@ def spark_warehouse(spark_session_warehouse):
 def warehouse(request):
     """A fresh connection to each engine we support; tables made in a test are temporary."""
     if request.param == "spark":
+        reason = _spark_skip_reason()
+        if reason:
+            pytest.skip(reason)
+        if request.node.get_closest_marker("spark_ready") is None:
+            pytest.skip("Spark: not ported yet (issue 13): sync, stream, versions, freshness, featurehouse's own tables")
         yield request.getfixturevalue("spark_warehouse")
         return
     if request.param == "duckdb":

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from featurehouse.offline.training_set import build_training_set
 from featurehouse.registry.model import Entity, Feature, FeatureView, Registry, Relation
 from tests.oracle import OracleView, point_in_time
+
+pytestmark = pytest.mark.spark_ready  # the same scenarios on Spark (FEATUREHOUSE_TEST_SPARK=1)
 
 BASE = datetime(2026, 3, 1, 12, 0, 0)
 # A few instants, so ties and exact TTL / delay boundaries are common; one has microseconds.

@@ -13,6 +13,7 @@ from featurehouse.errors import InvalidSpine
 from featurehouse.offline.spine import load_spine
 
 TS = datetime(2026, 5, 1)
+pytestmark = pytest.mark.spark_ready
 
 
 def test_a_dataframe_with_two_columns_of_one_name_is_refused(warehouse):

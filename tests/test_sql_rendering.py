@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pyarrow as pa
+import pytest
 import sqlglot
 from sqlglot import exp
 
@@ -75,6 +76,7 @@ def test_rendered_sql_reads_back_identically():
         assert sqlglot.parse_one(sql, read=dialect).sql(dialect, pretty=True) == sql
 
 
+@pytest.mark.spark_ready
 def test_nasty_names_run_end_to_end(warehouse):
     t0 = datetime(2026, 1, 1)
     warehouse.load_table("txn stats", pa.table({

@@ -624,6 +624,7 @@ SPARK_DEFAULTS = {
 }
 SPARK_WAREHOUSE_DIR = "spark.sql.warehouse.dir"
 SPARK_METASTORE_URL = "spark.hadoop.javax.jdo.option.ConnectionURL"
+SPARK_DRIVER_JAVA_OPTIONS = "spark.driver.extraJavaOptions"  # read when the JVM starts (local mode: this process's)
 # Spark's static settings: fixed when the session starts, so a running session must already have them.
 _SPARK_STATIC = (SPARK_WAREHOUSE_DIR, SPARK_METASTORE_URL, "spark.sql.catalogImplementation")
 
@@ -638,7 +639,13 @@ def spark_conf(settings: dict[str, Any], project_dir: Path) -> dict[str, str]:
     where = conf.get(SPARK_WAREHOUSE_DIR)
     conf[SPARK_WAREHOUSE_DIR] = _in_project(where, project_dir) if where else str(home / "warehouse")
     conf.setdefault(SPARK_METASTORE_URL, f"jdbc:derby:;databaseName={home / 'metastore_db'};create=true")
+    conf.setdefault(SPARK_DRIVER_JAVA_OPTIONS, derby_log_option(home))
     return conf
+
+
+def derby_log_option(directory: Path) -> str:
+    """The JVM option that keeps Derby's derby.log in `directory` (it writes it into the working directory)."""
+    return f"-Dderby.stream.error.file={directory / 'derby.log'}"
 
 
 def spark_session(conf: dict[str, str]) -> Any:
