@@ -689,10 +689,10 @@ class SparkWarehouse(Warehouse):
         self._views: set[str] = set()  # temporary views made here: drop_temporary_views() drops them
 
     def execute(self, sql, params=None):
-        self.spark.sql(sql, args=list(params)) if params else self.spark.sql(sql)
+        self.spark.sql(sql, args=_spark_args(params)) if params else self.spark.sql(sql)
 
     def fetch_arrow(self, sql, params=None):
-        df = self.spark.sql(sql, args=list(params)) if params else self.spark.sql(sql)
+        df = self.spark.sql(sql, args=_spark_args(params)) if params else self.spark.sql(sql)
         return df.toArrow()
 
     def dataframe(self, table: pa.Table) -> Any:
@@ -794,6 +794,14 @@ class SparkWarehouse(Warehouse):
     def stop(self) -> None:
         """End the SparkSession (and its JVM): for the end of a process, not for `close()`."""
         self.spark.stop()
+
+
+def _spark_args(params: tuple) -> list[Any]:
+    """Parameters for `?` markers. A naive datetime is UTC by featurehouse's convention; pyspark would read it in
+    the Python process's local time zone, so it is given the UTC zone first."""
+    from datetime import timezone
+
+    return [p.replace(tzinfo=timezone.utc) if isinstance(p, datetime) and p.tzinfo is None else p for p in params]
 
 
 def _backticked(name: str) -> str:
