@@ -18,6 +18,10 @@ from featurehouse.errors import ProjectError
 WATCHED = ("models", "macros", "snapshots", "seeds", "analyses", "tests")
 
 
+# dbt commands that open no connection: a Spark target's session need not start for them.
+_OFFLINE_DBT_COMMANDS = frozenset({"deps", "parse", "clean", "list", "ls", "debug", "init"})
+
+
 @dataclass(frozen=True)
 class Target:
     """The profile target: its settings as dbt renders them, e.g. {'type': 'duckdb', 'path': ...}, and, when the
@@ -128,6 +132,8 @@ class DbtProject:
         from dbt.cli.main import dbtRunner
 
         self.check_target()
+        if command and command[0] not in _OFFLINE_DBT_COMMANDS:
+            self._start_spark_session()
         flags = ["--quiet"] if quiet else []
         with contextlib.chdir(self.dir):
             try:
@@ -138,6 +144,18 @@ class DbtProject:
             detail = result.exception or _first_error(result.result)
             raise ProjectError(f"dbt {' '.join(command)} failed in {self.dir}: {detail}")
         return result
+
+    def _start_spark_session(self) -> None:
+        """On a dbt-spark `method: session` target, start this process's SparkSession with featurehouse's settings
+        (featurehouse.offline.warehouse.spark_conf) before dbt runs: dbt-spark would start it with the profile's
+        server_side_parameters alone (tables and metastore in the working directory), and then build tables
+        featurehouse does not read."""
+        target = self.target()
+        if target.type == "spark" and str(target.settings.get("method", "")).lower() == "session":
+            from featurehouse.offline.warehouse import spark_conf, spark_session
+
+            (self.dir / ".featurehouse" / "spark").mkdir(parents=True, exist_ok=True)
+            spark_session(spark_conf(target.settings, self.dir))
 
     def manifest_is_stale(self) -> bool:
         if not self.manifest_path.is_file():

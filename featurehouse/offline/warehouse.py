@@ -823,6 +823,7 @@ def warehouse_for_target(target_type: str, settings: dict[str, Any], project_dir
         if method != "session":
             raise ProjectError(f"spark target: method '{method}' is not supported yet; set `method: session` "
                                "(a local SparkSession in this process; thrift and other methods are not supported yet)")
+        (project_dir / ".featurehouse" / "spark").mkdir(parents=True, exist_ok=True)  # Derby's log, by default its tables
         return SparkWarehouse(spark_conf(settings, project_dir))
     raise ProjectError(f"warehouse type '{target_type}' is not supported yet (supported: duckdb, postgres, spark)")
 
