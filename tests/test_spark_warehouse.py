@@ -70,3 +70,13 @@ def test_ensure_table_makes_the_table_then_adds_the_columns_it_lacks(wh):
                                                          ("rows", "BIGINT")])
     wh.execute(f"INSERT INTO {table} (run_id, started_at, rows) VALUES (?, ?, ?)", ("r1", T0, 7))
     assert wh.fetch_arrow(f"select * from {table}").to_pylist() == [{"run_id": "r1", "started_at": T0, "rows": 7}]
+
+
+def test_a_large_table_is_loaded_through_parquet_with_the_same_values_and_types(wh, monkeypatch):
+    import featurehouse.offline.warehouse as warehouse_module
+
+    monkeypatch.setattr(warehouse_module, "_SPARK_LOCAL_ROWS", 2)  # "large": more rows than Spark's tasks should carry
+    wh.load_table("contract_big", rows(5))
+    back = wh.fetch_arrow("select * from contract_big order by id")
+    assert back.schema.field("at").type == pa.timestamp("us")
+    assert back.to_pylist() == rows(5).to_pylist()

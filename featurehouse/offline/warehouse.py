@@ -21,6 +21,7 @@ import random
 import re
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -687,6 +688,7 @@ class SparkWarehouse(Warehouse):
     def __init__(self, conf: dict[str, str] | None = None, *, session: Any = None):
         self.spark = session if session is not None else spark_session({**SPARK_DEFAULTS, **(conf or {})})
         self._views: set[str] = set()  # temporary views made here: drop_temporary_views() drops them
+        self._scratch_dir: Any = None  # Parquet files of large loads (a tempfile.TemporaryDirectory)
 
     def execute(self, sql, params=None):
         self.spark.sql(sql, args=_spark_args(params)) if params else self.spark.sql(sql)
@@ -697,8 +699,17 @@ class SparkWarehouse(Warehouse):
 
     def dataframe(self, table: pa.Table) -> Any:
         """An Arrow table as a Spark DataFrame; naive timestamps as TIMESTAMP_NTZ (Spark would read them
-        as instants in the session's zone, UTC: the values are the same, the type would not be)."""
-        df = self.spark.createDataFrame(table)
+        as instants in the session's zone, UTC: the values are the same, the type would not be). A large table
+        goes through a Parquet file: createDataFrame ships its rows inside Spark's tasks (1M rows exhaust a
+        1 GB driver); the files live until the session's warehouse goes (stop() or the process's end)."""
+        if table.num_rows > _SPARK_LOCAL_ROWS:
+            import pyarrow.parquet as pq
+
+            path = self._scratch() / f"{uuid.uuid4().hex}.parquet"
+            pq.write_table(table, path)
+            df = self.spark.read.parquet(str(path))
+        else:
+            df = self.spark.createDataFrame(table)
         naive = [f.name for f in table.schema if pa.types.is_timestamp(f.type) and f.type.tz is None]
         if naive:
             from pyspark.sql import functions as F
@@ -791,9 +802,24 @@ class SparkWarehouse(Warehouse):
         while self._views:
             self.spark.catalog.dropTempView(self._views.pop())
 
+    def _scratch(self) -> Path:
+        """A directory of this warehouse's own beside the session's tables, removed when it is collected."""
+        if self._scratch_dir is None:
+            import tempfile
+
+            root = Path(_spark_path(self.spark.conf.get(SPARK_WAREHOUSE_DIR)))
+            root.mkdir(parents=True, exist_ok=True)
+            self._scratch_dir = tempfile.TemporaryDirectory(prefix="featurehouse-loads-", dir=root)
+        return Path(self._scratch_dir.name)
+
     def stop(self) -> None:
         """End the SparkSession (and its JVM): for the end of a process, not for `close()`."""
         self.spark.stop()
+        if self._scratch_dir is not None:
+            self._scratch_dir.cleanup()
+
+
+_SPARK_LOCAL_ROWS = 100_000  # larger Arrow loads go through Parquet (SparkWarehouse.dataframe)
 
 
 def _spark_args(params: tuple) -> list[Any]:
