@@ -653,7 +653,7 @@ def spark_session(conf: dict[str, str]) -> Any:
     """This process's SparkSession (Hive catalog, as dbt-spark's session method makes it), started with `conf`,
     or the one already running when its static settings agree: one JVM and one session per process, shared
     with dbt-spark when dbt runs in process."""
-    from pyspark.sql import SparkSession
+    from pyspark.sql import SparkSession  # pyright: ignore[reportMissingImports] - the optional `spark` extra
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     running = getattr(SparkSession, "_instantiatedSession", None)  # the process's session, whichever thread made it
@@ -712,7 +712,7 @@ class SparkWarehouse(Warehouse):
             df = self.spark.createDataFrame(table)
         naive = [f.name for f in table.schema if pa.types.is_timestamp(f.type) and f.type.tz is None]
         if naive:
-            from pyspark.sql import functions as F
+            from pyspark.sql import functions as F  # pyright: ignore[reportMissingImports] - the optional `spark` extra
 
             df = df.withColumns({name: F.col(_backticked(name)).cast("timestamp_ntz") for name in naive})
         return df
@@ -768,7 +768,7 @@ class SparkWarehouse(Warehouse):
         return {f.name: family(f.dataType.simpleString(), "spark") for f in self.spark.sql(sql).schema.fields}
 
     def describe(self, relation):
-        from pyspark.errors import AnalysisException
+        from pyspark.errors import AnalysisException  # pyright: ignore[reportMissingImports] - the optional `spark` extra
 
         try:
             schema = self.spark.table(self.relation_sql(relation)).schema
@@ -789,7 +789,7 @@ class SparkWarehouse(Warehouse):
     def create_numbered(self, name, source, row_id):
         """A temporary view with a unique `row_id` in the source's order, computed once (checkpointed in this
         session: a view re-reads its query at every use, and Spark's row_number() needs an ORDER BY)."""
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as F  # pyright: ignore[reportMissingImports] - the optional `spark` extra
         from sqlglot import exp
 
         query = exp.select(exp.Star()).from_(source).sql("spark")
