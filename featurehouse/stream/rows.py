@@ -121,17 +121,21 @@ def _integer(view: str, field: str, data_type: str | None, declared: LogicalType
     return value
 
 
-def _no_nul(view: str, field: str, value: Any) -> None:
-    """PostgreSQL refuses NUL in text, and engines that take it differ on what comes back."""
+def _storable(view: str, field: str, value: Any) -> None:
+    """What no declared type checked (nested values, untyped columns) must still be storable: PostgreSQL refuses
+    NUL in text (and engines that take it differ on what comes back), and the online store holds integers of at
+    most 64 bits (a larger one failed the push with a TypeError instead of naming the field)."""
     if isinstance(value, str) and "\x00" in value:
         raise InvalidRow(view, field, "contains a NUL byte (\\u0000), which the warehouse cannot store in text")
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        raise InvalidRow(view, field, f"{_number(value)} is outside the 64-bit range the online store holds")
     if isinstance(value, (list, tuple)):
         for item in value:
-            _no_nul(view, field, item)
+            _storable(view, field, item)
     elif isinstance(value, Mapping):
         for k, item in value.items():
-            _no_nul(view, field, k)
-            _no_nul(view, field, item)
+            _storable(view, field, k)
+            _storable(view, field, item)
 
 
 def _list(view: str, field: str, declared: LogicalType, value: Any) -> list:
@@ -139,7 +143,7 @@ def _list(view: str, field: str, declared: LogicalType, value: Any) -> list:
     if not isinstance(value, list):
         raise InvalidRow(view, field, f"expected {declared.name}, got {type(value).__name__} {_shown(value)}")
     if declared.element is None:
-        _no_nul(view, field, value)
+        _storable(view, field, value)
         return value
     return [coerce(view, f"{field}[{i}]", declared.element.name, v) for i, v in enumerate(value)]
 
@@ -181,7 +185,7 @@ def coerce(view: str, field: str, data_type: str | None, value: Any) -> Any:
         return _list(view, field, declared, value)
     if not ok:
         raise InvalidRow(view, field, f"expected {data_type}, got {type(value).__name__} {_shown(value)}")
-    _no_nul(view, field, value)
+    _storable(view, field, value)
     return value
 
 
@@ -219,7 +223,7 @@ def coerce_key(view: str, field: str, data_type: str | None, value: Any) -> str 
         value = str(value)
     if isinstance(value, int):
         return _integer(view, field, data_type or "an integer key", declared or logical("bigint"), value)
-    _no_nul(view, field, value)
+    _storable(view, field, value)
     return value
 
 
