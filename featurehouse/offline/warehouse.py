@@ -11,6 +11,7 @@ A sync, a stream consumer and the guards take turns instead of locking each othe
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import io
@@ -22,6 +23,7 @@ import re
 import threading
 import time
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +46,19 @@ _FIRST_RETRY_S, _LONGEST_RETRY_S = 0.01, 0.1  # jittered backoff between attempt
 # statements and left free for _LONGEST_RETRY_S, so a process waiting for it gets its turn.
 _LINGER_S, _TURN_S = 0.05, 1.0
 _CLOSE_WAIT_S = 30.0  # close() waits this long for statements other threads are running
+_EXIT_WAIT_S = 5.0  # at interpreter exit, how long a closer thread may take to finish closing its file
+
+# The file warehouses with a closer thread, so interpreter exit can stop those threads first: a daemon
+# thread still inside DuckDB (closing a connection) when Python finalizes is killed by pthread_exit as
+# it takes the GIL back, and the unwind through DuckDB's C++ frames aborts the process (exit 134 after
+# a command had finished its work). Weak: it keeps nobody's warehouse alive.
+_CLOSERS: weakref.WeakSet[DuckDBWarehouse] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_closers_at_exit() -> None:
+    for warehouse in list(_CLOSERS):
+        warehouse._stop_closer(_EXIT_WAIT_S)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -267,6 +282,7 @@ class DuckDBWarehouse(Warehouse):
         self._in_transaction = self._temp_objects = self._handed_out = False
         self._parked = False  # the closer thread waits for state to go, woken by the end of a statement
         self._catalog: str | None = None
+        self._closer: threading.Thread | None = None
         if not self._per_use:
             self._con = self._connect(self._opener)
             return
@@ -395,8 +411,22 @@ class DuckDBWarehouse(Warehouse):
         """Open a connection to the file, with a thread that closes it once idle."""
         self._con = self._connect(opener)
         self._opened_at = self._idle_since = time.monotonic()
-        threading.Thread(target=self._close_when_idle, args=(self._con,), name=f"featurehouse-duckdb-{self.path}",
-                         daemon=True).start()
+        self._closer = threading.Thread(target=self._close_when_idle, args=(self._con,),
+                                        name=f"featurehouse-duckdb-{self.path}", daemon=True)
+        _CLOSERS.add(self)
+        self._closer.start()
+
+    def _stop_closer(self, timeout_s: float) -> None:
+        """Close the file and wait for the closer thread to end (interpreter exit: the process is going,
+        so state on the connection goes with it, as it would on a kill). A statement another thread is
+        still running keeps its connection; it is waited for up to `timeout_s`, then left."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            if self._cond.wait_for(lambda: self._users == 0, timeout=timeout_s):
+                self._disconnect()
+            closer = self._closer
+        if closer is not None and closer is not threading.current_thread():
+            closer.join(max(0.0, deadline - time.monotonic()))
 
     def _connect(self, opener: Callable[[], Any]) -> Any:
         con = opener()
