@@ -134,66 +134,21 @@ def redis_url(request):
 
 
 @pytest.fixture(scope="session")
-def redis_cluster_url(tmp_path_factory):
-    """A real three-primary Redis Cluster on loopback ports, built without redis-cli."""
-    import socket
-    import subprocess
-    import time
+def redis_cluster(tmp_path_factory):
+    """A real Redis Cluster on loopback ports: 3 primaries, each with a replica (redis-server only)."""
+    from featurehouse.online.local_cluster import LocalClusterError, LocalRedisCluster
 
-    import redis
-
-    from featurehouse.online.embedded import server_binary
-
-    def free(port: int) -> bool:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return True
-            except OSError:
-                return False
-
-    base = tmp_path_factory.mktemp("redis-cluster")
-    ports, procs = [], []
-    candidate = 21000 + os.getpid() % 20000
-    while len(ports) < 3:  # a cluster node also listens on port + 10000 (its bus)
-        if free(candidate) and free(candidate + 10000):
-            ports.append(candidate)
-        candidate += 1
     try:
-        for port in ports:
-            d = base / str(port)
-            d.mkdir()
-            procs.append(subprocess.Popen(
-                [server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                 "--cluster-config-file", "nodes.conf", "--dir", str(d), "--save", "", "--appendonly", "no"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        clients = [redis.Redis(port=p, socket_connect_timeout=0.2) for p in ports]
-        for c, proc in zip(clients, procs):
-            for _ in range(300):
-                if proc.poll() is not None:
-                    pytest.skip(f"a Redis Cluster node exited at start (code {proc.returncode})")
-                try:
-                    c.ping()
-                    break
-                except redis.ConnectionError:
-                    time.sleep(0.01)
-        step = 16384 // 3
-        for i, c in enumerate(clients):
-            c.execute_command("CLUSTER", "ADDSLOTSRANGE", i * step, 16383 if i == 2 else (i + 1) * step - 1)
-        for p in ports[1:]:
-            clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", p)
-        for _ in range(500):
-            if all(c.execute_command("CLUSTER", "INFO").decode().startswith("cluster_state:ok") for c in clients):
-                break
-            time.sleep(0.02)
-        else:
-            pytest.skip("Redis Cluster did not form on loopback")
-        time.sleep(0.3)  # let every node learn every other node's slots
-        yield f"redis+cluster://127.0.0.1:{ports[0]}"
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=5)
+        cluster = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster"), primaries=3, replicas=1).start()
+    except LocalClusterError as e:
+        pytest.skip(f"Redis Cluster did not form on loopback: {e}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(redis_cluster):
+    return redis_cluster.url
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -12,6 +12,7 @@ from redis.exceptions import NoPermissionError
 
 from featurehouse.errors import FeaturehouseError, InfrastructureError
 from featurehouse.online.codec import decode_values, encode_values, from_micros, to_micros
+from featurehouse.online.connect import is_cluster
 from featurehouse.online.embedded import EmbeddedRedis, project_server_dir
 from featurehouse.online.keys import ACTIVE_VERSIONS, LAYOUTS, MATERIALIZER, STORE_ID, entity_key, time_field, value_field
 from featurehouse.online.layout import Layout, parse_layouts
@@ -230,13 +231,9 @@ class RedisOnlineStore:
         `redis+cluster://host:port` (or `rediss+cluster://`, or `?cluster=true`) uses redis-py's
         Redis Cluster client; an entity's hash stays in one slot thanks to its hash tag.
         """
-        cluster = "+cluster://" in url or "cluster=true" in url
-        if cluster:
-            url = url.replace("+cluster://", "://").replace("?cluster=true", "").replace("&cluster=true", "")
-            from redis.cluster import RedisCluster
+        from featurehouse.online.connect import client_from_url
 
-            return cls(RedisCluster.from_url(url, **kwargs))
-        return cls(redis.Redis.from_url(url, **kwargs))
+        return cls(client_from_url(url, **kwargs))
 
     @classmethod
     def embedded_in(cls, directory: str | os.PathLike) -> "RedisOnlineStore":
@@ -431,7 +428,7 @@ class RedisOnlineStore:
 
     @property
     def _is_cluster(self) -> bool:
-        return type(self.client).__name__ == "RedisCluster"
+        return is_cluster(self.client)
 
     def expire_older_than(self, views: dict[str, int], pattern: str = "fh:{*") -> dict[str, int]:
         """Retention pass: remove each view's value whose event time is before its cutoff (micros).

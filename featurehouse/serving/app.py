@@ -18,7 +18,6 @@ from urllib.parse import parse_qsl, unquote
 
 import orjson
 import redis
-import redis.asyncio as aioredis
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -31,6 +30,7 @@ from featurehouse.access.http import SCOPE_KEY as PRINCIPAL
 from featurehouse.access.http import HttpAuth, Refusal, route_path, route_template
 from featurehouse.access.policy import AccessDenied
 from featurehouse.errors import FeaturehouseError, InvalidRequest, UnknownEntity, UnknownFeature
+from featurehouse.online.connect import async_client_from_url
 from featurehouse.online.keys import MATERIALIZER
 from featurehouse.registry.model import FeatureRef, Registry
 from featurehouse.serving.openapi import openapi_spec
@@ -210,7 +210,7 @@ class _MaterializerLag:
 def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
     # No socket_timeout: redis-py would wrap every read in asyncio.wait_for, a task per call. A slow store
     # is bounded by asyncio.timeout around the request's read instead, which costs a timer, not a task.
-    client = aioredis.Redis.from_url(config.redis_url, socket_connect_timeout=config.timeout_s)
+    client = async_client_from_url(config.redis_url, socket_connect_timeout=config.timeout_s)
     reader = AsyncOnlineReader(registry, client, max_ids=config.max_ids)
     reader.audit = audit = AuditBuffer("http")
     metrics = Metrics()

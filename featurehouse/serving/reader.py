@@ -16,6 +16,7 @@ import redis
 from featurehouse.access.audit import AuditBuffer
 from featurehouse.access.policy import AccessDenied, Decision, Policy
 from featurehouse.clock import utc_now
+from featurehouse.online.connect import is_cluster
 from featurehouse.online.keys import (
     ACTIVE_VERSIONS,
     AUDIT_KEY,
@@ -209,7 +210,7 @@ class OnlineReader(_Cached):
     def __init__(self, registry: Registry, client, **kwargs):
         super().__init__(registry, **kwargs)
         self.client = client
-        self.cluster = type(client).__name__ == "RedisCluster"
+        self.cluster = is_cluster(client)
 
     def get(self, entity_type: str, ids: Sequence[str], names: Sequence[str] | None = None,
             model: str | None = None, principal: str | None = None) -> list[FeatureVector]:
@@ -242,7 +243,7 @@ class AsyncOnlineReader(_Cached):
     def __init__(self, registry: Registry, client, **kwargs):
         super().__init__(registry, **kwargs)
         self.client = client
-        self.cluster = type(client).__name__ == "RedisCluster"
+        self.cluster = is_cluster(client)
 
     async def get(self, entity_type: str, ids: Sequence[str], names: Sequence[str] | None = None,
                   model: str | None = None, principal: str | None = None) -> list[FeatureVector]:

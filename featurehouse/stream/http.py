@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import redis
 from starlette.applications import Starlette
@@ -21,7 +22,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from featurehouse.errors import UnknownFeature
+from featurehouse.online.connect import client_from_url
 from featurehouse.registry.model import Registry
+
+if TYPE_CHECKING:
+    from redis.cluster import RedisCluster
 
 MAX_ROWS = 10_000
 # Request-body limits (settings of `featurehouse serve`; options of `featurehouse push-api`).
@@ -67,7 +72,7 @@ async def read_body(request: Request, limit: int, timeout_s: float = BODY_TIMEOU
     return b"".join(chunks)
 
 
-def push_route(registry: Registry, redis_url: str | None = None, client: redis.Redis | None = None,
+def push_route(registry: Registry, redis_url: str | None = None, client: redis.Redis | RedisCluster | None = None,
                max_clock_skew: timedelta | None = None, max_body_bytes: int = MAX_PUSH_BODY_BYTES,
                body_timeout_s: float = BODY_TIMEOUT_S) -> Route:
     """Rows are validated all together: one bad row rejects the request (422 naming row and field; a row
@@ -75,7 +80,7 @@ def push_route(registry: Registry, redis_url: str | None = None, client: redis.R
     before it is read."""
     if not client:
         assert redis_url is not None, "push_route needs a Redis client or URL"
-        client = redis.Redis.from_url(redis_url)
+        client = client_from_url(redis_url)
 
     async def push_rows(request: Request) -> JSONResponse:
         name = request.path_params["view"]

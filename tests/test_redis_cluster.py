@@ -1,0 +1,187 @@
+"""Beyond one Redis (issue 13): sync, stream, serving (in-process and a real `featurehouse serve`) and the
+guardrails on a real Redis Cluster of 3 primaries and 3 replicas on loopback, and a primary lost during
+serving load: a bounded error window, and never a wrong value.
+
+The clusters are real redis-server processes (featurehouse.online.local_cluster), as on a fresh machine
+with only the redis-server binary; nothing here needs the machine's Redis."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+
+from featurehouse import FeatureStore
+from featurehouse.online.local_cluster import LocalRedisCluster
+from featurehouse.online.store import RedisOnlineStore
+from featurehouse.serving.client import ServingClient
+from featurehouse.serving.reader import OnlineReader
+from tests.shop_project import now, serving, write_project
+from tests.test_one_truth import NAMES, warehouse_latest
+
+CUSTOMERS = 300
+
+
+@pytest.fixture(scope="module")
+def shop_on_cluster(tmp_path_factory, redis_cluster):
+    """The shop project with 300 customers, built, and synced into the 3+3 cluster."""
+    from tests.shop_project import load_raw, orders
+
+    project = write_project(tmp_path_factory.mktemp("cluster-shop"))
+    load_raw(project, orders(CUSTOMERS))
+    store = FeatureStore(project)
+    store.use_online_store(RedisOnlineStore.from_url(redis_cluster.url))
+    store.online.client.flushall()
+    store.build(quiet=True)
+    store.sync()
+    yield project, store, redis_cluster
+    store.close()
+
+
+def expected(store: FeatureStore) -> dict[str, dict]:
+    """id -> {feature: value}: the warehouse's latest rows, ranked by hand."""
+    by_id: dict[str, dict] = {}
+    for view in ("customer_orders", "customer_scores"):
+        for key, row in warehouse_latest(store, view).items():
+            by_id.setdefault(key, {}).update(row)
+    return by_id
+
+
+def test_every_entity_lives_in_one_slot_spread_over_every_primary(shop_on_cluster):
+    _, store, cluster = shop_on_cluster
+    client = store.online.client
+    keys = list(client.scan_iter(match="fh:{customer:*", count=1000))
+    assert len(keys) == CUSTOMERS  # one hash per entity, both views' fields in it
+    owners = {client.nodes_manager.get_node_from_slot(client.keyslot(k)).port for k in keys}
+    assert owners == {n.port for n in cluster.primaries()}
+
+
+def test_in_process_reads_across_slots_equal_the_warehouse(shop_on_cluster):
+    _, store, _ = shop_on_cluster
+    want = expected(store)
+    ids = [str(c) for c in range(1, CUSTOMERS + 1)]
+    vectors = store.online_features("customer", ids, NAMES)
+    assert {v.entity_id: {n: f.value for n, f in v.features.items()} for v in vectors} == want
+    reader = OnlineReader(store.registry, store.online.client)
+    for batch in (ids[:1], ids[:100], ids):  # one HMGET; a pipeline grouped per node
+        got = reader.get("customer", batch, NAMES)
+        assert [{n: f.value for n, f in v.features.items()} for v in got] == [want[i] for i in batch]
+
+
+def test_a_real_serve_on_the_cluster_answers_what_the_warehouse_holds(shop_on_cluster):
+    project, store, cluster = shop_on_cluster
+    want = expected(store)
+    ids = [str(c) for c in range(1, CUSTOMERS + 1)]
+    store.close_warehouse()
+    with serving(project, cluster.url) as base:
+        client = ServingClient(base)
+        vectors = client.online_features("customer", ids, NAMES)
+        one = client.online_features("customer", ["7"], NAMES)
+    assert {v.entity_id: {n: f.value for n, f in v.features.items()} for v in vectors} == want
+    assert {n: f.value for n, f in one[0].features.items()} == want["7"]
+
+
+def test_pushed_rows_reach_the_cluster_through_the_stream_and_the_guards_stay_green(shop_on_cluster):
+    _, store, _ = shop_on_cluster
+    parity = store.parity(sample=None)
+    assert [(p.view, p.compared, p.mismatched, p.missing_online) for p in parity] == [
+        ("customer_orders", CUSTOMERS, 0, 0), ("customer_scores", CUSTOMERS, 0, 0)]
+    fresh = now() + timedelta(seconds=1)
+    rows = [{"customer_id": c, "event_time": fresh.isoformat(),
+             "n_small": 1000 + c, "n_large": 2000 + c} for c in range(1, 51)]
+    assert store.push("customer_orders", rows).accepted == 50
+    assert store.stream_consumer().run_once() == 50
+    got = store.online_features("customer", [str(c) for c in range(1, 51)], ["customer_orders.n_small"])
+    assert [v.features["customer_orders.n_small"].value for v in got] == [1000 + c for c in range(1, 51)]
+    assert {f.view: f.status for f in store.freshness()} == {"customer_orders": "ok", "customer_scores": "no slo"}
+
+
+# -- a primary lost under load ---------------------------------------------------------------------------
+
+
+def test_a_primary_killed_during_serving_load_costs_a_bounded_window_and_no_wrong_value(tmp_path):
+    """Readers run in process (single, 10 and 100-id vectors, redis-py's cluster client) and over HTTP
+    (a real `featurehouse serve`, redis-py's asyncio cluster client) while a primary is SIGKILLed; its
+    replica is promoted (node timeout 1 s). Reads that fail in the window fail loudly; every read that
+    answers is right; once promoted, every read on every path answers again."""
+    from tests.shop_project import load_raw, orders
+
+    project = write_project(tmp_path)
+    load_raw(project, orders(CUSTOMERS))
+    with LocalRedisCluster(tmp_path / "cluster", primaries=3, replicas=1, node_timeout_ms=1000) as cluster:
+        store = FeatureStore(project)
+        store.use_online_store(RedisOnlineStore.from_url(cluster.url))
+        store.build(quiet=True)
+        store.sync()
+        want, registry = expected(store), store.registry
+        store.close()  # the serve process opens the warehouse itself
+        ids = [str(c) for c in range(1, CUSTOMERS + 1)]
+        for node in cluster.primaries():  # every write is on its replica before the kill
+            with node.client() as c:
+                assert c.execute_command("WAIT", 1, 5000) == 1
+        stop = threading.Event()
+        results: list[tuple[str, float, bool, int]] = []  # (path, when, answered, wrong values)
+        lock = threading.Lock()
+
+        def read_forever(batch: int, base: str | None) -> None:
+            reader = OnlineReader(registry, RedisOnlineStore.from_url(cluster.url).client)
+            http = ServingClient(base) if base else None
+            rng = random.Random(batch)
+            while not stop.is_set():
+                asked = rng.sample(ids, batch)
+                try:
+                    got = (http.online_features("customer", asked, NAMES) if http is not None
+                           else reader.get("customer", asked, NAMES))
+                    wrong = sum({n: f.value for n, f in v.features.items()} != want[i] for v, i in zip(got, asked))
+                    outcome = (time.monotonic(), True, wrong)
+                except Exception:  # noqa: BLE001 - a failed read is what the window counts
+                    outcome = (time.monotonic(), False, 0)
+                with lock:
+                    results.append(("http" if http else "sdk", *outcome))
+
+        with serving(project, cluster.url) as base:
+            threads = [threading.Thread(target=read_forever, args=(b, url))
+                       for b, url in ((1, None), (10, None), (100, None), (1, base), (100, base))]
+            for t in threads:
+                t.start()
+            try:
+                time.sleep(1.0)  # load before the loss
+                killed_at = time.monotonic()
+                cluster.kill(cluster.primaries()[1])
+                cluster.wait_healthy(30)
+                healed_at = time.monotonic()
+                time.sleep(3.0)  # load goes on while the clients learn the new slot map
+            finally:
+                stop.set()
+                for t in threads:
+                    t.join(30)
+    assert sum(r[3] for r in results) == 0  # no wrong value, on any path, at any moment
+    for path in ("sdk", "http"):
+        mine = [r for r in results if r[0] == path]
+        assert len([r for r in mine if r[1] < killed_at]) > 10, f"{path}: no load before the kill"
+        after = [ok for _, when, ok, _ in mine if when > healed_at + 2]
+        assert after and all(after), f"{path}: reads still fail 2 s after the replica was promoted"
+    failed = [when for _, when, ok, _ in results if not ok]
+    window = (max(failed) - killed_at) if failed else 0.0
+    assert window < 10, f"reads failed for {window:.1f} s after the kill"
+    print(f"failover: {len(failed)} of {len(results)} reads failed, for {window:.2f} s after the kill; "
+          f"healthy {healed_at - killed_at:.2f} s after it")
+
+
+@pytest.mark.parametrize("url, plain, cluster", [
+    ("redis+cluster://h:7000", "redis://h:7000", True),
+    ("rediss+cluster://u:p@h:7000/0", "rediss://u:p@h:7000/0", True),
+    ("redis://h:7000/0?cluster=true", "redis://h:7000/0", True),
+    ("redis://h:7000/0?cluster=true&socket_timeout=1", "redis://h:7000/0?socket_timeout=1", True),
+    ("redis://h:7000/0?socket_timeout=1&cluster=true", "redis://h:7000/0?socket_timeout=1", True),
+    ("redis://h:6379/15", "redis://h:6379/15", False),
+    ("unix:///run/redis.sock", "unix:///run/redis.sock", False),
+])
+def test_one_reading_of_a_redis_url_for_every_process(url, plain, cluster):
+    from featurehouse.online.connect import parse_url
+
+    address = parse_url(url)
+    assert (address.url, address.cluster) == (plain, cluster)
