@@ -85,13 +85,14 @@ class FeatureStore:
         self._online = None
         self._registry: Registry | None = None
         self._principal: str | None = None
+        self._near_cache = None
 
     @classmethod
     def from_registry(cls, registry: Registry, warehouse: Warehouse) -> "FeatureStore":
         """A store over a registry built by hand (tests, benchmarks): no dbt project involved."""
         store = cls.__new__(cls)
         store.project, store._warehouse, store._registry, store._catalog = None, warehouse, registry, None
-        store._online, store._principal = None, None
+        store._online, store._principal, store._near_cache = None, None, None
         return store
 
     # -- access -------------------------------------------------------------------------------
@@ -354,6 +355,7 @@ class FeatureStore:
             from featurehouse.serving.served_log import ServedLog
 
             self._reader = OnlineReader(self.registry, self.online.client)
+            self._reader.near_cache = self._near_cache
             self._reader.audit = AuditBuffer("sdk")
             # a script or notebook that never calls close() still records what it read
             atexit.register(_flush_audit_at_exit, weakref.ref(self))
@@ -370,6 +372,20 @@ class FeatureStore:
         if self._served_log.rate and self._served_log.add(vectors, model):
             self._served_log.flush_in_background(self.online.client)
         return vectors
+
+    def use_near_cache(self, config=None, clock=None) -> None:
+        """Keep hot entities' values in this process for online_features, each for at most a share of its
+        views' freshness SLO (featurehouse.serving.near_cache.NearCacheConfig; its defaults when None)."""
+        from featurehouse.serving.near_cache import NearCache, NearCacheConfig
+
+        self._near_cache = NearCache(config or NearCacheConfig(), **({"clock": clock} if clock else {}))
+        if getattr(self, "_reader", None) is not None:
+            self._reader.near_cache = self._near_cache
+
+    @property
+    def near_cache(self):
+        """The in-process near-cache (hits, misses), or None when off."""
+        return self._near_cache
 
     def batch_features(self, entity_type: str, ids=None, names=None, model: str | None = None, as_of=None,
                        spine=None, all_entities: bool = False, progress=None, *, features=None):

@@ -12,7 +12,8 @@ import yaml
 from featurehouse.cli.context import CliContext
 from featurehouse.errors import FeaturehouseError
 
-SETTINGS = ("redis_url", "max_ids", "timeout_s", "host", "port", "workers", "log_sample_rate", "auth", "push")
+SETTINGS = ("redis_url", "max_ids", "timeout_s", "host", "port", "workers", "log_sample_rate", "auth", "push",
+            "near_cache")
 # Limits against denial of service (docs/security.md): also settings of the --config file and env vars.
 LIMITS = ("header_timeout_s", "backlog", "max_connections", "max_body_bytes", "max_push_body_bytes", "body_timeout_s",
           "max_definitions")
@@ -53,7 +54,9 @@ def load_settings(config: Path | None) -> dict:
                    "waiting to be accepted), max_connections (4096 open connections per worker), max_body_bytes "
                    "(1048576: batchGet and feature-definitions bodies), max_push_body_bytes (16777216: push "
                    "bodies), body_timeout_s (10: seconds a body has to arrive), max_definitions (1000 pending "
-                   "feature definitions).")
+                   "feature definitions). near_cache (off; true, or entries / slo_fraction / max_age_s): each "
+                   "worker keeps hot entities' values for at most slo_fraction (0.1) of their views' freshness SLO "
+                   "and max_age_s (1); views without an SLO are never cached.")
 @click.pass_obj
 def serve(obj: CliContext, host, port, workers, config) -> None:
     """Serve feature vectors over HTTP (granian, ASGI): GET /v1/features/{entityType}/{entityId}.
@@ -86,6 +89,9 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
 
     auth = check_auth_mode(settings.get("auth", "token"), host)
     push = _flag(settings.get("push", False), "push")
+    from featurehouse.serving.near_cache import near_cache_config, near_cache_setting
+
+    near_cache = near_cache_config(settings.get("near_cache"))
     port = _whole(port or settings.get("port", 8000), "port", 1, 65535)
     workers = _whole(workers or settings.get("workers", 1), "workers", 1, 1024)
     limits = check_limits(settings)
@@ -109,6 +115,7 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
         "FEATUREHOUSE_MAX_CLOCK_SKEW_S": str(store.max_clock_skew.total_seconds()),
         "FEATUREHOUSE_LOG_SAMPLE_RATE": str(settings.get("log_sample_rate", 0.01)),
         "FEATUREHOUSE_AUTH": auth, "FEATUREHOUSE_PUSH": "true" if push else "false",
+        "FEATUREHOUSE_NEAR_CACHE": near_cache_setting(near_cache),
     })
     # the body and definition limits reach each worker's ServeConfig through the environment
     os.environ.update({f"FEATUREHOUSE_{name.upper()}": str(limits[name])
@@ -127,7 +134,9 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
     serving = (f"serving on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}); "
                f"docs at http://{host}:{port}/docs; "
                + ("auth: none (loopback only)" if auth == "none" else "bearer tokens required")
-               + ("; push route on" if push else ""))
+               + ("; push route on" if push else "")
+               + (f"; near-cache on (at most {near_cache.max_age_s:g} s, {near_cache.slo_fraction:g} of a view's SLO)"
+                  if near_cache else ""))
     stopped = threading.Event()
     threading.Thread(target=announce_when_serving, args=(host, port, serving, obj.console.print, stopped),
                      name="featurehouse-serve-ready", daemon=True).start()

@@ -33,6 +33,7 @@ from featurehouse.errors import FeaturehouseError, InvalidRequest, UnknownEntity
 from featurehouse.online.connect import async_client_from_url
 from featurehouse.online.keys import MATERIALIZER
 from featurehouse.registry.model import FeatureRef, Registry
+from featurehouse.serving.near_cache import NearCache, NearCacheConfig
 from featurehouse.serving.openapi import openapi_spec
 from featurehouse.serving.reader import MAX_IDS, AsyncOnlineReader
 from featurehouse.serving.request_ids import HEADER as REQUEST_ID_HEADER
@@ -76,6 +77,7 @@ class ServeConfig:
     max_push_body_bytes: int = field(default_factory=lambda: _env("max_push_body_bytes", MAX_PUSH_BODY_BYTES, int))
     body_timeout_s: float = field(default_factory=lambda: _env("body_timeout_s", BODY_TIMEOUT_S, float))
     max_definitions: int = field(default_factory=lambda: _env("max_definitions", MAX_DEFINITIONS, int))
+    near_cache: NearCacheConfig | None = None  # hot entities kept per worker, bounded by their views' SLOs
 
 
 class JSON(Response):
@@ -135,6 +137,13 @@ class Metrics:
                                    registry=self.registry)
         self.nulls_total = Counter("featurehouse_null_values_served", "Null values served", ["feature"],
                                    registry=self.registry)
+        self.near_hits = Counter("featurehouse_near_cache_hits", "Entity reads answered by the worker's near-cache",
+                                 registry=self.registry)
+        self.near_misses = Counter("featurehouse_near_cache_misses", "Entity reads the near-cache sent to Redis",
+                                   registry=self.registry)
+        self.near_age = Histogram("featurehouse_near_cache_age_seconds", "Age of replies served from the near-cache (a sample)",
+                                  registry=self.registry, buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0))
+        self.near_cache: NearCache | None = None
         self._spellings: dict[str, tuple[str, str]] = {}
         self.served: dict[str, int] = {}
         self.stale: dict[str, int] = {}
@@ -179,6 +188,14 @@ class Metrics:
                                 (self.nulls, self.nulls_total)):
             for key in list(counts):
                 counter.labels(key).inc(counts.pop(key))
+        near = self.near_cache
+        if near is not None:
+            hits, misses, near.hits, near.misses = near.hits, near.misses, 0, 0
+            self.near_hits.inc(hits)
+            self.near_misses.inc(misses)
+            ages = near.drain_ages()
+            for age in ages[::max(1, len(ages) // 1000)]:  # a sample: observing every hit would cost the hot path
+                self.near_age.observe(age)
 
     def render(self) -> bytes:
         self.flush()
@@ -214,6 +231,8 @@ def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
     reader = AsyncOnlineReader(registry, client, max_ids=config.max_ids)
     reader.audit = audit = AuditBuffer("http")
     metrics = Metrics()
+    if config.near_cache is not None:
+        reader.near_cache = metrics.near_cache = NearCache(config.near_cache)
     metrics.views = [(v.versioned_name, v.freshness_slo.total_seconds()) for v in registry.views.values()
                      if v.online and v.freshness_slo]
     spec: dict = {}  # built at its first request: see `openapi`

@@ -15,6 +15,7 @@ import os
 
 from featurehouse.registry.model import Registry
 from featurehouse.serving.app import ServeConfig, create_app
+from featurehouse.serving.near_cache import near_cache_config
 
 
 def serving_registry() -> Registry:
@@ -36,7 +37,8 @@ def config_from_env() -> ServeConfig:
                        log_sample_rate=float(os.environ.get("FEATUREHOUSE_LOG_SAMPLE_RATE", "0.01")),
                        max_clock_skew_s=float(os.environ.get("FEATUREHOUSE_MAX_CLOCK_SKEW_S", "300")),
                        auth=os.environ.get("FEATUREHOUSE_AUTH", "token"),
-                       push=os.environ.get("FEATUREHOUSE_PUSH", "false") == "true")
+                       push=os.environ.get("FEATUREHOUSE_PUSH", "false") == "true",
+                       near_cache=near_cache_config(os.environ.get("FEATUREHOUSE_NEAR_CACHE")))
 
 
 def log_to_stderr() -> None:

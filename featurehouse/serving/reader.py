@@ -29,6 +29,7 @@ from featurehouse.online.keys import (
 from featurehouse.online.layout import Layout, parse_layouts
 from featurehouse.online.store import FUNCTIONS
 from featurehouse.registry.model import Registry
+from featurehouse.serving.near_cache import NearCache
 from featurehouse.serving.vectors import (
     FeatureVector,
     Freshness,
@@ -89,6 +90,7 @@ class _Cached:
         self.policy = Policy(registry)
         self.authorize = lru_cache(maxsize=4096)(self._authorize)
         self.audit: AuditBuffer | None = None  # set by the caller that flushes it (serving app, FeatureStore)
+        self.near_cache: NearCache | None = None  # hot entities' replies, bounded by their views' SLOs (opt-in)
 
     def _plan(self, entity_type: str, names: tuple[str, ...] | None, model: str | None) -> ReadPlan:
         return plan_request(self.registry, entity_type, names, model, self.active, self.model_versions, self.layouts)
@@ -219,22 +221,33 @@ class OnlineReader(_Cached):
             self._refresh_commands(pipe)
             self._apply(*pipe.execute())
         plan, keys = self._prepare(entity_type, ids, names, model, principal)
+        near = self.near_cache
+        if near is None:
+            return self._vectors(plan, ids, self._fetch(plan, keys), model)
+        replies, missing = near.lookup(plan, keys)
+        if missing:
+            fetched_at, wanted = near.clock(), [keys[i] for i in missing]
+            got = self._fetch(plan, wanted)
+            for i, reply in zip(missing, got):
+                replies[i] = reply
+            near.store(plan, wanted, got, fetched_at)
+        return self._vectors(plan, ids, replies, model)
+
+    def _fetch(self, plan: ReadPlan, keys: list[str]) -> list:
         if len(keys) == 1:
-            replies = [self.client.hmget(keys[0], plan.fields)]
-        elif not self.cluster:
+            return [self.client.hmget(keys[0], plan.fields)]
+        if not self.cluster:
             try:
-                replies = self.client.fcall_ro("fh_hmget_many", len(keys), *keys, *plan.fields)
+                return self.client.fcall_ro("fh_hmget_many", len(keys), *keys, *plan.fields)
             except redis.ResponseError as e:  # a server featurehouse never wrote to: load the library
                 if "function" not in str(e).lower():
                     raise
                 self.client.function_load(FUNCTIONS, replace=True)
-                replies = self.client.fcall_ro("fh_hmget_many", len(keys), *keys, *plan.fields)
-        else:
-            pipe = self.client.pipeline(transaction=False)
-            for key in keys:
-                pipe.hmget(key, plan.fields)
-            replies = pipe.execute()
-        return self._vectors(plan, ids, replies, model)
+                return self.client.fcall_ro("fh_hmget_many", len(keys), *keys, *plan.fields)
+        pipe = self.client.pipeline(transaction=False)  # redis-py groups the keys per node
+        for key in keys:
+            pipe.hmget(key, plan.fields)
+        return pipe.execute()
 
 
 class AsyncOnlineReader(_Cached):
@@ -252,19 +265,30 @@ class AsyncOnlineReader(_Cached):
                 self._refresh_commands(pipe)
                 self._apply(*(await pipe.execute()))
         plan, keys = self._prepare(entity_type, ids, names, model, principal)
+        near = self.near_cache
+        if near is None:
+            return self._vectors(plan, ids, await self._fetch(plan, keys), model)
+        replies, missing = near.lookup(plan, keys)
+        if missing:
+            fetched_at, wanted = near.clock(), [keys[i] for i in missing]
+            got = await self._fetch(plan, wanted)
+            for i, reply in zip(missing, got):
+                replies[i] = reply
+            near.store(plan, wanted, got, fetched_at)
+        return self._vectors(plan, ids, replies, model)
+
+    async def _fetch(self, plan: ReadPlan, keys: list[str]) -> list:
         if len(keys) == 1:
-            replies = [await self.client.hmget(keys[0], plan.fields)]
-        elif not self.cluster:
+            return [await self.client.hmget(keys[0], plan.fields)]
+        if not self.cluster:
             try:
-                replies = await self.client.fcall_ro("fh_hmget_many", len(keys), *keys, *plan.fields)
+                return await self.client.fcall_ro("fh_hmget_many", len(keys), *keys, *plan.fields)
             except redis.ResponseError as e:
                 if "function" not in str(e).lower():
                     raise
                 await self.client.function_load(FUNCTIONS, replace=True)
-                replies = await self.client.fcall_ro("fh_hmget_many", len(keys), *keys, *plan.fields)
-        else:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.hmget(key, plan.fields)
-                replies = await pipe.execute()
-        return self._vectors(plan, ids, replies, model)
+                return await self.client.fcall_ro("fh_hmget_many", len(keys), *keys, *plan.fields)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hmget(key, plan.fields)
+            return await pipe.execute()

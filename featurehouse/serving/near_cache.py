@@ -1,0 +1,142 @@
+"""A per-worker near-cache for hot entities: under a skewed workload (a few merchants, a popular item)
+most reads ask Redis again for a hash it answered a moment ago. The cache keeps the store's raw reply
+per (entity key, fields) for a bounded age, so a hot entity costs Redis one read per age bound, not
+one per request.
+
+The bound is the contract: a cached reply is served only while it is younger than `slo_fraction` of
+the freshness SLO of every view the read asks for (and never older than `max_age_s`). A view without an
+SLO is never cached: nothing says how old its value may be. What is served from the cache is judged
+as any read is (stale, expired, age from the value's own event time, at serve time), so metadata stays
+honest; only a write newer than the cached reply can be missed, for at most the bound.
+
+Not Redis client-side caching (RESP3 tracking with invalidation): redis-py offers it only on its sync
+client, and serving reads through redis.asyncio; one bound on both paths is simpler to state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from featurehouse.errors import FeaturehouseError
+from featurehouse.serving.vectors import ReadPlan
+
+
+class NearCacheSettingError(FeaturehouseError):
+    """The `near_cache` setting of `featurehouse serve` is not one it understands."""
+
+
+@dataclass(frozen=True)
+class NearCacheConfig:
+    entries: int = 10_000  # most replies kept per worker (least recently used go first)
+    slo_fraction: float = 0.1  # a reply is served while younger than this share of its views' smallest SLO
+    max_age_s: float = 1.0  # and never older than this
+
+    def __post_init__(self) -> None:
+        if self.entries < 1:
+            raise ValueError(f"near_cache entries must be 1 or more, got {self.entries}")
+        if not 0.0 < self.slo_fraction <= 1.0:
+            raise ValueError(f"near_cache slo_fraction must be in (0, 1], got {self.slo_fraction}")
+        if not self.max_age_s > 0:
+            raise ValueError(f"near_cache max_age_s must be more than 0, got {self.max_age_s}")
+
+
+def near_cache_config(value: Any) -> NearCacheConfig | None:
+    """The `near_cache` setting (serve's YAML, or FEATUREHOUSE_NEAR_CACHE as JSON): off (absent, false),
+    on with the defaults (true), or a mapping of entries / slo_fraction / max_age_s."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("", "false", "off", "no", "0"):
+            return None
+        if text in ("true", "on", "yes", "1"):
+            return NearCacheConfig()
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise NearCacheSettingError(f"near_cache {value!r}: give true, false, or a mapping of "
+                                        "entries, slo_fraction, max_age_s") from None
+    if value is None or value is False:
+        return None
+    if value is True:
+        return NearCacheConfig()
+    if not isinstance(value, dict):
+        raise NearCacheSettingError(f"near_cache {value!r}: give true, false, or a mapping of entries, slo_fraction, "
+                                    "max_age_s")
+    known = {f.name for f in dataclasses.fields(NearCacheConfig)}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise NearCacheSettingError(f"near_cache: unknown setting '{unknown[0]}' (known: {', '.join(sorted(known))})")
+    try:
+        return NearCacheConfig(entries=int(value.get("entries", NearCacheConfig.entries)),
+                               slo_fraction=float(value.get("slo_fraction", NearCacheConfig.slo_fraction)),
+                               max_age_s=float(value.get("max_age_s", NearCacheConfig.max_age_s)))
+    except (TypeError, ValueError) as e:
+        raise NearCacheSettingError(f"near_cache: {e}") from None
+
+
+def near_cache_setting(config: NearCacheConfig | None) -> str:
+    """The setting as FEATUREHOUSE_NEAR_CACHE carries it to serve's workers."""
+    return "false" if config is None else json.dumps(dataclasses.asdict(config))
+
+
+class NearCache:
+    """An LRU of raw replies with their fetch time; `clock` is injectable for tests."""
+
+    def __init__(self, config: NearCacheConfig, clock: Callable[[], float] = time.monotonic):
+        self.config, self.clock = config, clock
+        self._replies: OrderedDict[tuple[str, tuple[str, ...]], tuple[float, Any]] = OrderedDict()
+        self.hits = self.misses = 0
+        self.ages: list[float] = []  # ages of replies served from the cache since the last drain (metrics)
+
+    def bound(self, plan: ReadPlan) -> float:
+        """Seconds a reply for `plan` may be served from the cache; 0 when a view has no SLO."""
+        smallest = None
+        for planned in plan.views:
+            slo = planned.view.freshness_slo
+            if slo is None:
+                return 0.0
+            seconds = slo.total_seconds()
+            smallest = seconds if smallest is None else min(smallest, seconds)
+        return 0.0 if smallest is None else min(self.config.max_age_s, self.config.slo_fraction * smallest)
+
+    def lookup(self, plan: ReadPlan, keys: Sequence[str]) -> tuple[list[Any], list[int]]:
+        """(replies with None where missed, the indexes of the keys to read from the store)."""
+        bound = self.bound(plan)
+        replies: list[Any] = [None] * len(keys)
+        if bound <= 0:
+            self.misses += len(keys)
+            return replies, list(range(len(keys)))
+        now = self.clock()
+        missing = []
+        for i, key in enumerate(keys):
+            held = self._replies.get((key, plan.fields))
+            if held is not None and now - held[0] < bound:
+                self._replies.move_to_end((key, plan.fields))
+                replies[i] = held[1]
+                self.ages.append(now - held[0])
+            else:
+                missing.append(i)
+        self.hits += len(keys) - len(missing)
+        self.misses += len(missing)
+        if len(self.ages) > 100_000:
+            del self.ages[:50_000]
+        return replies, missing
+
+    def store(self, plan: ReadPlan, keys: Sequence[str], replies: Sequence[Any], fetched_at: float) -> None:
+        """Keep replies read at `fetched_at` (the clock read before the store was asked: the age counts the
+        round trip too)."""
+        if self.bound(plan) <= 0:
+            return
+        for key, reply in zip(keys, replies):
+            self._replies[(key, plan.fields)] = (fetched_at, reply)
+            self._replies.move_to_end((key, plan.fields))
+        while len(self._replies) > self.config.entries:
+            self._replies.popitem(last=False)
+
+    def drain_ages(self) -> list[float]:
+        ages, self.ages = self.ages, []
+        return ages
