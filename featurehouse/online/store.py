@@ -11,6 +11,7 @@ import redis
 from redis.exceptions import NoPermissionError
 
 from featurehouse.errors import FeaturehouseError, InfrastructureError
+from featurehouse.online.cluster_calls import per_node
 from featurehouse.online.codec import decode_values, encode_values, from_micros, to_micros
 from featurehouse.online.connect import is_cluster
 from featurehouse.online.embedded import EmbeddedRedis, project_server_dir
@@ -295,7 +296,7 @@ class RedisOnlineStore:
         """(entity key, event micros, created micros or None, payload) items through the guard.
 
         On one server, each batch is one fh_guard_batch call (one command for hundreds of rows); on a
-        cluster, where one call's keys must share a slot, one pipelined call per row. With `restate`
+        cluster, where one call's keys must share a slot, one call per row, pipelined per node. With `restate`
         (a declared correction of the same version), equal-time values whose payload differs replace
         the stored ones (fh_restate_batch).
         """
@@ -316,10 +317,9 @@ class RedisOnlineStore:
         batch = "fh_restate_batch" if restate else "fh_guard_batch"
         try:
             if self._is_cluster:
-                pipe = self.client.pipeline(transaction=False)
-                for key, et, ca, payload in chunk:
-                    pipe.fcall(batch, 1, key, vfield, tfield, et, -1 if ca is None else ca, payload)
-                outcomes = pipe.execute()
+                outcomes = per_node(cast("RedisCluster", self.client), [
+                    (key, ("FCALL", batch, 1, key, vfield, tfield, et, -1 if ca is None else ca, payload))
+                    for key, et, ca, payload in chunk])
             else:
                 args: list = [vfield, tfield]
                 for _key, et, ca, payload in chunk:

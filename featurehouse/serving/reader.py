@@ -16,6 +16,7 @@ import redis
 from featurehouse.access.audit import AuditBuffer
 from featurehouse.access.policy import AccessDenied, Decision, Policy
 from featurehouse.clock import utc_now
+from featurehouse.online.cluster_calls import on_node, per_node
 from featurehouse.online.connect import is_cluster
 from featurehouse.online.keys import (
     ACTIVE_VERSIONS,
@@ -235,6 +236,8 @@ class OnlineReader(_Cached):
 
     def _fetch(self, plan: ReadPlan, keys: list[str]) -> list:
         if len(keys) == 1:
+            if self.cluster:
+                return [on_node(self.client, keys[0], ("HMGET", keys[0], *plan.fields))]
             return [self.client.hmget(keys[0], plan.fields)]
         if not self.cluster:
             try:
@@ -244,10 +247,7 @@ class OnlineReader(_Cached):
                     raise
                 self.client.function_load(FUNCTIONS, replace=True)
                 return self.client.fcall_ro("fh_hmget_many", len(keys), *keys, *plan.fields)
-        pipe = self.client.pipeline(transaction=False)  # redis-py groups the keys per node
-        for key in keys:
-            pipe.hmget(key, plan.fields)
-        return pipe.execute()
+        return per_node(self.client, [(key, ("HMGET", key, *plan.fields)) for key in keys])
 
 
 class AsyncOnlineReader(_Cached):
