@@ -185,3 +185,27 @@ def test_one_reading_of_a_redis_url_for_every_process(url, plain, cluster):
 
     address = parse_url(url)
     assert (address.url, address.cluster) == (plain, cluster)
+
+
+def test_a_slot_that_moved_since_the_client_looked_is_followed_on_writes_and_reads(tmp_path):
+    """The per-node fast path sends commands by the client's slot map; a slot handed to another primary
+    since (a resharding) answers MOVED there, and the command goes again through redis-py's routing."""
+    from featurehouse.online.cluster_calls import on_node, per_node
+    from featurehouse.online.keys import entity_key
+
+    with LocalRedisCluster(tmp_path / "cluster", primaries=3, replicas=0) as cluster:
+        store = RedisOnlineStore.from_url(cluster.url)
+        client = store.client
+        key = entity_key("user", (7,))
+        slot = client.keyslot(key)
+        owner = client.get_node_from_key(key)
+        new_owner = next(n for n in cluster.primaries() if n.port != owner.port)
+        target_id = new_owner.node_id()
+        for node in cluster.primaries():  # an empty slot handed over on every node: the client is not told
+            node.command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        assert client.get_node_from_key(key).port == owner.port  # the client's map is stale
+        assert per_node(client, [(key, ("HSET", key, "v", "1"))]) == [1]
+        assert new_owner.command("HGET", key, "v") == b"1"  # it landed where the slot now lives
+        assert per_node(client, [(key, ("HGET", key, "v"))]) == [b"1"]
+        assert on_node(client, key, ("HGET", key, "v")) == b"1"
+        store.close()
