@@ -615,7 +615,8 @@ class FeatureStore:
         from featurehouse.registry.loader import load_registry
 
         assert self.project is not None, "a hand-built store has no dbt project"
-        self._registry = load_registry(self.project, self._describe, self._read_active_versions, refresh=refresh)
+        self._registry = load_registry(self.project, self._describe, self._read_active_versions, refresh=refresh,
+                                       describe_many=self._describe_many)
         self.attach_stream_tables()
         return self._registry
 
@@ -625,12 +626,15 @@ class FeatureStore:
 
         from featurehouse.stream.log import check_landing_table, landing_relation
 
-        for key, view in list(self.registry.views.items()):
-            landing = landing_relation(view, self.catalog_schema)
-            try:
-                exists = bool(self.warehouse.describe(landing))
-            except Exception:  # noqa: BLE001 - warehouse unreachable: nothing landed that we can see
-                exists = False
+        views = list(self.registry.views.items())
+        landings = {key: landing_relation(view, self.catalog_schema) for key, view in views}
+        try:
+            described = self.warehouse.describe_many(list(landings.values()))
+        except Exception:  # noqa: BLE001 - warehouse unreachable: nothing landed that we can see
+            described = {}
+        for key, view in views:
+            landing = landings[key]
+            exists = bool(described.get(landing))
             if exists:  # a table an older featurehouse typed from a first push: say so, not a UNION error
                 check_landing_table(self.warehouse, view, schema=self.catalog_schema)
             wanted = (landing,) if exists else ()
@@ -661,6 +665,9 @@ class FeatureStore:
 
     def _describe(self, relation):
         return self.warehouse.describe(relation)  # None when not built; errors are the loader's to judge
+
+    def _describe_many(self, relations):
+        return self.warehouse.describe_many(relations)
 
     def build(self, select: Sequence[str] = (), quiet: bool = False) -> Any:
         """`dbt build`, then reload the registry from the fresh manifest."""

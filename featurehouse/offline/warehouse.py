@@ -27,7 +27,7 @@ import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import pyarrow as pa
 
@@ -108,6 +108,11 @@ class Warehouse:
 
     def describe(self, relation: Relation) -> dict[str, str] | None:
         raise NotImplementedError
+
+    def describe_many(self, relations: Sequence[Relation]) -> dict[Relation, dict[str, str] | None]:
+        """Each relation's columns as `describe` gives them, in as few round trips as the engine allows:
+        the registry describes every view at every load (200 views were 200 queries, 1 s)."""
+        return {relation: self.describe(relation) for relation in relations}
 
     def create_numbered(self, name: str, source: Any, row_id: str) -> None:
         """A temporary table `name` holding the rows of `source` (a sqlglot table or subquery) and a unique
@@ -383,6 +388,17 @@ class DuckDBWarehouse(Warehouse):
             ).fetchall()
         return {c: t for c, t in rows} or None
 
+    def describe_many(self, relations):
+        names = sorted({r.identifier for r in relations})
+        if not names:
+            return {}
+        with self.session() as con:
+            rows = con.execute(
+                "select table_catalog, table_schema, table_name, column_name, data_type from information_schema.columns "
+                "where list_contains(?, table_name) order by table_catalog, table_schema, table_name, ordinal_position",
+                [names]).fetchall()
+        return _columns_by_relation(relations, rows, by_database=True)
+
     def describe_query(self, sql):
         with self.session() as con:
             return {row[0]: row[1] for row in con.execute(f"DESCRIBE ({sql})").fetchall()}
@@ -501,6 +517,26 @@ class DuckDBWarehouse(Warehouse):
         if con is not None:
             con.close()
         self._cond.notify_all()
+
+
+def _columns_by_relation(relations: Sequence[Relation], rows: Sequence[tuple], by_database: bool
+                         ) -> dict[Relation, dict[str, str] | None]:
+    """(catalog, schema, table, column, type) rows, in column order, matched to relations as `describe`
+    matches one: a relation without a schema (or database) matches any."""
+    by_table: dict[str, list[tuple]] = {}
+    for row in rows:
+        by_table.setdefault(row[2], []).append(row)
+    out: dict[Relation, dict[str, str] | None] = {}
+    for relation in relations:
+        columns: dict[str, str] = {}
+        for catalog, schema, _, column, data_type in by_table.get(relation.identifier, ()):
+            if relation.schema is not None and schema != relation.schema:
+                continue
+            if by_database and relation.database is not None and catalog != relation.database:
+                continue
+            columns[column] = data_type
+        out[relation] = columns or None
+    return out
 
 
 def _connect_plain(path: str, read_only: bool) -> Any:
@@ -625,6 +661,17 @@ class PostgresWarehouse(Warehouse):
                 (relation.identifier, relation.schema, relation.schema),
             )
             return {c: t for c, t in cur.fetchall()} or None
+
+    def describe_many(self, relations):
+        names = sorted({r.identifier for r in relations})
+        if not names:
+            return {}
+        with self.con.cursor() as cur:
+            cur.execute("select table_catalog, table_schema, table_name, column_name, data_type "
+                        "from information_schema.columns where table_name = any(%s) "
+                        "order by table_schema, table_name, ordinal_position", (names,))
+            rows = cur.fetchall()
+        return _columns_by_relation(relations, rows, by_database=False)
 
     def describe_query(self, sql):
         with self.con.cursor() as cur:

@@ -12,35 +12,58 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from featurehouse.errors import InvalidFeatureMetadata, ProjectError, WarehouseUnavailable
 from featurehouse.project import DbtProject
-from featurehouse.registry.manifest import Describe, parse_entities, parse_teams, registry_from_manifest
+from featurehouse.registry.manifest import (
+    Describe,
+    feature_nodes,
+    node_relation,
+    parse_entities,
+    parse_teams,
+    registry_from_manifest,
+)
 from featurehouse.registry.model import Registry, Relation
 
 RELATION_TYPES = ("model", "seed", "snapshot", "source")
 RELATIONS_FILE = "featurehouse_relations.json"  # under dbt's target dir: what the warehouse last described
 
 
+DescribeMany = Callable[[Sequence[Relation]], Mapping[Relation, "dict[str, str] | None"]]
+
+
 def load_registry(project: DbtProject, describe: Describe | None = None,
-                  read_active: Callable[[], Mapping[str, int]] | None = None, refresh: bool = False) -> Registry:
+                  read_active: Callable[[], Mapping[str, int]] | None = None, refresh: bool = False,
+                  describe_many: DescribeMany | None = None) -> Registry:
     """Parse the project when it changed, read its feature views, and type them from the warehouse.
 
     Every relation the warehouse described is remembered in `target/featurehouse_relations.json`: when
     the warehouse cannot be reached (a DuckDB file another process holds, a server that is down), the
     columns it last described stand in, so `featurehouse serve` starts while a notebook holds the
     DuckDB file. A view the warehouse never described and cannot describe now fails naming the view
-    and the warehouse's error (declared types alone do not say which columns a relation-typed view has)."""
+    and the warehouse's error (declared types alone do not say which columns a relation-typed view has).
+    With `describe_many`, every view is described in one round trip; if that fails, one by one as above."""
     manifest = project.manifest(refresh=refresh)
     failures: list[str] = []
     remembered = _read_relations(project.target_dir / RELATIONS_FILE)
     described_now: dict[str, dict[str, str] | None] = {}
+    prefetched: dict[Relation, dict[str, str] | None] = {}
+    if describe is not None and describe_many is not None:
+        try:
+            prefetched = dict(describe_many([node_relation(node) for node, _ in feature_nodes(manifest)]))
+        except ProjectError:
+            raise  # the profile or target is wrong: that is the error
+        except Exception:  # noqa: BLE001 - each view is then described, and judged, on its own below
+            prefetched = {}
 
     def described(relation: Relation):
         if describe is None:
             return None
         key = ".".join(relation.parts())
+        if relation in prefetched:
+            described_now[key] = prefetched[relation]
+            return prefetched[relation]
         try:
             columns = describe(relation)
         except WarehouseUnavailable as e:
@@ -64,7 +87,7 @@ def load_registry(project: DbtProject, describe: Describe | None = None,
                                f"could not be read ({failures[-1]})") from None
         raise
     registry.relations = {
-        node["name"]: Relation(node.get("database"), node.get("schema"), node.get("alias") or node["name"])
+        node["name"]: node_relation(node)
         for node in list(manifest.get("nodes", {}).values()) + list(manifest.get("sources", {}).values())
         if node.get("resource_type") in RELATION_TYPES
     }

@@ -7,7 +7,7 @@ the project's vars (`vars: {featurehouse: {entities: {user: [user_id]}}}`).
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from featurehouse import types
 from featurehouse.durations import parse_duration
@@ -121,6 +121,22 @@ def is_timestamp_type(data_type: str | None) -> bool:
     return types.is_timestamp(data_type)
 
 
+def feature_nodes(manifest: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], Any]]:
+    """Every model node with a `meta.featurehouse` block, with the block."""
+    for node in manifest.get("nodes", {}).values():
+        if node.get("resource_type") != "model":
+            continue
+        meta = (node.get("config") or {}).get("meta") or node.get("meta") or {}
+        block = meta.get(META_KEY)
+        if block is not None:
+            yield node, block
+
+
+def node_relation(node: Mapping[str, Any]) -> Relation:
+    """Where dbt builds a node (model, seed, snapshot) or finds a source table."""
+    return Relation(node.get("database"), node.get("schema"), node.get("alias") or node["name"])
+
+
 def registry_from_manifest(
     manifest: Mapping[str, Any], entities: Mapping[str, Entity], describe: Describe | None = None,
     teams: Mapping[str, Team] | None = None,
@@ -129,13 +145,7 @@ def registry_from_manifest(
     With teams declared, every view's owner and every model's team must be one of them."""
     registry = Registry(entities=dict(entities), teams=dict(teams or {}))
     seen: dict[tuple[str, int], str] = {}
-    for node in manifest.get("nodes", {}).values():
-        if node.get("resource_type") != "model":
-            continue
-        meta = (node.get("config") or {}).get("meta") or node.get("meta") or {}
-        block = meta.get(META_KEY)
-        if block is None:
-            continue
+    for node, block in feature_nodes(manifest):
         view = view_from_node(node, block, registry.entities, describe, registry.teams)
         key = (view.name, view.version)
         if key in seen:
@@ -248,7 +258,7 @@ def view_from_node(
     if isinstance(tags, str):
         tags = [tags]
 
-    relation = Relation(node.get("database"), node.get("schema"), node.get("alias") or node["name"])
+    relation = node_relation(node)
     columns = _columns(model, node, relation, describe)
 
     event_time = block.get("event_time")
