@@ -49,9 +49,12 @@ def load_registry(project: DbtProject, describe: Describe | None = None,
     remembered = _read_relations(project.target_dir / RELATIONS_FILE)
     described_now: dict[str, dict[str, str] | None] = {}
     prefetched: dict[Relation, dict[str, str] | None] = {}
+    unavailable: str | None = None  # the warehouse cannot be had now: every view's remembered columns stand in
     if describe is not None and describe_many is not None:
         try:
             prefetched = dict(describe_many([node_relation(node) for node, _ in feature_nodes(manifest)]))
+        except WarehouseUnavailable as e:
+            unavailable = str(e).strip().splitlines()[0]
         except ProjectError:
             raise  # the profile or target is wrong: that is the error
         except Exception:  # noqa: BLE001 - each view is then described, and judged, on its own below
@@ -61,6 +64,9 @@ def load_registry(project: DbtProject, describe: Describe | None = None,
         if describe is None:
             return None
         key = ".".join(relation.parts())
+        if unavailable is not None:
+            failures.append(f"{key}: {unavailable}")
+            return remembered.get(key)
         if relation in prefetched:
             described_now[key] = prefetched[relation]
             return prefetched[relation]
