@@ -194,3 +194,19 @@ def test_pushing_a_json_file_that_is_not_rows_is_one_line(project, tmp_path, con
     rows.write_text(content)
     result = invoke(project, "push", "stats", str(rows))
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_past_a_readable_length_sync_lists_only_the_views_that_did_something(project, monkeypatch):
+    from featurehouse.cli import commands_online
+
+    monkeypatch.setattr(commands_online, "QUIET_AFTER", 1)  # the project has 2 online views
+    first = invoke(project, "sync", "--full-refresh")
+    assert first.exit_code == 0, first.output
+    assert "sync: 2 views" in first.output and "stats@1" in first.output and "profile@1" in first.output
+    again = invoke(project, "sync")
+    assert again.exit_code == 0, again.output
+    # stats reads from its created_at watermark: nothing new, not listed; profile (no created_at) may be read
+    # in full again (a full read is listed)
+    assert "stats@1" not in again.output, again.output
+    assert ("sync: 2 views (1 with nothing new not listed)" in again.output and "profile@1" in again.output) or \
+        "sync: 2 views, nothing new in any; every run recorded as a success" in again.output, again.output

@@ -8,6 +8,8 @@ from rich.table import Table
 
 from featurehouse.cli.context import CliContext
 
+QUIET_AFTER = 50  # past this many views, sync's table lists only views that read rows or need a look
+
 
 @click.command()
 @click.option("--select", "-s", multiple=True, help="Only these views (repeatable; `view` or `view@N`).")
@@ -35,22 +37,33 @@ def sync(obj: CliContext, select: tuple[str, ...], full_refresh: bool, restate: 
     views = store.online_views(select)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=obj.console, transient=True) as bar:
-        tasks = {v.versioned_name: bar.add_task(v.versioned_name, total=None) for v in views}
+        bar.add_task(f"{len(views)} online view{'s' if len(views) != 1 else ''}", total=None)
+        tasks: dict = {}  # a bar per view that has rows to write, made when it starts (200 idle bars cost 1 s)
 
         def progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total)
             bar.update(tasks[name], completed=done, total=total)
 
         runs = store.sync(select, full_refresh=full_refresh, progress=progress, restate=restate)
-    table = Table(title=f"sync: {len(runs)} views", title_justify="left")
+    shown = runs
+    if len(runs) > QUIET_AFTER:  # many views: list those that read, wrote or went wrong; count the idle ones
+        shown = [r for r in runs if r.rows_read or r.status != "success" or r.warning or r.mode != "incremental"]
+    idle = len(runs) - len(shown)
+    table = Table(title=f"sync: {len(runs)} views" + (f" ({idle} with nothing new not listed)" if idle else ""),
+                  title_justify="left")
     numbers = ("rows read", "written", "restated", "skipped (not newer)", "seconds")
     for col in ("view", "mode", "rows read", "written", "restated", "skipped (not newer)", "watermark", "seconds", "status"):
         table.add_column(col, justify="right" if col in numbers else "left")
-    for run in runs:
+    if not shown:
+        obj.console.print(f"sync: {len(runs)} views, nothing new in any; every run recorded as a success")
+    for run in shown:
         seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else 0
         table.add_row(f"{run.view}@{run.version}", run.mode, f"{run.rows_read:,}", f"{run.rows_written:,}",
                       f"{run.rows_restated:,}", f"{run.rows_skipped_older:,}", str(run.watermark_to or "-"),
                       f"{seconds:.2f}", run.status)
-    obj.console.print(table)
+    if shown:
+        obj.console.print(table)
     for run in runs:
         if run.warning:
             obj.console.print(f"[yellow]![/yellow] {run.warning}")
