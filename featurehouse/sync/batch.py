@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Iterator
@@ -158,17 +160,36 @@ def _copy(warehouse: Warehouse, online: OnlineStore, view: FeatureView, plan: Sy
     run.rows_read = table.num_rows
     if table.num_rows:  # before the first write (serving's `unverified`: featurehouse/serving/reader.py)
         online.mark_writing(view.name, plan.version, epoch_seconds(utc_now()))
-    for done, batch in _batches(table, batch_size):
-        keep = tombstones.keep(view, batch) if tombstones is not None else None
-        if keep is not None:
-            batch = batch.filter(keep)
-        result = online.write_encoded(view, encode_batch(view, batch, columns), version=plan.version,
-                                      batch_size=500, restate=restate)
+
+    def write(items: list, done: int) -> None:
+        result = online.write_encoded(view, items, version=plan.version, batch_size=500, restate=restate)
         run.rows_written += result.written
         run.rows_skipped_older += result.skipped_older
         run.rows_restated += result.restated
         if progress:
             progress(view.versioned_name, done, run.rows_read)
+
+    # Encoding (Python) and writing (waiting on Redis) overlap: one writer thread, at most two batches
+    # encoded ahead of it (1.3x the rate of doing them in turn). Batches hold distinct entities, so the
+    # order they land in does not matter. (Streaming the result from DuckDB instead of fetching it whole
+    # was measured too: no lower peak memory, which is the query's own, and no faster.)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="featurehouse-sync-writer") as writer:
+        pending: deque[Future] = deque()
+        try:
+            for done, batch in _batches(table, batch_size):
+                keep = tombstones.keep(view, batch) if tombstones is not None else None
+                if keep is not None:
+                    batch = batch.filter(keep)
+                items = encode_batch(view, batch, columns)
+                while len(pending) >= 2:
+                    pending.popleft().result()
+                pending.append(writer.submit(write, items, done))
+            while pending:
+                pending.popleft().result()
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
     if progress and not run.rows_read:
         progress(view.versioned_name, 0, 0)
 
