@@ -280,6 +280,7 @@ class FeatureStore:
         for name in restate:
             self.registry.view(*_name_version(name))  # an unknown view is an error naming it
         log = SyncRunLog(self.catalog)
+        log.remember(self.online.store_id())  # every view's last runs in two queries, not three per view
         policy = self.sync_policy
         changed = self._logic_changed()  # a declared restatement applies once: until published anew
         built = self.project.built_at if self.project is not None else (lambda _uid: None)

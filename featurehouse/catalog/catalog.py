@@ -122,11 +122,16 @@ class Catalog:
         rows = self.warehouse.fetch_arrow(query.sql(self.dialect), tuple(params) or None).to_pylist()
         return rows[0]["m"] if rows else None
 
-    def latest(self, spec: TableSpec, group_by: Sequence[str], maxima: Sequence[str], where: Where) -> list[dict]:
-        """Per group of `group_by` columns, the greatest value of each of `maxima` among matching rows."""
+    def latest(self, spec: TableSpec, group_by: Sequence[str], maxima: Sequence[str], where: Where,
+               condition: exp.Expr | None = None, condition_params: Sequence[Any] = ()) -> list[dict]:
+        """Per group of `group_by` columns, the greatest value of each of `maxima` among matching rows
+        (`condition`: a sqlglot condition too, its placeholders filled by `condition_params`)."""
         if not self.exists(spec):
             return []
         cond, params = self._condition(where)
+        if condition is not None:
+            cond = condition if cond is None else exp.and_(cond, condition)
+            params = [*params, *condition_params]
         keys = [exp.column(c, quoted=True) for c in group_by]
         query = exp.select(*keys, *[exp.Max(this=exp.column(c, quoted=True)).as_(c, quoted=True) for c in maxima]) \
             .from_(self._table(spec)).group_by(*[k.copy() for k in keys])

@@ -67,6 +67,40 @@ class SyncRunLog:
     def __init__(self, catalog: Catalog | CatalogWarehouse):
         self.catalog = as_catalog(catalog)
         self.table = self.catalog.table(SYNC_RUNS)
+        # what `remember` read for one online store: (view, version) -> last success / last full read
+        self._store: str | None = None
+        self._successes: dict[tuple[str, int], LastSync] = {}
+        self._full_reads: dict[tuple[str, int], datetime] = {}
+
+    def remember(self, online_store: str) -> None:
+        """Read every view version's last success and last full read into `online_store` in two queries,
+        so a sync of every view asks the log nothing more per view (200 views were 600 queries). Runs
+        finished through this log afterwards keep what it remembers current."""
+        t = exp.table_(SYNC_RUNS.name, db=self.catalog.schema, quoted=True)
+        self.catalog.table(SYNC_RUNS)
+
+        def col(name: str, table: str = "r") -> exp.Column:
+            return exp.column(name, table=table, quoted=True)
+
+        where = exp.and_(col("status", "x").eq(exp.Placeholder()), col("online_store", "x").eq(exp.Placeholder()))
+        newest = exp.select(col("view", "x"), col("version", "x"), exp.Max(this=col("finished_at", "x")).as_("m")) \
+            .from_(t.copy().as_("x")).where(where).group_by(col("view", "x"), col("version", "x"))
+        query = exp.select(col("view"), col("version"), col("finished_at"), col("watermark_to"), col("watermarks")) \
+            .from_(t.copy().as_("r")) \
+            .join(newest.subquery("l"), on=exp.and_(col("view").eq(col("view", "l")), col("version").eq(col("version", "l")),
+                                                    col("finished_at").eq(exp.column("m", table="l")))) \
+            .where(exp.and_(col("status").eq(exp.Placeholder()), col("online_store").eq(exp.Placeholder())))
+        params = ("success", online_store, "success", online_store)
+        rows = self.catalog.warehouse.fetch_arrow(query.sql(self.catalog.dialect), params).to_pylist()
+        self._successes = {(r["view"], int(r["version"])): LastSync(r["finished_at"], r["watermark_to"],
+                                                                    _parse_watermarks(r.get("watermarks")))
+                           for r in rows}
+        modes = exp.column("mode", quoted=True).isin(*[exp.Placeholder() for _ in FULL_READS])
+        full = self.catalog.latest(SYNC_RUNS, ("view", "version"), ("finished_at",),
+                                   {"status": "success", "online_store": online_store},
+                                   condition=modes, condition_params=FULL_READS)
+        self._full_reads = {(r["view"], int(r["version"])): r["finished_at"] for r in full}
+        self._store = online_store
 
     def start(self, view: str, version: int, mode: str, watermark_from, watermark_to, logic_ref: str = "",
               watermarks: dict[str, datetime | None] | None = None, online_store: str = "") -> SyncRun:
@@ -84,9 +118,16 @@ class SyncRunLog:
         run.status, run.error, run.finished_at = status, error, at or utc_now()
         done = ("rows_read", "rows_written", "rows_skipped_older", "rows_restated", "finished_at", "status", "error")
         self.catalog.update(SYNC_RUNS, {c: getattr(run, c) for c in done}, {"run_id": run.run_id})
+        if status == "success" and self._store is not None and run.online_store == self._store:
+            key = (run.view, int(run.version))
+            self._successes[key] = LastSync(run.finished_at, run.watermark_to, dict(run.watermarks))
+            if run.mode in FULL_READS:
+                self._full_reads[key] = run.finished_at
 
     def last_success(self, view: str, version: int, online_store: str | None = None) -> LastSync | None:
         """The newest successful run of this view version into that online store (None: it never synced)."""
+        if online_store is not None and online_store == self._store:
+            return self._successes.get((view, int(version)))
         rows = self.catalog.rows(SYNC_RUNS, _successes(view, version, online_store),
                                  order_by=("finished_at",), descending=True, limit=1,
                                  columns=("finished_at", "watermark_to", "watermarks"))
@@ -97,6 +138,8 @@ class SyncRunLog:
 
     def last_full_read(self, view: str, version: int, online_store: str | None = None) -> datetime | None:
         """When a successful run last read every row of this view version (full, reconcile, repair, restate)."""
+        if online_store is not None and online_store == self._store:
+            return self._full_reads.get((view, int(version)))
         modes = exp.column("mode", quoted=True).isin(*[exp.Placeholder() for _ in FULL_READS])
         rows = self.catalog.select(SYNC_RUNS, _successes(view, version, online_store),
                                    order_by=("finished_at",), descending=True, limit=1, columns=("finished_at",),
