@@ -271,7 +271,8 @@ class FeatureStore:
 
         A view named in `restate` (`view` or `view@N`), or declaring `meta.featurehouse.restatement`
         whose SQL changed since its last sync, is restated: every row is read again and stored values
-        that differ at an equal event time and created_at are replaced (a corrected view, same version)."""
+        that differ at an equal event time and created_at are replaced (a corrected view, same version).
+        `progress(view, rows_done, rows_total)` is called from the sync's writer thread."""
         from featurehouse.sync.batch import sync_view
         from featurehouse.sync.runs import SyncRunLog
 
@@ -489,6 +490,8 @@ class FeatureStore:
 
         self.attach_stream_tables()
         result = forget(self.warehouse, self.online, self.registry, entity_type, tuple(key), self.catalog)
+        if self._near_cache is not None:
+            self._near_cache.clear()  # this process serves nothing it held of the entity (serve's workers: docs)
         if result.matched_nothing:
             return result  # the CLI reports NothingMatched; nothing was forgotten, so nothing is audited
         result.audit_refs_redacted = redact_entity(self.online.client, self.catalog, entity_type, tuple(key))

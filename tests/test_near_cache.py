@@ -135,12 +135,71 @@ def test_the_setting_reads_as_serve_documents_it(value, wanted):
 
 
 @pytest.mark.parametrize("value, message", [
-    ({"entrys": 5}, "unknown setting 'entrys'"),
-    ({"slo_fraction": 2}, "slo_fraction must be in (0, 1]"),
+    ({"entrys": 5}, "near_cache: unknown setting 'entrys'"),
+    ({"slo_fraction": 2}, "near_cache: slo_fraction must be in (0, 1]"),
     ({"max_age_s": "soon"}, "could not convert string to float"),
+    ({"max_age_s": 3600}, "near_cache: max_age_s must be more than 0 and at most 60"),
+    ({"entries": 2.7}, "near_cache: entries must be a whole number, 1 or more, got 2.7"),
     ("maybe", "give true, false, or a mapping"),
 ])
 def test_a_bad_setting_is_refused_naming_it(value, message):
     with pytest.raises(NearCacheSettingError, match="near_cache") as e:
         near_cache_config(value)
     assert message in str(e.value)
+
+
+def test_a_forgotten_entity_is_not_served_from_the_cache_of_the_process_that_forgot_it(online):
+    clock = Clock()
+    store = sdk(online, NearCacheConfig(max_age_s=60.0, slo_fraction=1.0), clock)
+    write(online, "txn", 42, timedelta(seconds=30), 3, 12.5)
+    assert store.online_features("user", ["42"], ["txn.count_1h"])[0].features["txn.count_1h"].value == 3
+    store.forget("user", (42,))
+    got = store.online_features("user", ["42"], ["txn.count_1h"])[0].features["txn.count_1h"]
+    assert (got.value, got.status) == (None, "missing")
+
+
+def test_an_older_reply_never_replaces_a_newer_one(online):
+    """Two reads in flight (the HTTP worker's event loop): the one that began later answers first; the
+    earlier one's reply, older, must not replace it."""
+    from featurehouse.serving.near_cache import NearCache
+    from featurehouse.serving.vectors import plan_request
+
+    reg = registry()
+    plan = plan_request(reg, "user", ["txn.count_1h"])
+    clock = Clock()
+    near = NearCache(NearCacheConfig(), clock=clock)
+    near.store(plan, ["k"], ["newer"], fetched_at=1000.5)
+    near.store(plan, ["k"], ["older"], fetched_at=1000.2)
+    clock.now = 1000.6
+    assert near.lookup(plan, ["k"]) == (["newer"], [])
+
+
+def test_threads_reading_through_one_cache_never_break_it(online):
+    """An SDK store shared by a threaded web server's threads: lookups, stores and evictions at once."""
+    import threading
+
+    from featurehouse.serving.near_cache import NearCache
+    from featurehouse.serving.vectors import plan_request
+
+    plan = plan_request(registry(), "user", ["txn.count_1h"])
+    near = NearCache(NearCacheConfig(entries=4))
+    errors: list[BaseException] = []
+
+    def churn(seed: int) -> None:
+        try:
+            for i in range(20_000):
+                key = str((i * seed) % 9)
+                replies, missing = near.lookup(plan, [key])
+                if missing:
+                    near.store(plan, [key], [key], near.clock())
+                else:
+                    assert replies == [key]
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=churn, args=(s,)) for s in (1, 3, 5, 7)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

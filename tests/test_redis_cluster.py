@@ -10,13 +10,14 @@ from __future__ import annotations
 import random
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from featurehouse import FeatureStore
 from featurehouse.online.local_cluster import LocalRedisCluster
-from featurehouse.online.store import RedisOnlineStore
+from featurehouse.online.store import OnlineRow, RedisOnlineStore
+from featurehouse.registry.model import Entity, Feature, FeatureView, Relation
 from featurehouse.serving.client import ServingClient
 from featurehouse.serving.reader import OnlineReader
 from tests.shop_project import now, serving, write_project
@@ -177,6 +178,7 @@ def test_a_primary_killed_during_serving_load_costs_a_bounded_window_and_no_wron
     ("redis://h:7000/0?cluster=true", "redis://h:7000/0", True),
     ("redis://h:7000/0?cluster=true&socket_timeout=1", "redis://h:7000/0?socket_timeout=1", True),
     ("redis://h:7000/0?socket_timeout=1&cluster=true", "redis://h:7000/0?socket_timeout=1", True),
+    ("redis://h:7000/0?cluster=True", "redis://h:7000/0", True),
     ("redis://h:6379/15", "redis://h:6379/15", False),
     ("unix:///run/redis.sock", "unix:///run/redis.sock", False),
 ])
@@ -208,4 +210,18 @@ def test_a_slot_that_moved_since_the_client_looked_is_followed_on_writes_and_rea
         assert new_owner.command("HGET", key, "v") == b"1"  # it landed where the slot now lives
         assert per_node(client, [(key, ("HGET", key, "v"))]) == [b"1"]
         assert on_node(client, key, ("HGET", key, "v")) == b"1"
+
+        # a guarded write (the sync's FCALL) into a slot that moved back since: followed, and guarded there
+        client.delete(key)
+        back_id = next(n for n in cluster.primaries() if n.port == owner.port).node_id()
+        for node in cluster.primaries():
+            node.command("CLUSTER", "SETSLOT", slot, "NODE", back_id)
+        assert client.get_node_from_key(key).port == new_owner.port  # stale again
+        view = FeatureView("u", 1, Entity("user", ("user_id",)), Relation(None, None, "u"), "event_time",
+                           (Feature("u", "x", "bigint", 1),))
+        t0 = datetime(2026, 5, 1)
+        assert store.write(view, [OnlineRow((7,), t0, None, (5,))]).written == 1
+        assert store.write(view, [OnlineRow((7,), t0 - timedelta(days=1), None, (4,))]).skipped_older == 1
+        assert store.read("user", [(7,)], [(view, 1)])[0]["u@1"].values == {"x": 5}
+        assert next(n for n in cluster.primaries() if n.port == owner.port).command("EXISTS", key) == 1
         store.close()

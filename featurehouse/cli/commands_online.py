@@ -41,6 +41,8 @@ def sync(obj: CliContext, select: tuple[str, ...], full_refresh: bool, restate: 
         tasks: dict = {}  # a bar per view that has rows to write, made when it starts (200 idle bars cost 1 s)
 
         def progress(name: str, done: int, total: int) -> None:
+            if name not in tasks and not total:
+                return  # a view with nothing to write gets no bar
             if name not in tasks:
                 tasks[name] = bar.add_task(name, total=total)
             bar.update(tasks[name], completed=done, total=total)

@@ -57,8 +57,9 @@ _CLOSERS: weakref.WeakSet[DuckDBWarehouse] = weakref.WeakSet()
 
 @atexit.register
 def _stop_closers_at_exit() -> None:
+    deadline = time.monotonic() + _EXIT_WAIT_S  # one wait for them all: exit is never held for long
     for warehouse in list(_CLOSERS):
-        warehouse._stop_closer(_EXIT_WAIT_S)
+        warehouse._stop_closer(max(0.0, deadline - time.monotonic()))
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -437,10 +438,15 @@ class DuckDBWarehouse(Warehouse):
         so state on the connection goes with it, as it would on a kill). A statement another thread is
         still running keeps its connection; it is waited for up to `timeout_s`, then left."""
         deadline = time.monotonic() + timeout_s
-        with self._cond:
-            if self._cond.wait_for(lambda: self._users == 0, timeout=timeout_s):
+        # bounded: a thread may hold the lock while it waits for another process's file
+        if not self._cond.acquire(timeout=timeout_s):
+            return
+        try:
+            if self._cond.wait_for(lambda: self._users == 0, timeout=max(0.0, deadline - time.monotonic())):
                 self._disconnect()
             closer = self._closer
+        finally:
+            self._cond.release()
         if closer is not None and closer is not threading.current_thread():
             closer.join(max(0.0, deadline - time.monotonic()))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Sequence
 
 import redis
-from redis.exceptions import AskError, ClusterDownError, TryAgainError
+from redis.exceptions import AskError, ClusterDownError, RedisClusterException, SlotNotCoveredError, TryAgainError
 
 if TYPE_CHECKING:
     from redis.cluster import RedisCluster
@@ -32,7 +32,7 @@ def per_node(client: "RedisCluster", calls: Sequence[tuple[str, tuple[Any, ...]]
     nodes: dict[str, Any] = {}
     again: list[int] = []
     for i, (key, _) in enumerate(calls):
-        node = client.get_node_from_key(key)
+        node = _owner(client, key)
         if node is None:  # no owner known for the slot now: the cluster client finds one, or says why not
             again.append(i)
             continue
@@ -62,18 +62,33 @@ def per_node(client: "RedisCluster", calls: Sequence[tuple[str, tuple[Any, ...]]
         pipe = client.pipeline(transaction=False)
         for i in again:
             pipe.execute_command(*calls[i][1])
-        for i, answer in zip(again, pipe.execute()):
+        try:
+            answers = pipe.execute()
+        except RedisClusterException as e:  # not a RedisError: callers would see a traceback, not a store error
+            raise redis.ConnectionError(f"Redis Cluster: {e}") from e
+        for i, answer in zip(again, answers):
             replies[i] = answer
     return replies
+
+
+def _owner(client: "RedisCluster", key: str) -> Any:
+    """The node the client's slot map says owns `key`, or None (a slot no node covers now)."""
+    try:
+        return client.get_node_from_key(key)
+    except SlotNotCoveredError:
+        return None
 
 
 def on_node(client: "RedisCluster", key: str, command: tuple[Any, ...]) -> Any:
     """One command straight down the connection of the node that owns `key`'s slot (redis-py's own
     routing costs more than the read); rerouted through the cluster client as `per_node` does."""
-    node = client.get_node_from_key(key)
+    node = _owner(client, key)
     if node is not None and node.redis_connection is not None:
         try:
             return node.redis_connection.execute_command(*command)
         except _REROUTE:
             pass
-    return client.execute_command(*command)
+    try:
+        return client.execute_command(*command)
+    except RedisClusterException as e:
+        raise redis.ConnectionError(f"Redis Cluster: {e}") from e

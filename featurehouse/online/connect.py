@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import redis.asyncio as aioredis
     from redis.cluster import RedisCluster
 
-_CLUSTER_FLAG = re.compile(r"([?&])cluster=true(&?)")
+_CLUSTER_FLAG = re.compile(r"([?&])cluster=true(&?)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,10 @@ class LocalClusterError(FeaturehouseError):
     """The local cluster did not form (or heal) within its deadline."""
 
 
+class NodeExited(LocalClusterError):
+    """A node's redis-server exited as it started (most often: its port was taken meanwhile)."""
+
+
 @dataclass
 class ClusterNode:
     port: int
@@ -85,7 +89,19 @@ class LocalRedisCluster:
 
     # -- forming ---------------------------------------------------------------------------------
 
-    def start(self, timeout_s: float = 30.0) -> "LocalRedisCluster":
+    def start(self, timeout_s: float = 30.0, attempts: int = 3) -> "LocalRedisCluster":
+        """Form the cluster; a node that exits at start (its port taken since it was found free) makes
+        the whole cluster start again on other ports, up to `attempts` times."""
+        for attempt in range(attempts):
+            try:
+                return self._start(timeout_s)
+            except NodeExited:
+                self.nodes = []
+                if attempt == attempts - 1:
+                    raise
+        return self
+
+    def _start(self, timeout_s: float) -> "LocalRedisCluster":
         deadline = time.monotonic() + timeout_s
         total = self.primaries_wanted * (1 + self.replicas_wanted)
         try:
@@ -174,8 +190,8 @@ class LocalRedisCluster:
     def _wait_answering(self, node: ClusterNode, deadline: float) -> None:
         def answers() -> bool:
             if not node.alive:
-                raise LocalClusterError(f"redis-server on port {node.port} exited at start "
-                                        f"(code {node.process.returncode if node.process else None})")
+                raise NodeExited(f"redis-server on port {node.port} exited at start "
+                                 f"(code {node.process.returncode if node.process else None})")
             try:
                 with node.client(0.2) as c:
                     return bool(c.ping())

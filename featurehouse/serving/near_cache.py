@@ -7,7 +7,10 @@ The bound is the contract: a cached reply is served only while it is younger tha
 the freshness SLO of every view the read asks for (and never older than `max_age_s`). A view without an
 SLO is never cached: nothing says how old its value may be. What is served from the cache is judged
 as any read is (stale, expired, age from the value's own event time, at serve time), so metadata stays
-honest; only a write newer than the cached reply can be missed, for at most the bound.
+honest; what the cache can hide, for at most the bound, is a change made since: a newer write, or a
+deletion (`forget` clears the cache of the process that forgets; a `featurehouse serve` worker keeps
+serving what it holds of a forgotten entity for at most the bound, which is why the bound is capped
+at MAX_AGE_CAP_S).
 
 Not Redis client-side caching (RESP3 tracking with invalidation): redis-py offers it only on its sync
 client, and serving reads through redis.asyncio; one bound on both paths is simpler to state.
@@ -17,10 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, cast
 
 from featurehouse.errors import FeaturehouseError
 from featurehouse.serving.vectors import ReadPlan
@@ -30,6 +34,9 @@ class NearCacheSettingError(FeaturehouseError):
     """The `near_cache` setting of `featurehouse serve` is not one it understands."""
 
 
+MAX_AGE_CAP_S = 60.0  # no reply is served from a near-cache longer than this, whatever the settings
+
+
 @dataclass(frozen=True)
 class NearCacheConfig:
     entries: int = 10_000  # most replies kept per worker (least recently used go first)
@@ -37,12 +44,13 @@ class NearCacheConfig:
     max_age_s: float = 1.0  # and never older than this
 
     def __post_init__(self) -> None:
-        if self.entries < 1:
-            raise ValueError(f"near_cache entries must be 1 or more, got {self.entries}")
+        if isinstance(self.entries, bool) or not isinstance(self.entries, int) or self.entries < 1:
+            raise ValueError(f"entries must be a whole number, 1 or more, got {self.entries!r}")
         if not 0.0 < self.slo_fraction <= 1.0:
-            raise ValueError(f"near_cache slo_fraction must be in (0, 1], got {self.slo_fraction}")
-        if not self.max_age_s > 0:
-            raise ValueError(f"near_cache max_age_s must be more than 0, got {self.max_age_s}")
+            raise ValueError(f"slo_fraction must be in (0, 1], got {self.slo_fraction}")
+        if not 0.0 < self.max_age_s <= MAX_AGE_CAP_S:
+            raise ValueError(f"max_age_s must be more than 0 and at most {MAX_AGE_CAP_S:g} (a cached value hides "
+                             f"writes and deletions for that long), got {self.max_age_s}")
 
 
 def near_cache_config(value: Any) -> NearCacheConfig | None:
@@ -71,7 +79,10 @@ def near_cache_config(value: Any) -> NearCacheConfig | None:
     if unknown:
         raise NearCacheSettingError(f"near_cache: unknown setting '{unknown[0]}' (known: {', '.join(sorted(known))})")
     try:
-        return NearCacheConfig(entries=int(value.get("entries", NearCacheConfig.entries)),
+        entries = value.get("entries", NearCacheConfig.entries)
+        if isinstance(entries, float) and entries.is_integer():
+            entries = int(entries)
+        return NearCacheConfig(entries=cast(int, entries),  # checked by NearCacheConfig
                                slo_fraction=float(value.get("slo_fraction", NearCacheConfig.slo_fraction)),
                                max_age_s=float(value.get("max_age_s", NearCacheConfig.max_age_s)))
     except (TypeError, ValueError) as e:
@@ -84,10 +95,12 @@ def near_cache_setting(config: NearCacheConfig | None) -> str:
 
 
 class NearCache:
-    """An LRU of raw replies with their fetch time; `clock` is injectable for tests."""
+    """An LRU of raw replies with their fetch time; `clock` is injectable for tests. Thread-safe: an SDK
+    store may be read from a threaded web server's threads."""
 
     def __init__(self, config: NearCacheConfig, clock: Callable[[], float] = time.monotonic):
         self.config, self.clock = config, clock
+        self._lock = threading.Lock()
         self._replies: OrderedDict[tuple[str, tuple[str, ...]], tuple[float, Any]] = OrderedDict()
         self.hits = self.misses = 0
         self.ages: list[float] = []  # ages of replies served from the cache since the last drain (metrics)
@@ -112,18 +125,19 @@ class NearCache:
             return replies, list(range(len(keys)))
         now = self.clock()
         missing = []
-        for i, key in enumerate(keys):
-            held = self._replies.get((key, plan.fields))
-            if held is not None and now - held[0] < bound:
-                self._replies.move_to_end((key, plan.fields))
-                replies[i] = held[1]
-                self.ages.append(now - held[0])
-            else:
-                missing.append(i)
-        self.hits += len(keys) - len(missing)
-        self.misses += len(missing)
-        if len(self.ages) > 100_000:
-            del self.ages[:50_000]
+        with self._lock:
+            for i, key in enumerate(keys):
+                held = self._replies.get((key, plan.fields))
+                if held is not None and now - held[0] < bound:
+                    self._replies.move_to_end((key, plan.fields))
+                    replies[i] = held[1]
+                    self.ages.append(now - held[0])
+                else:
+                    missing.append(i)
+            self.hits += len(keys) - len(missing)
+            self.misses += len(missing)
+            if len(self.ages) > 100_000:
+                del self.ages[:50_000]
         return replies, missing
 
     def store(self, plan: ReadPlan, keys: Sequence[str], replies: Sequence[Any], fetched_at: float) -> None:
@@ -131,12 +145,22 @@ class NearCache:
         round trip too)."""
         if self.bound(plan) <= 0:
             return
-        for key, reply in zip(keys, replies):
-            self._replies[(key, plan.fields)] = (fetched_at, reply)
-            self._replies.move_to_end((key, plan.fields))
-        while len(self._replies) > self.config.entries:
-            self._replies.popitem(last=False)
+        with self._lock:
+            for key, reply in zip(keys, replies):
+                held = self._replies.get((key, plan.fields))
+                if held is not None and held[0] > fetched_at:
+                    continue  # a read that began later already answered: a value never goes back
+                self._replies[(key, plan.fields)] = (fetched_at, reply)
+                self._replies.move_to_end((key, plan.fields))
+            while len(self._replies) > self.config.entries:
+                self._replies.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every reply (an entity was deleted: nothing held of it may be served again)."""
+        with self._lock:
+            self._replies.clear()
 
     def drain_ages(self) -> list[float]:
-        ages, self.ages = self.ages, []
+        with self._lock:
+            ages, self.ages = self.ages, []
         return ages
