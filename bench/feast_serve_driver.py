@@ -51,6 +51,8 @@ import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from feast_redis_repo import redis_connection_string, write_repo  # bench/, beside this script
+
 VIEW = "user_txn_stats"
 INT_FEATURES = ("txn_count_1h", "txn_count_24h", "txn_count_7d")
 FLOAT_FEATURES = ("amount_sum_24h", "amount_sum_7d", "amount_max_7d")
@@ -59,23 +61,6 @@ FEATURE_REFS = [f"{VIEW}:{f}" for f in INT_FEATURES + FLOAT_FEATURES]
 
 def log(msg: str) -> None:
     print(f"[feast_serve_driver] {msg}", file=sys.stderr, flush=True)
-
-
-def redis_connection_string(url: str) -> str:
-    """redis://[:password@]host:port/db -> Feast's ``host:port,db=N[,password=...]``."""
-    u = urllib.parse.urlparse(url)
-    if u.scheme not in ("redis", "rediss"):
-        raise SystemExit(f"--redis-url must be redis://host:port/db, got {url!r}")
-    parts = [f"{u.hostname or '127.0.0.1'}:{u.port or 6379}"]
-    db = (u.path or "/0").lstrip("/") or "0"
-    parts.append(f"db={int(db)}")
-    if u.password:
-        parts.append(f"password={urllib.parse.unquote(u.password)}")
-    if u.username and u.username != "default":
-        parts.append(f"username={urllib.parse.unquote(u.username)}")
-    if u.scheme == "rediss":
-        parts.append("ssl=true")
-    return ",".join(parts)
 
 
 def normalise_data(src: Path, dst: Path) -> tuple[int, datetime, datetime]:
@@ -104,24 +89,6 @@ def normalise_data(src: Path, dst: Path) -> tuple[int, datetime, datetime]:
     pq.write_table(t, dst)
     lo, hi = pc.min(t["event_time"]).as_py(), pc.max(t["event_time"]).as_py()
     return pc.count_distinct(t["user_id"]).as_py(), lo, hi
-
-
-def write_repo(repo: Path, conn: str) -> None:
-    (repo / "data").mkdir(parents=True, exist_ok=True)
-    (repo / "feature_store.yaml").write_text(
-        "project: fh_bench_serve\n"
-        "registry:\n"
-        "  registry_type: file\n"
-        f"  path: {repo / 'data' / 'registry.db'}\n"
-        "  cache_ttl_seconds: 0\n"  # 0 = load once, never expire
-        "provider: local\n"
-        "online_store:\n"
-        "  type: redis\n"
-        f"  connection_string: {json.dumps(conn)}\n"
-        "offline_store:\n"
-        "  type: file\n"
-        "entity_key_serialization_version: 3\n"
-    )
 
 
 def objects(parquet: Path):
@@ -207,7 +174,7 @@ def main(argv=None) -> None:
             redis.Redis.from_url(a.redis_url).flushdb()
             log(f"flushed {a.redis_url}; feast {feast.__version__}; repo {repo}")
             parquet = repo / "data" / f"{VIEW}.parquet"
-            write_repo(repo, conn)
+            write_repo(repo, conn, "fh_bench_serve")
             users, lo, hi = normalise_data(Path(a.data).resolve(), parquet)
 
             fs = FeatureStore(repo_path=str(repo))

@@ -39,9 +39,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+from feast_redis_repo import redis_connection_string, write_repo  # bench/, beside this script
 
 VIEW = "user_stats"
 INT_FEATURES = ("txn_count_1h", "txn_count_24h", "txn_count_7d")
@@ -54,21 +55,6 @@ TTL = timedelta(days=3650)
 
 def log(msg: str) -> None:
     print(f"[feast_sync_driver] {msg}", file=sys.stderr, flush=True)
-
-
-def redis_connection_string(url: str) -> str:
-    """redis://[:password@]host:port/db -> Feast's ``host:port,db=N[,password=...]``."""
-    u = urllib.parse.urlparse(url)
-    if u.scheme not in ("redis", "rediss"):
-        raise SystemExit(f"--redis-url must be redis://host:port/db, got {url!r}")
-    parts = [f"{u.hostname or '127.0.0.1'}:{u.port or 6379}", f"db={int((u.path or '/0').lstrip('/') or 0)}"]
-    if u.password:
-        parts.append(f"password={urllib.parse.unquote(u.password)}")
-    if u.username and u.username != "default":
-        parts.append(f"username={urllib.parse.unquote(u.username)}")
-    if u.scheme == "rediss":
-        parts.append("ssl=true")
-    return ",".join(parts)
 
 
 def normalise_data(src: Path, dst: Path):
@@ -112,26 +98,6 @@ def latest_rows(table) -> dict[int, dict]:
     last = order[np.r_[uid[order][1:] != uid[order][:-1], True]]
     cols = {f: table[f].take(last).to_pylist() for f in FEATURES}
     return {u: {f: cols[f][i] for f in FEATURES} for i, u in enumerate(uid[last].tolist())}
-
-
-def write_repo(repo: Path, conn: str, write_batch_size: int | None) -> None:
-    (repo / "data").mkdir(parents=True, exist_ok=True)
-    batch = f"materialization:\n  online_write_batch_size: {write_batch_size}\n" if write_batch_size else ""
-    (repo / "feature_store.yaml").write_text(
-        "project: fh_bench_sync\n"
-        "registry:\n"
-        "  registry_type: file\n"
-        f"  path: {repo / 'data' / 'registry.db'}\n"
-        "  cache_ttl_seconds: 0\n"
-        "provider: local\n"
-        "online_store:\n"
-        "  type: redis\n"
-        f"  connection_string: {json.dumps(conn)}\n"
-        "offline_store:\n"
-        "  type: file\n"
-        f"{batch}"
-        "entity_key_serialization_version: 3\n"
-    )
 
 
 def objects(parquet: Path):
@@ -240,7 +206,7 @@ def main(argv=None) -> None:
             client.flushdb()
             log(f"flushed {a.redis_url}; feast {feast.__version__}; repo {repo}")
             parquet = repo / "data" / f"{VIEW}.parquet"
-            write_repo(repo, redis_connection_string(a.redis_url), a.write_batch_size)
+            write_repo(repo, redis_connection_string(a.redis_url), "fh_bench_sync", a.write_batch_size)
             table = normalise_data(Path(a.data).resolve(), parquet)
             expected = latest_rows(table)
             bounds = pc.min_max(table["event_time"]).as_py()  # tz-aware (UTC) datetimes
