@@ -20,10 +20,12 @@ _EXPORTS = {
     "Entity": "featurehouse.registry.model", "Feature": "featurehouse.registry.model",
     "FeatureRef": "featurehouse.registry.model", "FeatureView": "featurehouse.registry.model",
     "Registry": "featurehouse.registry.model", "Relation": "featurehouse.registry.model",
+    "NearCacheConfig": "featurehouse.serving.near_cache",
 }
 __all__ = [
     "Entity", "Feature", "FeatureRef", "FeatureStore", "FeatureView", "FeaturehouseError", "InvalidFeatureMetadata",
-    "InvalidSpine", "ProjectError", "Registry", "Relation", "TrainingSet", "UnknownEntity", "UnknownFeature",
+    "InvalidSpine", "NearCacheConfig", "ProjectError", "Registry", "Relation", "TrainingSet", "UnknownEntity",
+    "UnknownFeature",
 ]
 
 if TYPE_CHECKING:
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     )
     from featurehouse.offline.training_set import TrainingSet
     from featurehouse.registry.model import Entity, Feature, FeatureRef, FeatureView, Registry, Relation
+    from featurehouse.serving.near_cache import NearCacheConfig
     from featurehouse.store import FeatureStore
 
 

@@ -375,12 +375,14 @@ class FeatureStore:
             self._served_log.flush_in_background(self.online.client)
         return vectors
 
-    def use_near_cache(self, config=None, clock=None) -> None:
+    def use_near_cache(self, config=True, clock=None) -> None:
         """Keep hot entities' values in this process for online_features, each for at most a share of its
-        views' freshness SLO (featurehouse.serving.near_cache.NearCacheConfig; its defaults when None)."""
-        from featurehouse.serving.near_cache import NearCache, NearCacheConfig
+        views' freshness SLO. `config` is what serve's `near_cache` setting takes (True: the defaults; a
+        mapping of entries / slo_fraction / max_age_s; False: off) or a NearCacheConfig."""
+        from featurehouse.serving.near_cache import NearCache, NearCacheConfig, near_cache_config
 
-        self._near_cache = NearCache(config or NearCacheConfig(), **({"clock": clock} if clock else {}))
+        chosen = config if isinstance(config, NearCacheConfig) else near_cache_config(config)
+        self._near_cache = None if chosen is None else NearCache(chosen, **({"clock": clock} if clock else {}))
         if getattr(self, "_reader", None) is not None:
             self._reader.near_cache = self._near_cache
 

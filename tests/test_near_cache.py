@@ -137,10 +137,12 @@ def test_the_setting_reads_as_serve_documents_it(value, wanted):
 @pytest.mark.parametrize("value, message", [
     ({"entrys": 5}, "near_cache: unknown setting 'entrys'"),
     ({"slo_fraction": 2}, "near_cache: slo_fraction must be in (0, 1]"),
-    ({"max_age_s": "soon"}, "could not convert string to float"),
+    ({"max_age_s": "soon"}, "near_cache: max_age_s must be a number, got 'soon'"),
+    ({"max_age_s": None}, "near_cache: max_age_s must be a number, got None"),
+    ("{max_age_s: 0.5}", "a JSON mapping"),
     ({"max_age_s": 3600}, "near_cache: max_age_s must be more than 0 and at most 60"),
     ({"entries": 2.7}, "near_cache: entries must be a whole number, 1 or more, got 2.7"),
-    ("maybe", "give true, false, or a mapping"),
+    ("maybe", "give true, false, or a JSON mapping"),
 ])
 def test_a_bad_setting_is_refused_naming_it(value, message):
     with pytest.raises(NearCacheSettingError, match="near_cache") as e:
@@ -203,3 +205,14 @@ def test_threads_reading_through_one_cache_never_break_it(online):
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_the_sdk_takes_what_serve_takes(online):
+    store = FeatureStore.from_registry(registry(), DuckDBWarehouse())
+    store.use_online_store(online)
+    store.use_near_cache({"max_age_s": 0.5})
+    assert store.near_cache.config == NearCacheConfig(max_age_s=0.5)
+    store.use_near_cache(False)
+    assert store.near_cache is None
+    with pytest.raises(NearCacheSettingError, match="unknown setting 'entrys'"):
+        store.use_near_cache({"entrys": 3})

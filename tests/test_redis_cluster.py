@@ -100,6 +100,37 @@ def test_pushed_rows_reach_the_cluster_through_the_stream_and_the_guards_stay_gr
     assert {f.view: f.status for f in store.freshness()} == {"customer_orders": "ok", "customer_scores": "no slo"}
 
 
+def test_a_cluster_nobody_answers_exits_3_and_a_node_given_as_one_server_exits_2_saying_what_to_write(
+        shop_on_cluster):
+    """Misaddressed or down, the CLI says so in one line, as for a single server (no traceback)."""
+    from click.testing import CliRunner
+
+    from featurehouse.cli.main import cli
+
+    project, store, cluster = shop_on_cluster
+    store.close_warehouse()
+    runner = CliRunner()
+    down = runner.invoke(cli, ["--project-dir", str(project), "parity"],
+                         env={"FEATUREHOUSE_REDIS_URL": f"redis+cluster://127.0.0.1:{dead_port()}"})
+    assert down.exit_code == 3, down.output
+    assert down.output.strip().startswith("error: online store unreachable: Redis Cluster at 127.0.0.1:"), down.output
+    one_node = f"redis://127.0.0.1:{cluster.nodes[0].port}/0"
+    for command in ("parity", "sync"):
+        wrong = runner.invoke(cli, ["--project-dir", str(project), command], env={"FEATUREHOUSE_REDIS_URL": one_node})
+        assert wrong.exit_code == 2, wrong.output
+        assert wrong.output.strip().splitlines()[-1] == (
+            "error: the online store answered as a Redis Cluster node (MOVED): give its URL as "
+            "redis+cluster://host:port (or add ?cluster=true); docs/online-store.md"), wrong.output
+
+
+def dead_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 # -- a primary lost under load ---------------------------------------------------------------------------
 
 

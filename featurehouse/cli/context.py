@@ -60,6 +60,12 @@ class FeaturehouseGroup(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise  # --help, a usage error click reports itself, Ctrl-C: click's own exits
         except Exception as e:
+            from featurehouse.online.connect import cluster_node_error
+
+            misaddressed = cluster_node_error(e)  # a single-server URL for a cluster node: the user's to fix
+            if misaddressed is not None:
+                click.echo(f"error: {misaddressed}", err=True)
+                sys.exit(USAGE_ERROR)
             unreachable = infrastructure_failure(e)
             if unreachable is None:  # a bug: its traceback is what to report, and its own exit code, so a
                 import traceback  # scheduler does not read it as a guard that fired (1)

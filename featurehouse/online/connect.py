@@ -9,6 +9,7 @@ reached through redis-py's cluster client from one start-up node; every other UR
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,15 +39,46 @@ def parse_url(url: str) -> RedisAddress:
     return RedisAddress(plain, cluster)
 
 
+CLUSTER_NODE = ("the online store answered as a Redis Cluster node (MOVED): give its URL as "
+                "redis+cluster://host:port (or add ?cluster=true); docs/online-store.md")
+
+
 def client_from_url(url: str, **kwargs: Any) -> "redis.Redis | RedisCluster":
+    """A client for the URL. A cluster client reads the slot map at once: a cluster it cannot reach is
+    redis-py's ConnectionError here (as a single server's is at its first command), not the
+    RedisClusterException redis-py raises, which no caller would take for "unreachable"."""
+    import redis
+
     address = parse_url(url)
     if address.cluster:
         from redis.cluster import RedisCluster
+        from redis.exceptions import RedisClusterException
 
-        return RedisCluster.from_url(address.url, **kwargs)
-    import redis
-
+        try:
+            return RedisCluster.from_url(address.url, **kwargs)
+        except RedisClusterException as e:
+            raise redis.ConnectionError(f"Redis Cluster at {_where(address.url)}: {e}") from e
     return redis.Redis.from_url(address.url, **kwargs)
+
+
+def cluster_node_error(error: BaseException | None) -> str | None:
+    """CLUSTER_NODE when `error` (or what it was raised from) is a MOVED or ASK answer: a single-server
+    URL given for a cluster node."""
+    seen = 0
+    while error is not None and seen < 5:
+        redis_errors = sys.modules.get("redis.exceptions")
+        if redis_errors is not None and isinstance(error, redis_errors.AskError):  # MovedError is one
+            return CLUSTER_NODE
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return None
+
+
+def _where(url: str) -> str:
+    """host:port of a URL, without its credentials."""
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    return f"{u.hostname}:{u.port}" if u.hostname else url
 
 
 def async_client_from_url(url: str, **kwargs: Any) -> "aioredis.Redis | aioredis.RedisCluster":

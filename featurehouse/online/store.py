@@ -13,7 +13,7 @@ from redis.exceptions import NoPermissionError
 from featurehouse.errors import FeaturehouseError, InfrastructureError
 from featurehouse.online.cluster_calls import per_node
 from featurehouse.online.codec import decode_values, encode_values, from_micros, to_micros
-from featurehouse.online.connect import is_cluster
+from featurehouse.online.connect import cluster_node_error, is_cluster
 from featurehouse.online.embedded import EmbeddedRedis, project_server_dir
 from featurehouse.online.keys import ACTIVE_VERSIONS, LAYOUTS, MATERIALIZER, STORE_ID, entity_key, time_field, value_field
 from featurehouse.online.layout import Layout, parse_layouts
@@ -137,6 +137,9 @@ def _failure(error: redis.RedisError, what: str) -> OnlineStoreError:
     """Our error for a driver's: unreachable (a connection or a timeout) is told apart from refused."""
     if isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
         return OnlineStoreUnreachable(f"online store unreachable: {error}")
+    cluster_node = cluster_node_error(error)
+    if cluster_node is not None:
+        return OnlineStoreError(cluster_node)
     return OnlineStoreError(f"{what}: {error}")
 
 

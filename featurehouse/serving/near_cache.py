@@ -65,8 +65,8 @@ def near_cache_config(value: Any) -> NearCacheConfig | None:
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            raise NearCacheSettingError(f"near_cache {value!r}: give true, false, or a mapping of "
-                                        "entries, slo_fraction, max_age_s") from None
+            raise NearCacheSettingError(f"near_cache {value!r}: give true, false, or a JSON mapping of "
+                                        'entries, slo_fraction, max_age_s (e.g. {"max_age_s": 0.5})') from None
     if value is None or value is False:
         return None
     if value is True:
@@ -78,14 +78,21 @@ def near_cache_config(value: Any) -> NearCacheConfig | None:
     unknown = sorted(set(value) - known)
     if unknown:
         raise NearCacheSettingError(f"near_cache: unknown setting '{unknown[0]}' (known: {', '.join(sorted(known))})")
+    entries = value.get("entries", NearCacheConfig.entries)
+    if isinstance(entries, float) and entries.is_integer():
+        entries = int(entries)
+    numbers = {}
+    for name in ("slo_fraction", "max_age_s"):
+        given = value.get(name, getattr(NearCacheConfig, name))
+        try:
+            if isinstance(given, bool):
+                raise TypeError
+            numbers[name] = float(given)
+        except (TypeError, ValueError):
+            raise NearCacheSettingError(f"near_cache: {name} must be a number, got {given!r}") from None
     try:
-        entries = value.get("entries", NearCacheConfig.entries)
-        if isinstance(entries, float) and entries.is_integer():
-            entries = int(entries)
-        return NearCacheConfig(entries=cast(int, entries),  # checked by NearCacheConfig
-                               slo_fraction=float(value.get("slo_fraction", NearCacheConfig.slo_fraction)),
-                               max_age_s=float(value.get("max_age_s", NearCacheConfig.max_age_s)))
-    except (TypeError, ValueError) as e:
+        return NearCacheConfig(entries=cast(int, entries), **numbers)  # entries: checked by NearCacheConfig
+    except ValueError as e:
         raise NearCacheSettingError(f"near_cache: {e}") from None
 
 
@@ -104,6 +111,10 @@ class NearCache:
         self._replies: OrderedDict[tuple[str, tuple[str, ...]], tuple[float, Any]] = OrderedDict()
         self.hits = self.misses = 0
         self.ages: list[float] = []  # ages of replies served from the cache since the last drain (metrics)
+
+    def __repr__(self) -> str:
+        return (f"NearCache({len(self._replies)} of {self.config.entries} replies held, hits={self.hits}, "
+                f"misses={self.misses}, at most {self.config.max_age_s:g} s or {self.config.slo_fraction:g} of an SLO)")
 
     def bound(self, plan: ReadPlan) -> float:
         """Seconds a reply for `plan` may be served from the cache; 0 when a view has no SLO."""
