@@ -530,9 +530,12 @@ def test_the_documented_rules_are_the_generated_ones():
 
 
 _CALL = re.compile(r"\b(?:client|pipe|online_client)\.([a-z_]+)\(")
+# commands handed to the cluster helpers as (key, ("HMGET", key, ...)) or on_node(client, key, ("HMGET", ...))
+_ROUTED = re.compile(r', \("([A-Z]+)", ')
 _METHOD_COMMANDS = {"scan_iter": "scan", "xpending_range": "xpending", "xinfo_groups": "xinfo|groups",
                     "xgroup_create": "xgroup|create", "function_load": "function|load", "delete": "del"}
-_NOT_COMMANDS = {"pipeline", "execute", "close", "aclose", "set_retry"}
+_NOT_COMMANDS = {"pipeline", "execute", "close", "aclose", "set_retry",
+                 "get_node_from_key", "execute_command"}  # routing: the commands they carry are _ROUTED
 PACKAGE = Path(__file__).resolve().parents[1] / "featurehouse"
 SERVING_ONLY = ("serving/app.py", "access/http.py", "serving/definitions.py")  # code only serve workers run
 SERVING_FILES = (*SERVING_ONLY, "serving/reader.py", "serving/served_log.py")
@@ -541,21 +544,27 @@ SERVING_FILES = (*SERVING_ONLY, "serving/reader.py", "serving/served_log.py")
 def _commands_called(path: Path) -> dict[str, str]:
     """Redis commands a module sends through a client or pipeline: command -> the method spelling."""
     found = {}
-    for method in _CALL.findall(path.read_text(encoding="utf-8")):
+    text = path.read_text(encoding="utf-8")
+    for method in _CALL.findall(text):
         if method not in _NOT_COMMANDS:
             found[_METHOD_COMMANDS.get(method, method)] = method
+    for command in _ROUTED.findall(text):
+        found[command.lower()] = command
     return found
 
 
 def test_the_writer_may_run_every_command_featurehouse_sends():
     """A Redis command newly used anywhere in featurehouse must be granted (or the ACL breaks that path)."""
     writer = _role("writer")
-    skipped = {PACKAGE / "online" / "embedded.py", *(PACKAGE / name for name in SERVING_ONLY)}  # its own server
+    skipped = {PACKAGE / "online" / "embedded.py", PACKAGE / "online" / "local_cluster.py",  # their own servers
+               *(PACKAGE / name for name in SERVING_ONLY)}
     scanned = [p for p in PACKAGE.rglob("*.py") if p not in skipped]
     missing = {f"{cmd} ({path.relative_to(PACKAGE)})" for path in scanned
                for cmd in _commands_called(path) if cmd not in writer.commands}
     assert not missing, f"not granted to the writer in featurehouse/online/acl.py: {sorted(missing)}"
     assert "hmget" in writer.commands and "function|load" in writer.commands  # the scan is not vacuous
+    routed = {cmd for path in scanned for cmd, spelled in _commands_called(path).items() if spelled.isupper()}
+    assert {"hmget", "fcall"} <= routed  # the cluster paths' commands are seen too
 
 
 def test_serving_may_run_every_command_its_modules_send():
