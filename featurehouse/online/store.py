@@ -13,7 +13,7 @@ from redis.exceptions import NoPermissionError
 from featurehouse.errors import FeaturehouseError, InfrastructureError
 from featurehouse.online.cluster_calls import per_node
 from featurehouse.online.codec import decode_values, encode_values, from_micros, to_micros
-from featurehouse.online.connect import cluster_node_error, is_cluster
+from featurehouse.online.connect import client_from_url, cluster_node_error, is_cluster
 from featurehouse.online.embedded import EmbeddedRedis, project_server_dir
 from featurehouse.online.keys import ACTIVE_VERSIONS, LAYOUTS, MATERIALIZER, STORE_ID, entity_key, time_field, value_field
 from featurehouse.online.layout import Layout, parse_layouts
@@ -235,8 +235,6 @@ class RedisOnlineStore:
         `redis+cluster://host:port` (or `rediss+cluster://`, or `?cluster=true`) uses redis-py's
         Redis Cluster client; an entity's hash stays in one slot thanks to its hash tag.
         """
-        from featurehouse.online.connect import client_from_url
-
         return cls(client_from_url(url, **kwargs))
 
     @classmethod

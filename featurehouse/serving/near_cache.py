@@ -166,6 +166,14 @@ class NearCache:
             while len(self._replies) > self.config.entries:
                 self._replies.popitem(last=False)
 
+    def fill(self, plan: ReadPlan, keys: Sequence[str], replies: list[Any], missing: Sequence[int],
+             got: Sequence[Any], fetched_at: float) -> list[Any]:
+        """`lookup`'s replies completed with the store's answers for the `missing` indexes, which are kept."""
+        for i, reply in zip(missing, got):
+            replies[i] = reply
+        self.store(plan, [keys[i] for i in missing], got, fetched_at)
+        return replies
+
     def clear(self) -> None:
         """Forget every reply (an entity was deleted: nothing held of it may be served again)."""
         with self._lock:

@@ -227,11 +227,8 @@ class OnlineReader(_Cached):
             return self._vectors(plan, ids, self._fetch(plan, keys), model)
         replies, missing = near.lookup(plan, keys)
         if missing:
-            fetched_at, wanted = near.clock(), [keys[i] for i in missing]
-            got = self._fetch(plan, wanted)
-            for i, reply in zip(missing, got):
-                replies[i] = reply
-            near.store(plan, wanted, got, fetched_at)
+            fetched_at = near.clock()
+            near.fill(plan, keys, replies, missing, self._fetch(plan, [keys[i] for i in missing]), fetched_at)
         return self._vectors(plan, ids, replies, model)
 
     def _fetch(self, plan: ReadPlan, keys: list[str]) -> list:
@@ -270,11 +267,8 @@ class AsyncOnlineReader(_Cached):
             return self._vectors(plan, ids, await self._fetch(plan, keys), model)
         replies, missing = near.lookup(plan, keys)
         if missing:
-            fetched_at, wanted = near.clock(), [keys[i] for i in missing]
-            got = await self._fetch(plan, wanted)
-            for i, reply in zip(missing, got):
-                replies[i] = reply
-            near.store(plan, wanted, got, fetched_at)
+            fetched_at = near.clock()
+            near.fill(plan, keys, replies, missing, await self._fetch(plan, [keys[i] for i in missing]), fetched_at)
         return self._vectors(plan, ids, replies, model)
 
     async def _fetch(self, plan: ReadPlan, keys: list[str]) -> list:
