@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -72,7 +74,42 @@ cli.add_command(commands_access.audit)
 
 
 def main() -> None:
-    cli(prog_name="featurehouse")
+    """The `featurehouse` command. Once the command is done, what Python's shutdown would do that
+    matters is done here (non-daemon threads joined, exit handlers run, output flushed) and the process
+    ends with os._exit: finalizing the interpreter kills daemon threads where they stand, and one inside
+    a native library (DuckDB's C++) at that moment aborts the whole process (SIGABRT, exit 134) after
+    its work succeeded, which a scheduler would read as a failure."""
+    try:
+        cli(prog_name="featurehouse")
+        code = 0
+    except SystemExit as e:
+        code = _exit_code(e.code)
+    _leave(code)
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)  # sys.exit("message"): printed, exit 1, as Python does
+    return 1
+
+
+def _leave(code: int) -> None:
+    import atexit
+    import threading
+
+    shutdown = getattr(threading, "_shutdown", None)  # joins non-daemon threads, as Python's exit does
+    if shutdown is not None:
+        shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":
