@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def naive_utc(value: datetime) -> datetime:
+    """An instant (a TIMESTAMPTZ value, or Spark's TIMESTAMP) as naive UTC; a naive value as it is."""
+    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo is not None else value
+
+
+def naive_utc_value(value: Any) -> Any:
+    """A value as the online store gives it back: instants (also inside lists) as naive UTC."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+    if isinstance(value, list):
+        return [naive_utc_value(v) for v in value]
+    return value
 
 
 EPOCH = datetime(1970, 1, 1)

@@ -155,11 +155,11 @@
   name, version, column_name, column_position, data_type. The type names are those the Python registry's
   warehouse describe reads (information_schema.columns.data_type), so both spell a type alike.
 -#}
-{% macro relation_columns(relations) %}
-  {{ return(adapter.dispatch('relation_columns', 'featurehouse')(relations)) }}
+{% macro relation_columns(relations, views=[]) %}
+  {{ return(adapter.dispatch('relation_columns', 'featurehouse')(relations, views)) }}
 {% endmacro %}
 
-{% macro default__relation_columns(relations) %}
+{% macro default__relation_columns(relations, views=[]) %}
     select
         r.name,
         r.version,
@@ -171,6 +171,29 @@
         on c.table_name = r.relation_identifier
         and (r.relation_schema is null or c.table_schema = r.relation_schema)
         and (r.relation_database is null or c.table_catalog = r.relation_database)
+{%- endmacro %}
+
+{#-
+  Spark has no information_schema: the columns are read from the catalog when the model runs
+  (adapter.get_columns_in_relation) and written as literal rows, so the view holds the relations as they
+  were built at its last run. `featurehouse build` runs it again after the feature views on Spark.
+-#}
+{% macro spark__relation_columns(relations, views=[]) %}
+  {%- set rows = [] -%}
+  {%- if execute -%}
+    {%- for view in views -%}
+      {%- set relation = adapter.get_relation(database=none, schema=view.relation_schema,
+                                              identifier=view.relation_identifier) -%}
+      {%- if relation is not none -%}
+        {%- for column in adapter.get_columns_in_relation(relation) -%}
+          {%- do rows.append({'name': view.name, 'version': view.version, 'column_name': column.name,
+                              'column_position': loop.index, 'data_type': column.dtype}) -%}
+        {%- endfor -%}
+      {%- endif -%}
+    {%- endfor -%}
+  {%- endif -%}
+  {{- featurehouse.literal_rows(rows, {'name': 'string', 'version': 'int', 'column_name': 'string',
+                                       'column_position': 'int', 'data_type': 'string'}) }}
 {%- endmacro %}
 
 
@@ -211,7 +234,8 @@
 
 {#- A string expression as a JSON string: quoted, with backslashes and double quotes escaped. -#}
 {% macro json_string(expression) -%}
-  '"' || replace(replace({{ expression }}, '\', '\\'), '"', '\"') || '"'
+  {#- chr(92) is a backslash: Spark SQL would read one inside a string literal as an escape -#}
+  '"' || replace(replace({{ expression }}, chr(92), chr(92) || chr(92)), '"', chr(92) || '"') || '"'
 {%- endmacro %}
 
 

@@ -72,7 +72,7 @@ non_feature_columns as (
 ),
 
 built_columns as (
-    {{- featurehouse.relation_columns('feature_views') }}
+    {{- featurehouse.relation_columns('feature_views', views) }}
 ),
 
 view_columns as (

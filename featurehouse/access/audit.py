@@ -244,5 +244,5 @@ def redact_entity(client, catalog: Catalog, entity_type: str, entity_key) -> int
         update = exp.update(catalog._table(AUDIT), {}, where=where)
         update.set("expressions", [exp.EQ(this=column.copy(), expression=exp.func(
             "replace", column.copy(), exp.Placeholder(), exp.Literal.string("forgotten")))])
-        catalog.warehouse.execute(update.sql(catalog.dialect), (ref, f"%{ref}%"))
+        catalog.warehouse.execute_dml(update, (ref, f"%{ref}%"))
     return count

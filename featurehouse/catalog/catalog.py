@@ -8,7 +8,7 @@ the same variable, so both find the version log and stream landing tables in one
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Mapping, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import pyarrow as pa
 from sqlglot import exp
@@ -31,6 +31,10 @@ class CatalogWarehouse(Protocol):
     def ensure_table(self, schema: str, name: str, columns: list[tuple[str, str]]) -> str: ...
 
     def append_table(self, schema: str, name: str, table: pa.Table, id_column: str) -> None: ...
+
+    def execute_dml(self, statement: Any, params: Sequence[Any] = ()) -> None: ...
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]: ...
 
 
 Where = Mapping[str, Any]  # column -> value (None: IS NULL), all of them must hold
@@ -76,14 +80,14 @@ class Catalog:
         sets = [exp.EQ(this=exp.column(n, quoted=True), expression=exp.Placeholder()) for n in values]
         update = exp.update(self._table(spec), {}, where=cond)
         update.set("expressions", sets)
-        self.warehouse.execute(update.sql(self.dialect), (*values.values(), *params))
+        self.warehouse.execute_dml(update, (*values.values(), *params))
 
     def delete(self, spec: TableSpec, condition: exp.Expr, params: Sequence[Any] = ()) -> None:
         """Delete the rows matching a sqlglot condition (placeholders filled from `params`); none when the table
         was never made."""
         if not self.exists(spec):
             return
-        self.warehouse.execute(exp.delete(self._table(spec), where=condition).sql(self.dialect), tuple(params) or None)
+        self.warehouse.execute_dml(exp.delete(self._table(spec), where=condition), tuple(params))
 
     def rows(self, spec: TableSpec, where: Where | None = None, order_by: Sequence[str] = (),
              descending: bool = False, limit: int | None = None, columns: Sequence[str] = ()) -> list[dict]:
@@ -139,16 +143,9 @@ class Catalog:
             query = query.where(cond)
         return self.warehouse.fetch_arrow(query.sql(self.dialect), tuple(params) or None).to_pylist()
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Statements inside commit together or not at all."""
-        self.warehouse.execute("BEGIN")
-        try:
-            yield
-        except BaseException:
-            self.warehouse.execute("ROLLBACK")
-            raise
-        self.warehouse.execute("COMMIT")
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """Statements inside commit together or not at all (on engines with transactions: not Spark)."""
+        return self.warehouse.transaction()
 
     def append(self, spec: TableSpec, table: pa.Table, id_column: str) -> None:
         """Append rows, replacing rows with the same `id_column` values in one transaction (idempotent)."""

@@ -269,8 +269,14 @@ def serve_one_vector(store, entity_type: str, entity_id: str, not_before=None) -
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # the server is handed the registry loaded here: it then needs no warehouse (Spark's local metastore
+    # admits one process at a time)
+    from featurehouse.registry.snapshot import save_snapshot
+
+    snapshot = save_snapshot(store.registry, store.project.dir / ".featurehouse" / "serving" / "demo-registry.pickle")
     env = dict(os.environ, FEATUREHOUSE_REDIS_URL=store.online.embedded.url if store.online.embedded
-               else os.environ.get("FEATUREHOUSE_REDIS_URL", ""), FEATUREHOUSE_LOG_SAMPLE_RATE="1")
+               else os.environ.get("FEATUREHOUSE_REDIS_URL", ""), FEATUREHOUSE_LOG_SAMPLE_RATE="1",
+               FEATUREHOUSE_REGISTRY_SNAPSHOT=str(snapshot))
     cmd = [sys.executable, "-m", "featurehouse.cli.main", "--project-dir", str(store.project.dir)]
     if store.project.target_name:
         cmd += ["--target", store.project.target_name]
@@ -389,6 +395,7 @@ def reset_demo_state(store) -> None:
 
 def online_vs_offline(store, entity_type: str, spine: str) -> Table:
     """One entity's online vector beside the warehouse's latest row of each view: they must agree."""
+    from featurehouse.clock import naive_utc
     from featurehouse.sync.latest import latest_row_sql
 
     views = [v for v in store.online_views() if v.entity.name == entity_type]
@@ -408,7 +415,8 @@ def online_vs_offline(store, entity_type: str, spine: str) -> Table:
             on = record.values.get(feature.column) if record else None
             off = offline[feature.column] if offline else None
             same = (record is None and offline is None) or (
-                record is not None and offline is not None and on == off and record.event_time == offline["__fh_event_time"])
+                record is not None and offline is not None and on == off
+                and record.event_time == naive_utc(offline["__fh_event_time"]))
             table.add_row(feature.name, repr(on), repr(off), str(record.event_time if record else "-"),
                           "[green]yes[/green]" if same else "[red]NO[/red]")
     return table

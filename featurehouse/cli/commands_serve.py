@@ -98,10 +98,14 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
     store = obj.store()
     project = store.project
     assert project is not None  # a CLI store is always over a dbt project
-    # The registry is loaded once, here, by the loader every process uses; workers read this snapshot.
-    from featurehouse.registry.snapshot import save_snapshot
+    # The registry is loaded once, here, by the loader every process uses; workers read this snapshot. A
+    # featurehouse process that starts `serve` may hand over the registry it loaded (FEATUREHOUSE_REGISTRY_SNAPSHOT):
+    # `demo` on Spark does, as its local Derby metastore admits one process at a time.
+    from featurehouse.registry.snapshot import load_snapshot, save_snapshot
 
-    snapshot = save_snapshot(store.registry, project.dir / ".featurehouse" / "serving" / f"registry-{os.getpid()}.pickle")
+    handed = os.environ.get("FEATUREHOUSE_REGISTRY_SNAPSHOT")
+    registry = load_snapshot(handed) if handed else store.registry
+    snapshot = save_snapshot(registry, project.dir / ".featurehouse" / "serving" / f"registry-{os.getpid()}.pickle")
     store.close_warehouse()  # a DuckDB file stays free for syncs while we serve
     url = settings.get("redis_url") or os.environ.get("FEATUREHOUSE_REDIS_URL")
     if not url:
@@ -138,6 +142,10 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
                + (f"; near-cache on (at most {near_cache.max_age_s:g} s, {near_cache.slo_fraction:g} of a view's SLO)"
                   if near_cache else ""))
     stopped = threading.Event()
+    # imported here, not in the thread: granian forks its workers while the thread runs, and a fork while
+    # another thread holds an import lock leaves the worker waiting on that lock forever
+    import http.client  # noqa: F401
+
     threading.Thread(target=announce_when_serving, args=(host, port, serving, obj.console.print, stopped),
                      name="featurehouse-serve-ready", daemon=True).start()
     # uvloop: a third more requests per second than asyncio's loop on the same handler (bench/serve.py)

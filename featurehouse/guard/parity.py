@@ -9,6 +9,7 @@ not a mismatch: the next sync will carry it. Rows past the view's TTL may be gon
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,7 @@ from typing import Any
 from sqlglot import exp
 
 from featurehouse.catalog import Catalog
+from featurehouse.clock import naive_utc, naive_utc_value
 from featurehouse.guard.freshness import last_good_syncs
 from featurehouse.offline.warehouse import Warehouse, utc_now
 from featurehouse.registry.model import FeatureView
@@ -86,8 +88,9 @@ def sample_sql(view: FeatureView, dialect: str, sample: int | None, seed: str = 
     latest = latest_values_sql(view, dialect)
     if sample is None:
         return latest
-    parts = [f"CAST({exp.to_identifier(k, quoted=True).sql(dialect)} AS VARCHAR)" for k in view.entity.keys]
-    digest = f"md5({' || '.join(parts)} || {exp.Literal.string(seed).sql(dialect)})"
+    parts: list[exp.Expr] = [exp.cast(exp.column(k, quoted=True), exp.DataType.Type.TEXT) for k in view.entity.keys]
+    text = functools.reduce(lambda a, b: exp.DPipe(this=a, expression=b), [*parts, exp.Literal.string(seed)])
+    digest = exp.func("md5", text).sql(dialect)  # TEXT: VARCHAR on DuckDB, STRING on Spark
     return f"SELECT * FROM ({latest}) AS __fh_latest ORDER BY {digest} LIMIT {int(sample)}"
 
 
@@ -105,10 +108,10 @@ def check_parity(warehouse: Warehouse, online, view: FeatureView, sample: int | 
         records = online.read(view.entity.name, keys, [(view, view.version)])
         for row, key, rec in zip(chunk, keys, records):
             record = rec[view.versioned_name]
-            et = row["__fh_event_time"]
+            et = naive_utc(row["__fh_event_time"])  # the online store holds naive UTC; TIMESTAMPTZ comes aware
+            created_at = row["__fh_created_at"]
             expired = view.ttl is not None and et < now - view.ttl
-            pending = (watermark is not None and row["__fh_created_at"] is not None
-                       and row["__fh_created_at"] > watermark)
+            pending = watermark is not None and created_at is not None and naive_utc(created_at) > watermark
             if record is None:
                 if expired:
                     result.expired += 1
@@ -132,7 +135,7 @@ def check_parity(warehouse: Warehouse, online, view: FeatureView, sample: int | 
                 result.add(Mismatch(f"{view.name}.{view.event_time}", entity_id(view, key), record.event_time, et,
                                     "event_time"))
             for column in columns:
-                online_value, offline_value = record.values.get(column), row[column]
+                online_value, offline_value = record.values.get(column), naive_utc_value(row[column])
                 if not same(online_value, offline_value):
                     differs = True
                     result.add(Mismatch(f"{view.name}.{column}", entity_id(view, key), online_value, offline_value,

@@ -103,6 +103,22 @@ class Warehouse:
         values in the same transaction, so appending one batch twice leaves it there once."""
         raise NotImplementedError
 
+    def execute_dml(self, statement: Any, params: Sequence[Any] = ()) -> None:
+        """Run a sqlglot UPDATE or DELETE, its placeholders filled from `params` in the order they appear:
+        an engine without row-level DML (Spark's Parquet tables) brings its own way."""
+        self.execute(statement.sql(self.dialect), tuple(params) or None)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Statements inside commit together or not at all."""
+        self.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.execute("ROLLBACK")
+            raise
+        self.execute("COMMIT")
+
     def column_families(self, sql: str) -> dict[str, Family]:
         """Column name -> what each column of a query's result holds (featurehouse.types.Family)."""
         return {f.name: from_arrow(f.type).family for f in self.fetch_arrow(sql).schema}
@@ -821,11 +837,58 @@ class SparkWarehouse(Warehouse):
             self.execute(f"CREATE SCHEMA IF NOT EXISTS {_backticked(schema)}")
             incoming.write.saveAsTable(target)
             return
-        staged = f"{_backticked(schema)}.{_backticked(name + '__fh_new')}"
         kept = self.spark.table(target).join(incoming.select(id_column).distinct(), on=id_column, how="left_anti")
-        kept.unionByName(incoming, allowMissingColumns=True).write.mode("overwrite").saveAsTable(staged)
+        self._swap_in(schema, name, kept.unionByName(incoming, allowMissingColumns=True))
+
+    def execute_dml(self, statement, params=()):
+        """Parquet tables have no UPDATE or DELETE: the table's new rows are computed from the old ones by a
+        query and written in its place (append_table's swap). Small tables only (featurehouse's own)."""
+        from sqlglot import exp
+
+        if not isinstance(statement, (exp.Update, exp.Delete)):
+            return super().execute_dml(statement, params)
+        table: exp.Table = statement.this
+        hit = exp.func("coalesce", exp.paren(statement.args["where"].this.copy()), exp.false()) \
+            if statement.args.get("where") else exp.true()
+        if isinstance(statement, exp.Delete):
+            query = exp.select(exp.Star()).from_(table.copy()).where(exp.not_(hit))
+            return self._rewrite(table, query, list(params))
+        columns = self.describe(Relation(None, table.db, table.name)) or {}
+        sets, taken = {}, 0  # column -> (its new value, the parameters its placeholders take)
+        for assignment in statement.expressions:
+            n = len(list(assignment.expression.find_all(exp.Placeholder)))
+            sets[assignment.this.name] = (assignment.expression, list(params[taken:taken + n]))
+            taken += n
+        outputs, ordered = [], []
+        for name, type_ in columns.items():
+            column = exp.column(name, quoted=True)
+            if name in sets:
+                value, value_params = sets[name]
+                column = exp.cast(exp.If(this=exp.column("__fh_hit"), true=value.copy(), false=column),
+                                  exp.DataType.build(type_, dialect="spark"))
+                ordered += value_params
+            outputs.append(column.as_(name, quoted=True) if name in sets else column)
+        marked = exp.select(exp.Star(), hit.as_("__fh_hit")).from_(table.copy()).subquery("__fh_t")
+        self._rewrite(table, exp.select(*outputs).from_(marked), [*ordered, *params[taken:]])
+
+    def _rewrite(self, table: Any, query: Any, params: list[Any]) -> None:
+        df = self.spark.sql(query.sql("spark"), args=_spark_args(tuple(params))) if params \
+            else self.spark.sql(query.sql("spark"))
+        self._swap_in(table.db, table.name, df)
+
+    def _swap_in(self, schema: str, name: str, df: Any) -> None:
+        """Write `df` as schema.name__fh_new, then put it in schema.name's place. Not atomic: a crash between
+        the drop and the rename leaves the rows in `name__fh_new` (Delta or Iceberg tables would be)."""
+        target = f"{_backticked(schema)}.{_backticked(name)}"
+        staged = f"{_backticked(schema)}.{_backticked(name + '__fh_new')}"
+        df.write.mode("overwrite").saveAsTable(staged)
         self.execute(f"DROP TABLE {target}")
         self.execute(f"ALTER TABLE {staged} RENAME TO {target}")
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """Spark has no transactions over statements: each statement inside stands alone."""
+        yield
 
     def ensure_table(self, schema, name, columns):
         """As Warehouse.ensure_table, in Spark's words: a naive TIMESTAMP is TIMESTAMP_NTZ, columns are added

@@ -14,7 +14,7 @@ from typing import Any, Sequence, cast, overload
 
 import msgpack
 
-from featurehouse.clock import EPOCH
+from featurehouse.clock import EPOCH, naive_utc_value
 
 _EXT_DATE = 1
 _EXT_DECIMAL = 2
@@ -50,16 +50,8 @@ def decode_values(payload: bytes) -> list[Any]:
     values = msgpack.unpackb(payload, raw=False, timestamp=3, ext_hook=_ext_hook, strict_map_key=False)
     for v in values:  # most vectors hold no timestamps: leave them as unpacked
         if isinstance(v, (datetime, list)):
-            return [_naive_utc(v) for v in values]
+            return [naive_utc_value(v) for v in values]
     return values
-
-
-def _naive_utc(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
-    if isinstance(value, list):
-        return [_naive_utc(v) for v in value]
-    return value
 
 
 @overload

@@ -384,8 +384,7 @@ class StreamConsumer:
         landing = landing_relation(view, self.schema)
         where = exp.In(this=exp.column(STREAM_ID, quoted=True),
                        expressions=[exp.Literal.string(_text(i)) for i in late])
-        self.wh.execute(exp.delete(exp.table_(landing.identifier, db=landing.schema, quoted=True),
-                                   where=where).sql(self.wh.dialect))
+        self.wh.execute_dml(exp.delete(exp.table_(landing.identifier, db=landing.schema, quoted=True), where=where))
         for key in {entity_key(view.entity.name, r.key) for i, r in zip(ids, rows) if i in late}:
             self.client.delete(key)  # one by one: on a cluster, entities live in different slots
 

@@ -10,7 +10,7 @@ from typing import Callable, Iterator
 
 import pyarrow as pa
 
-from featurehouse.clock import EPOCH, epoch_seconds, utc_now
+from featurehouse.clock import EPOCH, epoch_seconds, naive_utc, utc_now
 from featurehouse.offline.point_in_time import view_sources
 from featurehouse.offline.warehouse import Warehouse
 from featurehouse.online.codec import encode_values
@@ -84,8 +84,8 @@ def plan_sync(warehouse: Warehouse, log: SyncRunLog, view: FeatureView, version:
     newest: dict[Relation, datetime | None] = {}
     for source in view_sources(view):
         name = source_name(source)
-        newest[source] = upper = warehouse.fetch_arrow(
-            max_created_at_sql(view, source, warehouse.dialect)).column(0)[0].as_py()
+        upper = warehouse.fetch_arrow(max_created_at_sql(view, source, warehouse.dialect)).column(0)[0].as_py()
+        newest[source] = upper = naive_utc(upper) if upper is not None else None  # timestamptz: an aware value
         lower = (last.watermarks or {}).get(name) if last is not None and mode == "incremental" else None
         if lower is not None:
             read_after[source] = lower

@@ -379,7 +379,7 @@ def _delete_served(client: Any, catalog: Catalog, registry: Registry, wanted: di
     rows, conditions, params = _served_rows(catalog, registry, wanted)
     table = exp.table_(SERVED_VALUES.name, db=catalog.schema, quoted=True)
     for cond, values in zip(conditions, params):
-        catalog.warehouse.execute(exp.delete(table.copy(), where=cond).sql(catalog.dialect), tuple(values))
+        catalog.warehouse.execute_dml(exp.delete(table.copy(), where=cond), tuple(values))
     entries = _delete_entries(client, SERVED_STREAM, _served_stream_match(registry, wanted)) if client is not None else 0
     return rows, entries
 

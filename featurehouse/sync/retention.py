@@ -176,15 +176,10 @@ def _remove(warehouse: CatalogWarehouse, table: exp.Table, condition: exp.Expr, 
     """Count the matching rows and (unless a dry run) delete them, together."""
     if dry_run:
         return _count(warehouse, table, condition, params)
-    warehouse.execute("BEGIN")
-    try:
+    with warehouse.transaction():
         n = _count(warehouse, table, condition, params)
         if n:
-            warehouse.execute(exp.delete(table.copy(), where=condition.copy()).sql(warehouse.dialect), tuple(params))
-    except BaseException:
-        warehouse.execute("ROLLBACK")
-        raise
-    warehouse.execute("COMMIT")
+            warehouse.execute_dml(exp.delete(table.copy(), where=condition.copy()), tuple(params))
     return n
 
 

@@ -19,7 +19,7 @@ stats as (
         {{ money('sum(amount) over w_1h') }} as amount_sum_1h,
         {{ money('sum(amount) over w_24h') }} as amount_sum_24h,
         max(amount) over w_24h as amount_max_24h,
-        transaction_at - lag(transaction_at) over w_card as since_previous
+        lag(transaction_at) over w_card as previous_at
     from transactions
     window
         w_card as (partition by card_id order by transaction_at),
@@ -37,5 +37,5 @@ select
     amount_sum_1h,
     amount_sum_24h,
     amount_max_24h,
-    cast(extract(epoch from since_previous) as double precision) as seconds_since_previous_txn
+    {{ seconds_between('previous_at', 'event_time') }} as seconds_since_previous_txn
 from stats

@@ -67,5 +67,5 @@ select
     clicks as clicks_24h,
     views_7d,
     purchases_7d,
-    cast(clicks_7d as double precision) / nullif(views_7d, 0) as ctr_7d
+    cast(clicks_7d as {{ featurehouse.double_type() }}) / nullif(views_7d, 0) as ctr_7d
 from windowed

@@ -73,6 +73,6 @@ select
     cast(txn_count as bigint) as txn_count_24h,
     txn_count_30d,
     chargeback_count_30d,
-    cast(chargeback_count_30d as double precision) / nullif(txn_count_30d, 0) as chargeback_rate_30d,
+    cast(chargeback_count_30d as {{ featurehouse.double_type() }}) / nullif(txn_count_30d, 0) as chargeback_rate_30d,
     amount_sum_30d / nullif(txn_count_30d, 0) as amount_avg_30d
 from windowed

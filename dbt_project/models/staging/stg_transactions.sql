@@ -3,7 +3,7 @@ select
     cast(card_id as bigint) as card_id,
     cast(user_id as bigint) as user_id,
     cast(merchant_id as bigint) as merchant_id,
-    cast(amount as double precision) as amount,
+    cast(amount as {{ featurehouse.double_type() }}) as amount,
     cast(channel as {{ dbt.type_string() }}) as channel,
     is_fraud,
     is_chargeback,
