@@ -176,7 +176,8 @@
 {#-
   Spark has no information_schema: the columns are read from the catalog when the model runs
   (adapter.get_columns_in_relation) and written as literal rows, so the view holds the relations as they
-  were built at its last run. `featurehouse build` runs it again after the feature views on Spark.
+  were built at its last run: in a first `dbt build` it runs before them, so run it again after
+  (`dbt run -s feature_definitions`). The Python registry describes the relations itself.
 -#}
 {% macro spark__relation_columns(relations, views=[]) %}
   {%- set rows = [] -%}

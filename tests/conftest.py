@@ -95,7 +95,7 @@ def warehouse(request):
         if reason:
             pytest.skip(reason)
         if request.node.get_closest_marker("spark_ready") is None:
-            pytest.skip("Spark: not ported yet (issue 13): sync, stream, versions, freshness, featurehouse's own tables")
+            pytest.skip("Spark: this test is not marked spark_ready (its fixtures write DuckDB and PostgreSQL SQL)")
         yield request.getfixturevalue("spark_warehouse")
         return
     if request.param == "duckdb":

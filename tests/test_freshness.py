@@ -14,6 +14,8 @@ from featurehouse.registry.model import Entity, Feature, FeatureView, Registry, 
 from featurehouse.stream.log import landing_relation
 from tests.stores import store_over
 
+pytestmark = pytest.mark.spark_ready  # on Spark too: the warehouse fixture runs each test there
+
 CARD = Entity("card", ("card_id",))
 
 
@@ -87,3 +89,29 @@ def test_the_figures_are_prometheus_gauges(fresh):
     assert 'featurehouse_view_freshness_breach{view="card_velocity",version="1"} 0' in text
     assert 'featurehouse_view_freshness_slo_seconds{view="card_velocity",version="1"} 3600' in text
     assert "# TYPE featurehouse_view_materializer_lag_seconds gauge" in text
+
+
+def test_instant_typed_event_and_ingestion_times_sync_and_are_judged_like_naive_ones(warehouse, redis_url):
+    """TIMESTAMPTZ columns (Spark's TIMESTAMP) come back as aware values; the sync's watermark, freshness and
+    parity take them as the same instants in naive UTC, the warehouse's convention."""
+    from datetime import timezone
+
+    now = utc_now()
+    warehouse.load_table("card_velocity", pa.Table.from_pylist(
+        [{"card_id": c, "event_time": (now - timedelta(minutes=c)).replace(tzinfo=timezone.utc),
+          "created_at": (now - timedelta(days=1)).replace(tzinfo=timezone.utc), "txn_count_1m": c}
+         for c in range(5)]))
+    registry = Registry(entities={"card": CARD})
+    view = card_view(timedelta(hours=1))
+    registry.add(view)
+    drop = (landing_relation(view).identifier, "featurehouse_sync_runs")
+    with store_over(registry, warehouse, redis_url, drop, sync=False) as store:
+        first, = store.sync()
+        again, = store.sync()  # incremental, from the instant read back as its watermark: nothing new
+        assert (first.rows_written, again.mode, again.rows_read) == (5, "incremental", 0)
+        row = freshness_of(store)
+        assert row.status == "ok" and 0 <= row.data_age_s < 60
+        parity, = store.parity(sample=None)
+        assert (parity.compared, parity.mismatched) == (5, 0)
+        vector = store.online_features("card", ["3"], ["card_velocity.txn_count_1m"])[0]
+        assert vector.features["card_velocity.txn_count_1m"].event_time == now - timedelta(minutes=3)

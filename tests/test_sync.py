@@ -18,6 +18,8 @@ from featurehouse.online.store import RedisOnlineStore
 from featurehouse.registry.model import Entity, Feature, FeatureView, Registry, Relation
 from tests.oracle import OracleView, latest_row
 
+pytestmark = pytest.mark.spark_ready  # on Spark too: the warehouse fixture runs each test there
+
 T0 = datetime(2026, 5, 1)
 PAIR = Entity("card_merchant", ("card_id", "merchant"))
 SCHEMA = pa.schema([("card_id", pa.int64()), ("merchant", pa.string()), ("event_time", pa.timestamp("us")),

@@ -12,6 +12,8 @@ from featurehouse.offline.versions import VersionLog
 from featurehouse.registry.model import Entity, Feature, FeatureView, Registry, Relation
 from tests.stores import store_over
 
+pytestmark = pytest.mark.spark_ready  # on Spark too: the warehouse fixture runs each test there
+
 T0 = datetime(2026, 5, 1)
 USER = Entity("user", ("user_id",))
 

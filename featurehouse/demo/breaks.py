@@ -133,8 +133,8 @@ def bad_writer(store, project_dir: Path) -> Break:
 # -- schema ----------------------------------------------------------------------------------------
 
 SCHEMA_VIEW, SCHEMA_COLUMN = "card_txn_stats", "seconds_since_previous_txn"
-SCHEMA_FROM = "cast(extract(epoch from since_previous) as double precision) as seconds_since_previous_txn"
-SCHEMA_TO = "cast(extract(epoch from since_previous) as bigint) as seconds_since_previous_txn"
+SCHEMA_FROM = "{{ seconds_between('previous_at', 'event_time') }} as seconds_since_previous_txn"
+SCHEMA_TO = "cast({{ seconds_between('previous_at', 'event_time') }} as bigint) as seconds_since_previous_txn"
 
 
 def schema_change(store, project_dir: Path) -> Break:
@@ -152,7 +152,7 @@ def schema_change(store, project_dir: Path) -> Break:
     relative = model.relative_to(copy)
     return Break(
         what=[f"A schema change: someone makes {view.name}.{SCHEMA_COLUMN} whole seconds, in place - "
-              f"`cast(... as bigint)` instead of `as double precision` in {relative} - without a new version. "
+              f"`cast(... as bigint)` around the seconds, a double, in {relative} - without a new version. "
               f"{view.versioned_name} is published (synced, trained on): its values online are arrays of DOUBLEs, "
               "and fraud_model@1 was trained on a DOUBLE.",
               f"The change is made in a copy of the project, {copy} (it shares the demo's warehouse); your "

@@ -9,7 +9,6 @@ not a mismatch: the next sync will carry it. Rows past the view's TTL may be gon
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -89,7 +88,9 @@ def sample_sql(view: FeatureView, dialect: str, sample: int | None, seed: str = 
     if sample is None:
         return latest
     parts: list[exp.Expr] = [exp.cast(exp.column(k, quoted=True), exp.DataType.Type.TEXT) for k in view.entity.keys]
-    text = functools.reduce(lambda a, b: exp.DPipe(this=a, expression=b), [*parts, exp.Literal.string(seed)])
+    text: exp.Expr = exp.Literal.string(seed)
+    for part in reversed(parts):  # key1 || key2 || ... || seed
+        text = exp.DPipe(this=part, expression=text)
     digest = exp.func("md5", text).sql(dialect)  # TEXT: VARCHAR on DuckDB, STRING on Spark
     return f"SELECT * FROM ({latest}) AS __fh_latest ORDER BY {digest} LIMIT {int(sample)}"
 

@@ -739,8 +739,34 @@ def spark_conf(settings: dict[str, Any], project_dir: Path) -> dict[str, str]:
     where = conf.get(SPARK_WAREHOUSE_DIR)
     conf[SPARK_WAREHOUSE_DIR] = _in_project(where, project_dir) if where else str(home / "warehouse")
     conf.setdefault(SPARK_METASTORE_URL, f"jdbc:derby:;databaseName={home / 'metastore_db'};create=true")
-    conf.setdefault(SPARK_DRIVER_JAVA_OPTIONS, derby_log_option(home))
+    conf.setdefault(SPARK_DRIVER_JAVA_OPTIONS, f"{derby_log_option(home)} {quiet_log_option(home)}")
     return conf
+
+
+# Spark logs its warnings (metastore, Hive types, native libraries) on the console by default: between
+# featurehouse's own lines they read as trouble. Errors only (and, as in Spark's defaults, not the metastore's
+# errors of a CREATE ... IF NOT EXISTS), unless the profile sets the driver's options.
+_SPARK_LOG4J2 = """rootLogger.level = error
+rootLogger.appenderRef.console.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+logger.hms.name = org.apache.hadoop.hive.metastore.RetryingHMSHandler
+logger.hms.level = fatal
+logger.functions.name = org.apache.hadoop.hive.ql.exec.FunctionRegistry
+logger.functions.level = fatal
+"""
+
+
+def quiet_log_option(directory: Path) -> str:
+    """The JVM option that points log4j2 at a configuration of errors only, written into `directory`."""
+    path = directory / "log4j2.properties"
+    if not path.is_file() or path.read_text(encoding="utf-8") != _SPARK_LOG4J2:
+        directory.mkdir(parents=True, exist_ok=True)
+        path.write_text(_SPARK_LOG4J2, encoding="utf-8")
+    return f"-Dlog4j2.configurationFile=file:{path}"
 
 
 def derby_log_option(directory: Path) -> str:
