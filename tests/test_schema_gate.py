@@ -129,8 +129,12 @@ def test_check_passes_a_changed_schema_declared_as_a_new_version(project):
     assert rows == {"stats@1": "ok", "stats@2": "new", "profile@1": "ok"}
 
 
+@pytest.mark.spark_ready
 def test_a_query_is_described_without_being_built_on_every_engine(warehouse):
-    described = warehouse.describe_query("select cast(1 as bigint) as n, cast('x' as varchar) as s, "
-                                         "cast(1.5 as double precision) as d, cast(null as timestamp) as t")
+    from sqlglot import exp
+
+    query = exp.select(exp.cast(exp.Literal.number(1), "bigint").as_("n"), exp.cast(exp.Literal.string("x"), "varchar").as_("s"),
+                       exp.cast(exp.Literal.number(1.5), "double").as_("d"), exp.cast(exp.null(), "timestamp").as_("t"))
+    described = warehouse.describe_query(query.sql(warehouse.dialect))
     assert {c: normalize_type(t) for c, t in described.items()} == {
         "n": "bigint", "s": "varchar", "d": "double", "t": "timestamp"}
