@@ -573,7 +573,8 @@ class FeatureStore:
         active = self.registry.view(name)
         if target.version == active.version:
             raise FeaturehouseError(f"'{target.versioned_name}' is the active version: a backfill never mutates it; "
-                                    f"declare version {max(self.registry.versions(name)) + 1} and backfill that")
+                                    f"declare version {max(self.registry.versions(name)) + 1} in a model of its own "
+                                    "(the active version's model stays declared beside it) and backfill that")
         if target.relation == active.relation:
             raise FeaturehouseError(f"'{target.versioned_name}' has the same relation as active '{active.versioned_name}' "
                                     f"({'.'.join(target.relation.parts())}); give the new version its own model")

@@ -233,6 +233,21 @@
 {% endmacro %}
 
 
+{#- string_agg of `measure` in `order_by`'s order: dbt.listagg, whose Spark form drops the order (with a warning). -#}
+{% macro ordered_listagg(measure, delimiter_text, order_by) %}
+  {{ return(adapter.dispatch('ordered_listagg', 'featurehouse')(measure, delimiter_text, order_by)) }}
+{% endmacro %}
+
+{% macro default__ordered_listagg(measure, delimiter_text, order_by) -%}
+  {{ dbt.listagg(measure, delimiter_text, 'order by ' ~ order_by) }}
+{%- endmacro %}
+
+{#- Spark: the values collected with their sort key, sorted, joined. -#}
+{% macro spark__ordered_listagg(measure, delimiter_text, order_by) -%}
+  array_join(transform(array_sort(collect_list(struct({{ order_by }} as k, {{ measure }} as v))), x -> x.v), {{ delimiter_text }})
+{%- endmacro %}
+
+
 {#- A string expression as a JSON string: quoted, with backslashes and double quotes escaped. -#}
 {% macro json_string(expression) -%}
   {#- chr(92) is a backslash: Spark SQL would read one inside a string literal as an escape -#}

@@ -110,8 +110,8 @@ feature_lists as (
     select
         name,
         version,
-        {{ dbt.listagg('column_name', "','", 'order by column_position') }} as features,
-        '{' || {{ dbt.listagg('schema_entry', "', '", 'order by column_position') }} || '}' as schema
+        {{ featurehouse.ordered_listagg('column_name', "','", 'column_position') }} as features,
+        '{' || {{ featurehouse.ordered_listagg('schema_entry', "', '", 'column_position') }} || '}' as schema
     from features
     group by name, version
 )

@@ -238,8 +238,11 @@ def test_the_demo_runs_green_on_spark_with_the_training_sets_duckdb_gives(spark_
     """`featurehouse demo --target spark`, as a user runs it (its own process: one SparkSession and one Derby
     metastore each): build, training sets, sync, the live phase, a vector over HTTP, every guard green; then
     DuckDB on the same history (--end) gives the same training sets."""
+    import socket
     import subprocess
     import sys
+    import time
+    import urllib.request
 
     project = copy_example(tmp_path / "spark")
     env = {k: v for k, v in os.environ.items() if k not in ("FEATUREHOUSE_REDIS_URL", "FEATUREHOUSE_TARGET")}
@@ -249,6 +252,29 @@ def test_the_demo_runs_green_on_spark_with_the_training_sets_duckdb_gives(spark_
     assert done.returncode == 0, output
     assert "every guardrail is green" in output and "served over HTTP with a bearer token" in output, output
     assert "the stream consumer landed" in output and "Traceback" not in output, output
+    assert "Setting default log level" not in output and " WARN " not in output, output  # Spark logs errors only
+    # `serve` on Spark loads the registry in a process of its own and ends it: while it serves, the other
+    # commands still reach the local (one process at a time) metastore
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = [sys.executable, "-m", "featurehouse.cli.main", "--project-dir", str(project), "--target", "spark"]
+    server = subprocess.Popen(base + ["serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, server.stderr.read().decode()[-2000:]
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        listed = subprocess.run(base + ["features", "list"], env=env, capture_output=True, text=True, timeout=300)
+        assert listed.returncode == 0 and "user_txn_stats" in listed.stdout, listed.stdout + listed.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
     duck = copy_example(tmp_path / "duckdb")
     run_demo(duck, None, "--end", history_end(output))
     from featurehouse.clock import naive_utc_value

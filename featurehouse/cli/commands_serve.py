@@ -10,7 +10,7 @@ import click
 import yaml
 
 from featurehouse.cli.context import CliContext
-from featurehouse.errors import FeaturehouseError
+from featurehouse.errors import FeaturehouseError, WarehouseUnavailable
 
 SETTINGS = ("redis_url", "max_ids", "timeout_s", "host", "port", "workers", "log_sample_rate", "auth", "push",
             "near_cache")
@@ -104,8 +104,15 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
     from featurehouse.registry.snapshot import load_snapshot, save_snapshot
 
     handed = os.environ.get("FEATUREHOUSE_REGISTRY_SNAPSHOT")
-    registry = load_snapshot(handed) if handed else store.registry
-    snapshot = save_snapshot(registry, project.dir / ".featurehouse" / "serving" / f"registry-{os.getpid()}.pickle")
+    snapshot = project.dir / ".featurehouse" / "serving" / f"registry-{os.getpid()}.pickle"
+    if handed:
+        save_snapshot(load_snapshot(handed), snapshot)
+    elif project.target().type == "spark":
+        # On Spark the registry is loaded in a child process: a JVM started here would hold a local Derby
+        # metastore for as long as we serve, and every other featurehouse command would fail on it
+        registry_in_child(obj, snapshot)
+    else:
+        save_snapshot(store.registry, snapshot)
     store.close_warehouse()  # a DuckDB file stays free for syncs while we serve
     url = settings.get("redis_url") or os.environ.get("FEATUREHOUSE_REDIS_URL")
     if not url:
@@ -156,6 +163,45 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
     finally:
         stopped.set()
         snapshot.unlink(missing_ok=True)
+
+
+def registry_in_child(obj: CliContext, path: Path) -> None:
+    """Load the project's registry in a spawned process that writes it to `path` (its JVM ends with it); its
+    error, if any, raised here as the same kind (a warehouse held elsewhere stays exit 3)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_write_registry, args=(obj.project_dir, obj.target, obj.profiles_dir, str(path), send),
+                        name="featurehouse-registry")
+    child.start()
+    send.close()
+    try:
+        outcome = receive.recv()
+    except EOFError:
+        outcome = ("crashed", f"the process loading the registry exited ({child.exitcode})")
+    child.join()
+    kind, message = outcome
+    if kind == "unavailable":
+        raise WarehouseUnavailable(message)
+    if kind != "ok":
+        raise FeaturehouseError(message)
+
+
+def _write_registry(project_dir, target, profiles_dir, path: str, send) -> None:
+    from featurehouse.registry.snapshot import save_snapshot
+    from featurehouse.store import FeatureStore
+
+    try:
+        store = FeatureStore(project_dir, target, profiles_dir)
+        save_snapshot(store.registry, path)
+        send.send(("ok", ""))
+    except WarehouseUnavailable as e:
+        send.send(("unavailable", str(e)))
+    except FeaturehouseError as e:
+        send.send(("error", str(e)))
+    except Exception as e:  # noqa: BLE001 - a crash in the child, named in the parent
+        send.send(("crashed", f"loading the registry crashed ({type(e).__name__}): {e}"))
 
 
 READY_POLL_S = 0.05

@@ -35,7 +35,8 @@ class LogicChange:
             return f"{name}: SQL changed, declared a restatement ({self.restatement}): the next sync corrects it in place"
         return (f"{name}: its SQL changed since it was published (checksum {_checksum(self.published_ref)} -> "
                 f"{_checksum(self.current_ref)}) but its version did not (metadata edits in config() alone do not "
-                f"count): declare version {self.next_version} and "
+                f"count): declare version {self.next_version} in a model of its own (a dbt model version, or a new model "
+                f"with meta.featurehouse.version: {self.next_version}; {name}'s model stays as it was) and "
                 f"`featurehouse backfill {self.view} --version {self.next_version}` then `promote`, or, for a "
                 f"deliberate correction, declare meta.featurehouse.restatement: <reason> (or `sync --restate "
                 f"{self.view}`)")

@@ -744,8 +744,9 @@ def spark_conf(settings: dict[str, Any], project_dir: Path) -> dict[str, str]:
 
 
 # Spark logs its warnings (metastore, Hive types, native libraries) on the console by default: between
-# featurehouse's own lines they read as trouble. Errors only (and, as in Spark's defaults, not the metastore's
-# errors of a CREATE ... IF NOT EXISTS), unless the profile sets the driver's options.
+# featurehouse's own lines they read as trouble. Errors only, and not the metastore's (a CREATE ... IF NOT EXISTS
+# logs an error; a metastore held by another process logs thousands of lines, then fails as one WarehouseUnavailable),
+# unless the profile sets the driver's options. The repl logger at the root's level: no banner about log levels.
 _SPARK_LOG4J2 = """rootLogger.level = error
 rootLogger.appenderRef.console.ref = console
 appender.console.type = Console
@@ -753,10 +754,16 @@ appender.console.name = console
 appender.console.target = SYSTEM_ERR
 appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+logger.repl.name = org.apache.spark.api.python.PythonGatewayServer
+logger.repl.level = error
 logger.hms.name = org.apache.hadoop.hive.metastore.RetryingHMSHandler
 logger.hms.level = fatal
 logger.functions.name = org.apache.hadoop.hive.ql.exec.FunctionRegistry
 logger.functions.level = fatal
+logger.hive.name = org.apache.hadoop.hive
+logger.hive.level = fatal
+logger.datanucleus.name = DataNucleus
+logger.datanucleus.level = fatal
 """
 
 
@@ -814,6 +821,22 @@ class SparkWarehouse(Warehouse):
         self.spark = session if session is not None else spark_session({**SPARK_DEFAULTS, **(conf or {})})
         self._views: set[str] = set()  # temporary views made here: drop_temporary_views() drops them
         self._scratch_dir: Any = None  # Parquet files of large loads (a tempfile.TemporaryDirectory)
+        self._check_metastore()
+
+    def _check_metastore(self) -> None:
+        """Reach the metastore now: a local Derby metastore admits one process at a time, and another process
+        holding it is one line (exit 3), not a Hive stack trace from the first statement that needs it."""
+        try:
+            self.spark.sql("SHOW DATABASES").collect()
+        except Exception as e:  # noqa: BLE001 - pyspark raises its own classes, and Py4JJavaError
+            text = str(e)
+            if "XSDB6" in text or "Another instance of Derby" in text or "SessionHiveMetaStoreClient" in text:
+                where = self.spark.conf.get(SPARK_METASTORE_URL, None) or "the metastore"
+                raise WarehouseUnavailable(
+                    f"Spark's metastore ({where}) is held by another process: a local Derby metastore admits one "
+                    "process at a time (another featurehouse or dbt command, or `featurehouse serve` while it loads "
+                    "the registry); retry when it is done, or point the profile at a shared Hive metastore") from None
+            raise
 
     def execute(self, sql, params=None):
         self.spark.sql(sql, args=_spark_args(params)) if params else self.spark.sql(sql)
