@@ -178,10 +178,10 @@ def registry_in_child(obj: CliContext, path: Path) -> None:
     send.close()
     try:
         outcome = receive.recv()
-    except EOFError:
-        outcome = ("crashed", f"the process loading the registry exited ({child.exitcode})")
+    except EOFError:  # it died without a word
+        outcome = None
     child.join()
-    kind, message = outcome
+    kind, message = outcome or ("crashed", f"the process loading the registry exited ({child.exitcode})")
     if kind == "unavailable":
         raise WarehouseUnavailable(message)
     if kind != "ok":

@@ -17,7 +17,7 @@ from sqlglot import exp
 
 from featurehouse.catalog import SYNC_RUNS, Catalog, as_catalog
 from featurehouse.catalog.catalog import CatalogWarehouse
-from featurehouse.clock import epoch_seconds, naive_utc
+from featurehouse.clock import epoch_seconds, naive_utc_value
 from featurehouse.offline.warehouse import Warehouse, utc_now
 from featurehouse.online.keys import MATERIALIZER, STORE_ID, mark_behind
 from featurehouse.registry.model import FeatureView
@@ -51,7 +51,7 @@ def newest_event_time(warehouse: Warehouse, view: FeatureView) -> datetime | Non
         sql = exp.select(exp.func("max", col).as_("m")).from_(
             exp.table_(relation.identifier, db=relation.schema, catalog=relation.database, quoted=True))
         value = warehouse.fetch_arrow(sql.sql(warehouse.dialect)).column(0)[0].as_py()
-        value = naive_utc(value) if value is not None else None  # a TIMESTAMPTZ event time: an aware value
+        value = naive_utc_value(value)  # a TIMESTAMPTZ event time comes aware
         if value is not None and (newest is None or value > newest):
             newest = value
     return newest

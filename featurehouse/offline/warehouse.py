@@ -830,12 +830,14 @@ class SparkWarehouse(Warehouse):
             self.spark.sql("SHOW DATABASES").collect()
         except Exception as e:  # noqa: BLE001 - pyspark raises its own classes, and Py4JJavaError
             text = str(e)
-            if "XSDB6" in text or "Another instance of Derby" in text or "SessionHiveMetaStoreClient" in text:
+            held = "XSDB6" in text or "Another instance of Derby" in text
+            if held or "SessionHiveMetaStoreClient" in text:  # Hive's client would not start: its cause is not in text
                 where = self.spark.conf.get(SPARK_METASTORE_URL, None) or "the metastore"
                 raise WarehouseUnavailable(
-                    f"Spark's metastore ({where}) is held by another process: a local Derby metastore admits one "
-                    "process at a time (another featurehouse or dbt command, or `featurehouse serve` while it loads "
-                    "the registry); retry when it is done, or point the profile at a shared Hive metastore") from None
+                    f"Spark's metastore ({where}) {'is held by another process' if held else 'cannot be opened'}: a "
+                    "local Derby metastore admits one process at a time (another featurehouse or dbt command, or "
+                    "`featurehouse serve` while it loads the registry); retry when it is done, or point the profile "
+                    "at a shared Hive metastore") from None
             raise
 
     def execute(self, sql, params=None):

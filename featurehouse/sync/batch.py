@@ -10,7 +10,7 @@ from typing import Callable, Iterator
 
 import pyarrow as pa
 
-from featurehouse.clock import EPOCH, epoch_seconds, naive_utc, utc_now
+from featurehouse.clock import EPOCH, epoch_seconds, naive_utc_value, utc_now
 from featurehouse.offline.point_in_time import view_sources
 from featurehouse.offline.warehouse import Warehouse
 from featurehouse.online.codec import encode_values
@@ -85,7 +85,7 @@ def plan_sync(warehouse: Warehouse, log: SyncRunLog, view: FeatureView, version:
     for source in view_sources(view):
         name = source_name(source)
         upper = warehouse.fetch_arrow(max_created_at_sql(view, source, warehouse.dialect)).column(0)[0].as_py()
-        newest[source] = upper = naive_utc(upper) if upper is not None else None  # timestamptz: an aware value
+        newest[source] = upper = naive_utc_value(upper)  # a TIMESTAMPTZ created_at comes aware
         lower = (last.watermarks or {}).get(name) if last is not None and mode == "incremental" else None
         if lower is not None:
             read_after[source] = lower
