@@ -10,13 +10,9 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def naive_utc(value: datetime) -> datetime:
-    """An instant (a TIMESTAMPTZ value, or Spark's TIMESTAMP) as naive UTC; a naive value as it is."""
-    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo is not None else value
-
-
 def naive_utc_value(value: Any) -> Any:
-    """A value as the online store gives it back: instants (also inside lists) as naive UTC."""
+    """A value as the online store gives it back: instants (a TIMESTAMPTZ value, Spark's TIMESTAMP; also inside
+    lists) as naive UTC, anything else as it is."""
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.astimezone(timezone.utc).replace(tzinfo=None)
     if isinstance(value, list):

@@ -395,7 +395,7 @@ def reset_demo_state(store) -> None:
 
 def online_vs_offline(store, entity_type: str, spine: str) -> Table:
     """One entity's online vector beside the warehouse's latest row of each view: they must agree."""
-    from featurehouse.clock import naive_utc
+    from featurehouse.clock import naive_utc_value
     from featurehouse.sync.latest import latest_row_sql
 
     views = [v for v in store.online_views() if v.entity.name == entity_type]
@@ -416,7 +416,7 @@ def online_vs_offline(store, entity_type: str, spine: str) -> Table:
             off = offline[feature.column] if offline else None
             same = (record is None and offline is None) or (
                 record is not None and offline is not None and on == off
-                and record.event_time == naive_utc(offline["__fh_event_time"]))
+                and record.event_time == naive_utc_value(offline["__fh_event_time"]))
             table.add_row(feature.name, repr(on), repr(off), str(record.event_time if record else "-"),
                           "[green]yes[/green]" if same else "[red]NO[/red]")
     return table

@@ -17,7 +17,7 @@ from typing import Any
 from sqlglot import exp
 
 from featurehouse.catalog import Catalog
-from featurehouse.clock import naive_utc, naive_utc_value
+from featurehouse.clock import naive_utc_value
 from featurehouse.guard.freshness import last_good_syncs
 from featurehouse.offline.warehouse import Warehouse, utc_now
 from featurehouse.registry.model import FeatureView
@@ -109,10 +109,10 @@ def check_parity(warehouse: Warehouse, online, view: FeatureView, sample: int | 
         records = online.read(view.entity.name, keys, [(view, view.version)])
         for row, key, rec in zip(chunk, keys, records):
             record = rec[view.versioned_name]
-            et = naive_utc(row["__fh_event_time"])  # the online store holds naive UTC; TIMESTAMPTZ comes aware
+            et = naive_utc_value(row["__fh_event_time"])  # the online store holds naive UTC; TIMESTAMPTZ comes aware
             created_at = row["__fh_created_at"]
             expired = view.ttl is not None and et < now - view.ttl
-            pending = watermark is not None and created_at is not None and naive_utc(created_at) > watermark
+            pending = watermark is not None and created_at is not None and naive_utc_value(created_at) > watermark
             if record is None:
                 if expired:
                     result.expired += 1
