@@ -99,10 +99,17 @@ def worker(job: dict, out) -> None:
     reader = OnlineReader(reg, client)
     if job.get("near_cache"):
         reader.near_cache = NearCache(NearCacheConfig())
+    if job.get("replica_reads"):
+        from featurehouse.online.replicas import ReplicaReadsConfig, ReplicaRouter
+
+        reader.replicas = ReplicaRouter(client, ReplicaReadsConfig())
+        ready = time.monotonic() + 10
+        while time.monotonic() < ready and not reader.replicas.lag._proven:  # the first probes
+            time.sleep(0.02)
     fields = [value_field("hot", 1), time_field("hot", 1)]
     keys = [entity_key("user", (int(i),)) for i in ids] if kind == "raw" else []
     wanted = names(job["features"])
-    count, lat, served = 0, [], []
+    count, lat, served, behind = 0, [], [], 0.0
     cpu0 = time.process_time()
     deadline = time.perf_counter() + job["seconds"]
     i = 0
@@ -121,6 +128,7 @@ def worker(job: dict, out) -> None:
         else:
             asked = ids[i % len(ids):i % len(ids) + batch] if batch > 1 else [ids[i % len(ids)]]
             got = reader.get("user", asked, wanted)
+            behind = max(behind, max(v.behind_s for v in got))
             if job.get("check_staleness") and len(served) < 200_000:
                 for v in got:
                     f0 = v.features["hot.f0"].value
@@ -133,7 +141,8 @@ def worker(job: dict, out) -> None:
         i += batch
     near = reader.near_cache
     out.put({"count": count * batch, "calls": count, "lat": lat, "cpu": time.process_time() - cpu0,
-             "hits": near.hits if near else 0, "misses": near.misses if near else 0, "served": served})
+             "hits": near.hits if near else 0, "misses": near.misses if near else 0, "served": served,
+             "behind": behind, "on_replica": reader.replicas.replica_reads if reader.replicas else 0})
     del redis
 
 
@@ -148,11 +157,13 @@ def redis_cpu(servers: list[dict]) -> float:
     return total
 
 
-def run(label: str, url: str, servers: list[dict], workers: int, **job) -> dict:
+def run(label: str, url: str, servers: list[dict], workers: int, every_node: list[dict] | None = None, **job) -> dict:
+    """`servers`: the nodes whose CPU is counted per read (the primaries); `every_node` adds all of them."""
     ctx = multiprocessing.get_context("fork")
     out = ctx.Queue()
     procs = [ctx.Process(target=worker, args=({**job, "url": url, "ids": job["ids"][w::workers]}, out))
              for w in range(workers)]
+    all0 = redis_cpu(every_node) if every_node else 0.0
     cpu0, t = redis_cpu(servers), time.perf_counter()
     for p in procs:
         p.start()
@@ -161,6 +172,7 @@ def run(label: str, url: str, servers: list[dict], workers: int, **job) -> dict:
         p.join()
     wall = time.perf_counter() - t
     redis_s = redis_cpu(servers) - cpu0
+    all_s = redis_cpu(every_node) - all0 if every_node else 0.0
     reads = sum(r["count"] for r in results)
     lat = sorted(x for r in results for x in r["lat"])
     client_cpu = sum(r["cpu"] for r in results)
@@ -170,6 +182,11 @@ def run(label: str, url: str, servers: list[dict], workers: int, **job) -> dict:
            "redis_cpu_us_per_read": redis_s / reads * 1e6, "wall_s": wall}
     if hits or misses:
         row["hit_rate"] = hits / (hits + misses)
+    if every_node:
+        row["all_nodes_cpu_us_per_read"] = all_s / reads * 1e6
+    if job.get("replica_reads"):
+        row["replica_share"] = sum(r["on_replica"] for r in results) / reads
+        row["max_behind_s"] = max(r["behind"] for r in results)
     if job.get("check_staleness"):
         row["worst_staleness_s"] = worst_staleness([x for r in results for x in r["served"]], job["writes"])
     return row
@@ -244,6 +261,17 @@ def main() -> None:
             rows.append(row)
             print(f"  {label:40s} {row['reads_per_s']:>10,.0f} reads/s  {row['reads_per_client_core_s']:>10,.0f} "
                   f"per client core  p99 {row['p99_ms']:.2f} ms", flush=True)
+        every = [{"port": n.port} for n in cluster.nodes]
+        for replicas in (False, True):
+            label = f"cluster, featurehouse 100 ids, {'replica reads' if replicas else 'primaries only'}"
+            row = run(label, cluster.url, primaries, a.workers, every_node=every, ids=uniform, kind="fh", batch=100,
+                      replica_reads=replicas, **common)
+            rows.append(row)
+            print(f"  {label:40s} {row['reads_per_s']:>10,.0f} reads/s  primaries' CPU "
+                  f"{row['redis_cpu_us_per_read']:.2f} µs/read, every node's {row['all_nodes_cpu_us_per_read']:.2f}"
+                  + (f"  {row['replica_share']:.0%} from replicas, behind_s at most {row['max_behind_s']:.3f} s"
+                     if replicas else ""), flush=True)
+        primaries_only, from_replicas = rows[-2], rows[-1]
         zipf = zipf_ids(a.entities, 200_000, 2)
         stop, writes = threading.Event(), []
         writer = threading.Thread(target=hot_writer, args=(cluster.url, reg, list(range(1, HOT_WRITES + 1)),
@@ -267,7 +295,10 @@ def main() -> None:
                "single_write_entities_per_s": single_rate, "cluster_write_entities_per_s": cluster_rate,
                "bytes_per_entity_feature": pair_bytes,
                "near_cache_redis_cpu_ratio": on["redis_cpu_us_per_read"] / off["redis_cpu_us_per_read"],
-               "near_cache_bound_s": 1.0, "near_cache_bound_held": on["worst_staleness_s"] <= 1.0, "runs": rows}
+               "near_cache_bound_s": 1.0, "near_cache_bound_held": on["worst_staleness_s"] <= 1.0,
+               "replica_reads_primary_cpu_ratio": (from_replicas["redis_cpu_us_per_read"]
+                                                   / primaries_only["redis_cpu_us_per_read"]),
+               "runs": rows}
     print(json.dumps(summary, default=lambda x: round(x, 3) if isinstance(x, float) else x))
 
 

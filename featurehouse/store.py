@@ -86,13 +86,14 @@ class FeatureStore:
         self._registry: Registry | None = None
         self._principal: str | None = None
         self._near_cache = None
+        self._replicas = None
 
     @classmethod
     def from_registry(cls, registry: Registry, warehouse: Warehouse) -> "FeatureStore":
         """A store over a registry built by hand (tests, benchmarks): no dbt project involved."""
         store = cls.__new__(cls)
         store.project, store._warehouse, store._registry, store._catalog = None, warehouse, registry, None
-        store._online, store._principal, store._near_cache = None, None, None
+        store._online, store._principal, store._near_cache, store._replicas = None, None, None, None
         return store
 
     # -- access -------------------------------------------------------------------------------
@@ -229,6 +230,9 @@ class FeatureStore:
     def close(self) -> None:
         """Release the warehouse connection (DuckDB allows one writer process at a time) and the online store."""
         self.close_warehouse()
+        if self._replicas is not None:
+            self._replicas.close()
+            self._replicas = None
         if self._online is not None and getattr(self, "_served_log", None) is not None:
             try:
                 self._served_log.close(self._online.client)
@@ -358,6 +362,7 @@ class FeatureStore:
 
             self._reader = OnlineReader(self.registry, self.online.client)
             self._reader.near_cache = self._near_cache
+            self._reader.replicas = self._replicas
             self._reader.audit = AuditBuffer("sdk")
             # a script or notebook that never calls close() still records what it read
             atexit.register(_flush_audit_at_exit, weakref.ref(self))
@@ -385,6 +390,36 @@ class FeatureStore:
         self._near_cache = None if chosen is None else NearCache(chosen, **({"clock": clock} if clock else {}))
         if getattr(self, "_reader", None) is not None:
             self._reader.near_cache = self._near_cache
+
+    def use_replica_reads(self, config=True) -> None:
+        """Read a Redis Cluster's replicas in online_features while each is proven at most `max_lag_s`
+        behind its primary (docs/online-store.md); each vector's `behind_s` says how far at most. `config`
+        is what serve's `replica_reads` setting takes (True: the defaults; a mapping of max_lag_s /
+        probe_every_s; False: off) or a ReplicaReadsConfig."""
+        from featurehouse.online.connect import is_cluster
+        from featurehouse.online.replicas import (
+            ReplicaReadsConfig,
+            ReplicaReadsSettingError,
+            ReplicaRouter,
+            replica_reads_config,
+        )
+
+        chosen = config if isinstance(config, ReplicaReadsConfig) else replica_reads_config(config)
+        if self._replicas is not None:
+            self._replicas.close()
+            self._replicas = None
+        if chosen is not None:
+            if not is_cluster(self.online.client):
+                raise ReplicaReadsSettingError("replica_reads needs a Redis Cluster online store "
+                                               "(redis+cluster://host:port): a single Redis has no replicas to read")
+            self._replicas = ReplicaRouter(self.online.client, chosen)
+        if getattr(self, "_reader", None) is not None:
+            self._reader.replicas = self._replicas
+
+    @property
+    def replica_reads(self):
+        """The replica router (its `lag` holds what the probes proved), or None when off."""
+        return self._replicas
 
     @property
     def near_cache(self):

@@ -85,6 +85,49 @@ def test_a_real_serve_on_the_cluster_answers_what_the_warehouse_holds(shop_on_cl
     assert {n: f.value for n, f in one[0].features.items()} == want["7"]
 
 
+def test_a_real_serve_reading_replicas_answers_the_warehouse_and_says_how_far_behind(shop_on_cluster, monkeypatch):
+    """`replica_reads` on `featurehouse serve`: the workers read proven replicas (behind_s > 0 on their
+    vectors, counted in /metrics), and every value is the warehouse's."""
+    import json
+    import urllib.request
+
+    project, store, cluster = shop_on_cluster
+    want = expected(store)
+    ids = [str(c) for c in range(1, CUSTOMERS + 1)]
+    store.close_warehouse()
+    monkeypatch.setenv("FEATUREHOUSE_REPLICA_READS", json.dumps({"max_lag_s": 1.0, "probe_every_s": 0.05}))
+    with serving(project, cluster.url) as base:
+        client = ServingClient(base)
+        deadline = time.monotonic() + 20
+        while True:  # the worker's first probes prove the replicas; until then its primaries answer
+            vectors = client.online_features("customer", ids, NAMES)
+            assert {v.entity_id: {n: f.value for n, f in v.features.items()} for v in vectors} == want
+            if sum(v.behind_s > 0 for v in vectors) > CUSTOMERS // 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        metrics = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
+    on_replica = [v.behind_s for v in vectors if v.behind_s > 0]
+    assert len(on_replica) > CUSTOMERS // 2 and max(on_replica) <= 1.0
+    assert float(next(line.split()[-1] for line in metrics.splitlines()
+                      if line.startswith("featurehouse_replica_reads_total"))) >= len(on_replica)
+
+
+def test_replica_reads_on_a_single_redis_is_refused_before_serving(shop_on_cluster, embedded_redis):
+    import os
+    import subprocess
+    import sys
+
+    project, store, _ = shop_on_cluster
+    store.close_warehouse()
+    env = {**os.environ, "FEATUREHOUSE_REDIS_URL": embedded_redis.url, "FEATUREHOUSE_REPLICA_READS": "true",
+           "FEATUREHOUSE_AUTH": "none"}
+    done = subprocess.run([sys.executable, "-m", "featurehouse.cli.main", "--project-dir", str(project), "serve",
+                           "--port", "1"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "replica_reads needs a Redis Cluster URL" in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
+
+
 def test_pushed_rows_reach_the_cluster_through_the_stream_and_the_guards_stay_green(shop_on_cluster):
     _, store, _ = shop_on_cluster
     parity = store.parity(sample=None)

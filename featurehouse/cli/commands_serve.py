@@ -13,7 +13,7 @@ from featurehouse.cli.context import CliContext
 from featurehouse.errors import FeaturehouseError, WarehouseUnavailable
 
 SETTINGS = ("redis_url", "max_ids", "timeout_s", "host", "port", "workers", "log_sample_rate", "auth", "push",
-            "near_cache")
+            "near_cache", "replica_reads")
 # Limits against denial of service (docs/security.md): also settings of the --config file and env vars.
 LIMITS = ("header_timeout_s", "backlog", "max_connections", "max_body_bytes", "max_push_body_bytes", "body_timeout_s",
           "max_definitions")
@@ -56,7 +56,9 @@ def load_settings(config: Path | None) -> dict:
                    "bodies), body_timeout_s (10: seconds a body has to arrive), max_definitions (1000 pending "
                    "feature definitions). near_cache (off; true, or entries / slo_fraction / max_age_s): each "
                    "worker keeps hot entities' values for at most slo_fraction (0.1) of their views' freshness SLO "
-                   "and max_age_s (1); views without an SLO are never cached.")
+                   "and max_age_s (1); views without an SLO are never cached. replica_reads (off; true, or "
+                   "max_lag_s / probe_every_s), on a Redis Cluster: read replicas proven at most max_lag_s (0.5) "
+                   "behind their primary, each vector's behind_s saying how far at most.")
 @click.pass_obj
 def serve(obj: CliContext, host, port, workers, config) -> None:
     """Serve feature vectors over HTTP (granian, ASGI): GET /v1/features/{entityType}/{entityId}.
@@ -92,6 +94,10 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
     from featurehouse.serving.near_cache import near_cache_config, near_cache_setting
 
     near_cache = near_cache_config(settings.get("near_cache"))
+    from featurehouse.online.connect import parse_url
+    from featurehouse.online.replicas import ReplicaReadsSettingError, replica_reads_config, replica_reads_setting
+
+    replica_reads = replica_reads_config(settings.get("replica_reads"))
     port = _whole(port or settings.get("port", 8000), "port", 1, 65535)
     workers = _whole(workers or settings.get("workers", 1), "workers", 1, 1024)
     limits = check_limits(settings)
@@ -118,6 +124,9 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
     if not url:
         url = store.online.embedded.url if store.online.embedded else None
     assert url is not None  # no Redis URL given: the online store is the project's embedded one
+    if replica_reads is not None and not parse_url(url).cluster:
+        raise ReplicaReadsSettingError("replica_reads needs a Redis Cluster URL (redis+cluster://host:port): "
+                                       "a single Redis has no replicas featurehouse reads from")
     store.online.ping()
     os.environ.update({
         "FEATUREHOUSE_SERVING_WORKER": "1", "FEATUREHOUSE_PROJECT_DIR": str(project.dir),
@@ -127,6 +136,7 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
         "FEATUREHOUSE_LOG_SAMPLE_RATE": str(settings.get("log_sample_rate", 0.01)),
         "FEATUREHOUSE_AUTH": auth, "FEATUREHOUSE_PUSH": "true" if push else "false",
         "FEATUREHOUSE_NEAR_CACHE": near_cache_setting(near_cache),
+        "FEATUREHOUSE_REPLICA_READS": replica_reads_setting(replica_reads),
     })
     # the body and definition limits reach each worker's ServeConfig through the environment
     os.environ.update({f"FEATUREHOUSE_{name.upper()}": str(limits[name])
@@ -147,7 +157,8 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
                + ("auth: none (loopback only)" if auth == "none" else "bearer tokens required")
                + ("; push route on" if push else "")
                + (f"; near-cache on (at most {near_cache.max_age_s:g} s, {near_cache.slo_fraction:g} of a view's SLO)"
-                  if near_cache else ""))
+                  if near_cache else "")
+               + (f"; replica reads on (at most {replica_reads.max_lag_s:g} s behind)" if replica_reads else ""))
     stopped = threading.Event()
     # imported here, not in the thread: granian forks its workers while the thread runs, and a fork while
     # another thread holds an import lock leaves the worker waiting on that lock forever

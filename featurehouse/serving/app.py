@@ -32,6 +32,7 @@ from featurehouse.access.policy import AccessDenied
 from featurehouse.errors import FeaturehouseError, InvalidRequest, UnknownEntity, UnknownFeature
 from featurehouse.online.connect import async_client_from_url
 from featurehouse.online.keys import MATERIALIZER
+from featurehouse.online.replicas import ReplicaReadsConfig, ReplicaRouter, replica_client
 from featurehouse.registry.model import FeatureRef, Registry
 from featurehouse.serving.near_cache import NearCache, NearCacheConfig
 from featurehouse.serving.openapi import openapi_spec
@@ -78,6 +79,7 @@ class ServeConfig:
     body_timeout_s: float = field(default_factory=lambda: _env("body_timeout_s", BODY_TIMEOUT_S, float))
     max_definitions: int = field(default_factory=lambda: _env("max_definitions", MAX_DEFINITIONS, int))
     near_cache: NearCacheConfig | None = None  # hot entities kept per worker, bounded by their views' SLOs
+    replica_reads: ReplicaReadsConfig | None = None  # cluster replicas read while proven within max_lag_s
 
 
 class JSON(Response):
@@ -144,6 +146,12 @@ class Metrics:
         self.near_age = Histogram("featurehouse_near_cache_age_seconds", "Age of replies served from the near-cache (a sample)",
                                   registry=self.registry, buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0))
         self.near_cache: NearCache | None = None
+        self.replica_reads = Counter("featurehouse_replica_reads", "Entity reads answered by a replica proven within "
+                                     "replica_reads.max_lag_s", registry=self.registry)
+        self.primary_reads = Counter("featurehouse_primary_reads", "Entity reads sent to a primary while replica_reads "
+                                     "is on (no replica proven close enough, or the replica failed)",
+                                     registry=self.registry)
+        self.replicas: ReplicaRouter | None = None
         self._spellings: dict[str, tuple[str, str]] = {}
         self.served: dict[str, int] = {}
         self.stale: dict[str, int] = {}
@@ -196,6 +204,12 @@ class Metrics:
             ages = near.drain_ages()
             for age in ages[::max(1, len(ages) // 1000)]:  # a sample: observing every hit would cost the hot path
                 self.near_age.observe(age)
+        router = self.replicas
+        if router is not None:
+            on_replica, on_primary, router.replica_reads, router.primary_reads = (
+                router.replica_reads, router.primary_reads, 0, 0)
+            self.replica_reads.inc(on_replica)
+            self.primary_reads.inc(on_primary)
 
     def render(self) -> bytes:
         self.flush()
@@ -233,6 +247,10 @@ def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
     metrics = Metrics()
     if config.near_cache is not None:
         reader.near_cache = metrics.near_cache = NearCache(config.near_cache)
+    if config.replica_reads is not None:
+        # probes and the slot map on a sync client of their own, on the router's thread: the event loop never waits
+        reader.replicas = metrics.replicas = ReplicaRouter(
+            replica_client(config.redis_url, config.timeout_s), config.replica_reads)
     metrics.views = [(v.versioned_name, v.freshness_slo.total_seconds()) for v in registry.views.values()
                      if v.online and v.freshness_slo]
     spec: dict = {}  # built at its first request: see `openapi`

@@ -3,7 +3,7 @@
 FEATUREHOUSE_REGISTRY_SNAPSHOT (the registry the parent loaded, see registry/loader.py),
 FEATUREHOUSE_PROJECT_DIR, FEATUREHOUSE_TARGET, FEATUREHOUSE_REDIS_URL, FEATUREHOUSE_MAX_IDS,
 FEATUREHOUSE_TIMEOUT_S, FEATUREHOUSE_LOG_SAMPLE_RATE, FEATUREHOUSE_AUTH (token | none),
-FEATUREHOUSE_PUSH. A worker never opens the warehouse: its
+FEATUREHOUSE_PUSH, FEATUREHOUSE_NEAR_CACHE, FEATUREHOUSE_REPLICA_READS. A worker never opens the warehouse: its
 registry is the parent's, and active versions and column layouts come from the online store.
 """
 
@@ -13,6 +13,7 @@ import gc
 import logging
 import os
 
+from featurehouse.online.replicas import replica_reads_config
 from featurehouse.registry.model import Registry
 from featurehouse.serving.app import ServeConfig, create_app
 from featurehouse.serving.near_cache import near_cache_config
@@ -38,7 +39,8 @@ def config_from_env() -> ServeConfig:
                        max_clock_skew_s=float(os.environ.get("FEATUREHOUSE_MAX_CLOCK_SKEW_S", "300")),
                        auth=os.environ.get("FEATUREHOUSE_AUTH", "token"),
                        push=os.environ.get("FEATUREHOUSE_PUSH", "false") == "true",
-                       near_cache=near_cache_config(os.environ.get("FEATUREHOUSE_NEAR_CACHE")))
+                       near_cache=near_cache_config(os.environ.get("FEATUREHOUSE_NEAR_CACHE")),
+                       replica_reads=replica_reads_config(os.environ.get("FEATUREHOUSE_REPLICA_READS")))
 
 
 def log_to_stderr() -> None:

@@ -175,4 +175,5 @@ def _time(text: str | None) -> datetime | None:
 def _vector(body: dict) -> FeatureVector:
     features = {name: FeatureValue(f["value"], _time(f["event_time"]), f["age_seconds"], f["stale"], f["version"],
                                    f["status"]) for name, f in body["features"].items()}
-    return FeatureVector(body["entity_type"], body["entity_id"], features, body["stale"], _time(body["served_at"]))
+    return FeatureVector(body["entity_type"], body["entity_id"], features, body["stale"], _time(body["served_at"]),
+                         body.get("guardrails"), float(body.get("behind_s", 0.0)))

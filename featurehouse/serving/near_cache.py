@@ -24,10 +24,11 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, cast
+from typing import Any, Callable, Sequence
 
 from featurehouse.errors import FeaturehouseError
 from featurehouse.serving.vectors import ReadPlan
+from featurehouse.settings import dataclass_setting
 
 
 class NearCacheSettingError(FeaturehouseError):
@@ -56,44 +57,7 @@ class NearCacheConfig:
 def near_cache_config(value: Any) -> NearCacheConfig | None:
     """The `near_cache` setting (serve's YAML, or FEATUREHOUSE_NEAR_CACHE as JSON): off (absent, false),
     on with the defaults (true), or a mapping of entries / slo_fraction / max_age_s."""
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("", "false", "off", "no", "0"):
-            return None
-        if text in ("true", "on", "yes", "1"):
-            return NearCacheConfig()
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise NearCacheSettingError(f"near_cache {value!r}: give true, false, or a JSON mapping of "
-                                        'entries, slo_fraction, max_age_s (e.g. {"max_age_s": 0.5})') from None
-    if value is None or value is False:
-        return None
-    if value is True:
-        return NearCacheConfig()
-    if not isinstance(value, dict):
-        raise NearCacheSettingError(f"near_cache {value!r}: give true, false, or a mapping of entries, slo_fraction, "
-                                    "max_age_s")
-    known = {f.name for f in dataclasses.fields(NearCacheConfig)}
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise NearCacheSettingError(f"near_cache: unknown setting '{unknown[0]}' (known: {', '.join(sorted(known))})")
-    entries = value.get("entries", NearCacheConfig.entries)
-    if isinstance(entries, float) and entries.is_integer():
-        entries = int(entries)
-    numbers = {}
-    for name in ("slo_fraction", "max_age_s"):
-        given = value.get(name, getattr(NearCacheConfig, name))
-        try:
-            if isinstance(given, bool):
-                raise TypeError
-            numbers[name] = float(given)
-        except (TypeError, ValueError):
-            raise NearCacheSettingError(f"near_cache: {name} must be a number, got {given!r}") from None
-    try:
-        return NearCacheConfig(entries=cast(int, entries), **numbers)  # entries: checked by NearCacheConfig
-    except ValueError as e:
-        raise NearCacheSettingError(f"near_cache: {e}") from None
+    return dataclass_setting("near_cache", value, NearCacheConfig, NearCacheSettingError, '{"max_age_s": 0.5}')
 
 
 def near_cache_setting(config: NearCacheConfig | None) -> str:
@@ -129,11 +93,17 @@ class NearCache:
 
     def lookup(self, plan: ReadPlan, keys: Sequence[str]) -> tuple[list[Any], list[int]]:
         """(replies with None where missed, the indexes of the keys to read from the store)."""
+        replies, missing, _ = self.lookup_aged(plan, keys)
+        return replies, missing
+
+    def lookup_aged(self, plan: ReadPlan, keys: Sequence[str]) -> tuple[list[Any], list[int], list[float]]:
+        """`lookup`, and per key the age of the reply served (0.0 for a miss): how far behind the store it may be."""
         bound = self.bound(plan)
         replies: list[Any] = [None] * len(keys)
+        ages = [0.0] * len(keys)
         if bound <= 0:
             self.misses += len(keys)
-            return replies, list(range(len(keys)))
+            return replies, list(range(len(keys))), ages
         now = self.clock()
         missing = []
         with self._lock:
@@ -142,14 +112,15 @@ class NearCache:
                 if held is not None and now - held[0] < bound:
                     self._replies.move_to_end((key, plan.fields))
                     replies[i] = held[1]
-                    self.ages.append(now - held[0])
+                    ages[i] = now - held[0]
+                    self.ages.append(ages[i])
                 else:
                     missing.append(i)
             self.hits += len(keys) - len(missing)
             self.misses += len(missing)
             if len(self.ages) > 100_000:
                 del self.ages[:50_000]
-        return replies, missing
+        return replies, missing, ages
 
     def store(self, plan: ReadPlan, keys: Sequence[str], replies: Sequence[Any], fetched_at: float) -> None:
         """Keep replies read at `fetched_at` (the clock read before the store was asked: the age counts the
@@ -167,11 +138,17 @@ class NearCache:
                 self._replies.popitem(last=False)
 
     def fill(self, plan: ReadPlan, keys: Sequence[str], replies: list[Any], missing: Sequence[int],
-             got: Sequence[Any], fetched_at: float) -> list[Any]:
-        """`lookup`'s replies completed with the store's answers for the `missing` indexes, which are kept."""
+             got: Sequence[Any], fetched_at: float, behind: Sequence[float] | None = None) -> list[Any]:
+        """`lookup`'s replies completed with the store's answers for the `missing` indexes, which are kept.
+        `behind` (per answer): how far behind the primary a replica's answer may be; it is kept as that much
+        older, so the cache's bound covers the replica's lag too."""
         for i, reply in zip(missing, got):
             replies[i] = reply
-        self.store(plan, [keys[i] for i in missing], got, fetched_at)
+        if behind is None or not any(behind):
+            self.store(plan, [keys[i] for i in missing], got, fetched_at)
+        else:
+            for i, reply, lag in zip(missing, got, behind):
+                self.store(plan, [keys[i]], [reply], fetched_at - lag)
         return replies
 
     def clear(self) -> None:

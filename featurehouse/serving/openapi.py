@@ -21,7 +21,10 @@ VECTOR = {"type": "object", "required": ["entity_type", "entity_id", "features",
     "stale": {"type": "boolean"}, "served_at": {"type": "string", "format": "date-time"},
     "guardrails": {"type": ["object", "null"], "description": "Set when served by model: ok is false when a value is "
                    "not ok or the model version failed (or never passed) `featurehouse deploy-check`",
-                   "properties": {"ok": {"type": "boolean"}, "violations": {"type": "array", "items": {"type": "string"}}}}}}
+                   "properties": {"ok": {"type": "boolean"}, "violations": {"type": "array", "items": {"type": "string"}}}},
+    "behind_s": {"type": "number", "minimum": 0, "description": "At most how many seconds the values may be behind "
+                 "the online store's primary: 0 when the primary answered; with `replica_reads`, the replica's proven "
+                 "lag; with `near_cache`, the cached reply's age (plus its replica's lag)"}}}
 
 
 DEFINITION = {"type": "object", "required": ["name", "entity", "schema"], "properties": {

@@ -28,6 +28,7 @@ from featurehouse.online.keys import (
     mark_behind,
 )
 from featurehouse.online.layout import Layout, parse_layouts
+from featurehouse.online.replicas import ReplicaRouter
 from featurehouse.online.store import FUNCTIONS
 from featurehouse.registry.model import Registry
 from featurehouse.serving.near_cache import NearCache
@@ -92,6 +93,7 @@ class _Cached:
         self.authorize = lru_cache(maxsize=4096)(self._authorize)
         self.audit: AuditBuffer | None = None  # set by the caller that flushes it (serving app, FeatureStore)
         self.near_cache: NearCache | None = None  # hot entities' replies, bounded by their views' SLOs (opt-in)
+        self.replicas: ReplicaRouter | None = None  # reads from cluster replicas proven close (opt-in)
 
     def _plan(self, entity_type: str, names: tuple[str, ...] | None, model: str | None) -> ReadPlan:
         return plan_request(self.registry, entity_type, names, model, self.active, self.model_versions, self.layouts)
@@ -203,8 +205,10 @@ class _Cached:
             self.audit.note_reads(principal, [p.view for p in plan.views], entity_type, parsed, model, purposes)
         return plan, [redis_key(plan, key) for key in parsed]
 
-    def _vectors(self, plan: ReadPlan, ids: Sequence[str], replies, model: str | None) -> list[FeatureVector]:
-        return self._judge(assemble_many(plan, [str(i) for i in ids], replies, now_micros(), self.freshness), model)
+    def _vectors(self, plan: ReadPlan, ids: Sequence[str], replies, model: str | None,
+                 behind: Sequence[float] | None = None) -> list[FeatureVector]:
+        return self._judge(assemble_many(plan, [str(i) for i in ids], replies, now_micros(), self.freshness, behind),
+                           model)
 
 
 class OnlineReader(_Cached):
@@ -224,12 +228,24 @@ class OnlineReader(_Cached):
         plan, keys = self._prepare(entity_type, ids, names, model, principal)
         near = self.near_cache
         if near is None:
-            return self._vectors(plan, ids, self._fetch(plan, keys), model)
-        replies, missing = near.lookup(plan, keys)
+            replies, behind = self._read(plan, keys)
+            return self._vectors(plan, ids, replies, model, behind)
+        replies, missing, behind = near.lookup_aged(plan, keys)
         if missing:
             fetched_at = near.clock()
-            near.fill(plan, keys, replies, missing, self._fetch(plan, [keys[i] for i in missing]), fetched_at)
-        return self._vectors(plan, ids, replies, model)
+            got, got_behind = self._read(plan, [keys[i] for i in missing])
+            near.fill(plan, keys, replies, missing, got, fetched_at, got_behind)
+            for i, lag in zip(missing, got_behind or ()):
+                behind[i] = lag
+        return self._vectors(plan, ids, replies, model, behind)
+
+    def _read(self, plan: ReadPlan, keys: list[str]) -> tuple[list, list[float] | None]:
+        """The replies, and per reply how far behind the primary it may be (None: every one from the primary)."""
+        if self.replicas is None:
+            return self._fetch(plan, keys), None
+        fields = plan.fields
+        return self.replicas.read_sync(keys, lambda key: ("HMGET", key, *fields),
+                                       lambda rest: self._fetch(plan, rest))
 
     def _fetch(self, plan: ReadPlan, keys: list[str]) -> list:
         if len(keys) == 1:
@@ -264,12 +280,26 @@ class AsyncOnlineReader(_Cached):
         plan, keys = self._prepare(entity_type, ids, names, model, principal)
         near = self.near_cache
         if near is None:
-            return self._vectors(plan, ids, await self._fetch(plan, keys), model)
-        replies, missing = near.lookup(plan, keys)
+            replies, behind = await self._read(plan, keys)
+            return self._vectors(plan, ids, replies, model, behind)
+        replies, missing, behind = near.lookup_aged(plan, keys)
         if missing:
             fetched_at = near.clock()
-            near.fill(plan, keys, replies, missing, await self._fetch(plan, [keys[i] for i in missing]), fetched_at)
-        return self._vectors(plan, ids, replies, model)
+            got, got_behind = await self._read(plan, [keys[i] for i in missing])
+            near.fill(plan, keys, replies, missing, got, fetched_at, got_behind)
+            for i, lag in zip(missing, got_behind or ()):
+                behind[i] = lag
+        return self._vectors(plan, ids, replies, model, behind)
+
+    async def _read(self, plan: ReadPlan, keys: list[str]) -> tuple[list, list[float] | None]:
+        if self.replicas is None:
+            return await self._fetch(plan, keys), None
+        fields = plan.fields
+
+        async def from_primaries(rest: list[str]) -> list:
+            return await self._fetch(plan, rest)
+
+        return await self.replicas.read_async(self.client, keys, lambda key: ("HMGET", key, *fields), from_primaries)
 
     async def _fetch(self, plan: ReadPlan, keys: list[str]) -> list:
         if len(keys) == 1:

@@ -46,6 +46,9 @@ class FeatureVector:
     stale: bool
     served_at: datetime
     guardrails: dict | None = None  # for vectors served by model: {"ok": bool, "violations": [...]}
+    # at most how many seconds the values read may be behind the online store's primary: 0 for a read of the
+    # primary; a replica's proven lag (replica_reads); a near-cache reply's age (near_cache), plus its replica's
+    behind_s: float = 0.0
 
 
 def mark_guardrails(vector: FeatureVector, model: str, check: dict | None, registered: bool) -> None:
@@ -329,8 +332,10 @@ def value_status(age_s: float, slo_s: float | None, ttl_s: float | None, lagging
 
 
 def assemble_many(plan: ReadPlan, entity_ids: Sequence[str], replies: Sequence[Sequence[bytes | None]],
-                  now_us: int, freshness: Freshness | None = None) -> list[FeatureVector]:
-    """Each entity's HMGET reply -> its vector, judged for freshness at `now_us` (epoch microseconds).
+                  now_us: int, freshness: Freshness | None = None,
+                  behind: Sequence[float] | None = None) -> list[FeatureVector]:
+    """Each entity's HMGET reply -> its vector, judged for freshness at `now_us` (epoch microseconds);
+    `behind`: per reply, how far behind the primary it may be (FeatureVector.behind_s).
 
     On the hot path of every request: what depends only on the view (SLO, TTL, materializer lag) is
     worked out once per request; per entity, ages are integer microseconds and one datetime per view.
@@ -372,6 +377,9 @@ def assemble_many(plan: ReadPlan, entity_ids: Sequence[str], replies: Sequence[S
                     out[name] = FeatureValue(values[index], event_time, age, stale, version, status)
         vectors.append(FeatureVector(plan.entity_type, entity_id,
                                      out if len(judged) == 1 else {n: out[n] for n in names}, stale_any, now))
+    if behind is not None:
+        for vector, lag in zip(vectors, behind):
+            vector.behind_s = lag
     return vectors
 
 

@@ -1,0 +1,321 @@
+"""Reads from Redis Cluster replicas, never further behind their primary than a bound, which each
+vector reports.
+
+Redis replicates asynchronously: a replica answers with what it has applied, which may lack the last
+writes its primary acknowledged. So a replica is read only while it is *proven* close: at time t0 a probe
+reads its primary's replication offset (INFO replication, `master_repl_offset`); when the replica
+later reports an applied offset (`slave_repl_offset`) at least that large, it holds every write the
+primary acknowledged before t0, and a read from it at time `now` can miss at most what was written
+in the last `now - t0` seconds. That is the bound a vector read from it reports (`behind_s`). A slot
+whose replicas are not proven within `max_lag_s` (never probed, stalled, cut off from their primary),
+or whose replica fails the read, is read from its primary, as without this option.
+
+The probe runs on a thread of its own (a stalled replica must not stall a request), every
+`probe_every_s`; the reads are the caller's (redis-py, or redis.asyncio in the HTTP app).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Sequence
+
+import redis
+
+from featurehouse.errors import FeaturehouseError
+
+MAX_LAG_CAP_S = 60.0
+MAP_EVERY_S = 5.0  # the slot map is read again this often even when every node answers,
+MAP_AGAIN_S = 0.5  # and this often while a node fails a probe or a shard shows no replica (one still syncing)
+
+
+class ReplicaReadsSettingError(FeaturehouseError):
+    """The `replica_reads` setting is not one featurehouse understands, or the store is no cluster."""
+
+
+@dataclass(frozen=True)
+class ReplicaReadsConfig:
+    max_lag_s: float = 0.5  # a replica is read only while proven at most this far behind its primary
+    probe_every_s: float = 0.1  # how often each primary's and replica's replication offset is read
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.max_lag_s <= MAX_LAG_CAP_S:
+            raise ValueError(f"max_lag_s must be more than 0 and at most {MAX_LAG_CAP_S:g}, got {self.max_lag_s}")
+        if not 0.0 < self.probe_every_s < self.max_lag_s:
+            raise ValueError(f"probe_every_s must be more than 0 and less than max_lag_s ({self.max_lag_s:g}): a "
+                             f"replica's proof ages by it between probes, got {self.probe_every_s}")
+
+
+def replica_reads_config(value: Any) -> ReplicaReadsConfig | None:
+    """The `replica_reads` setting (serve's YAML, or FEATUREHOUSE_REPLICA_READS as JSON): off (absent,
+    false), on with the defaults (true), or a mapping of max_lag_s / probe_every_s."""
+    from featurehouse.settings import dataclass_setting
+
+    return dataclass_setting("replica_reads", value, ReplicaReadsConfig, ReplicaReadsSettingError,
+                             '{"max_lag_s": 0.25}')
+
+
+def replica_reads_setting(config: ReplicaReadsConfig | None) -> str:
+    """The setting as FEATUREHOUSE_REPLICA_READS carries it to serve's workers."""
+    import json
+
+    return "false" if config is None else json.dumps(dataclasses.asdict(config))
+
+
+class ReplicaLag:
+    """What the probes proved: per (replica, primary), the latest time before which the replica holds
+    every write its primary acknowledged. Times are the caller's clock (monotonic seconds)."""
+
+    def __init__(self, keep: int = 256):
+        self._offsets: dict[str, deque[tuple[float, int]]] = {}  # primary -> (probed at, its offset), oldest first
+        self._proven: dict[tuple[str, str], float] = {}
+        self.keep = keep
+
+    def primary_at(self, primary: str, at: float, offset: int) -> None:
+        """`primary`'s replication offset was `offset` when it was asked at `at` (asked at, not answered at:
+        every write acknowledged before `at` is within the offset)."""
+        self._offsets.setdefault(primary, deque(maxlen=self.keep)).append((at, offset))
+
+    def replica_applied(self, replica: str, primary: str, offset: int) -> None:
+        """`replica` reported `offset` applied: it holds what its primary had at the newest probe at or below it."""
+        for at, primary_offset in reversed(self._offsets.get(primary, ())):
+            if primary_offset <= offset:
+                pair = (replica, primary)
+                if at > self._proven.get(pair, float("-inf")):
+                    self._proven[pair] = at
+                return
+
+    def behind(self, replica: str, primary: str, now: float) -> float | None:
+        """At most how many seconds `replica` is behind `primary` at `now`; None when nothing proves it."""
+        at = self._proven.get((replica, primary))
+        return None if at is None else max(0.0, now - at)
+
+
+def replica_client(url: str, timeout_s: float) -> Any:
+    """A sync cluster client for the router of a process that reads through redis.asyncio (serve's
+    workers); a URL of one Redis is refused, as there are no replicas to read."""
+    from featurehouse.online.connect import client_from_url, is_cluster
+
+    client = client_from_url(url, socket_connect_timeout=timeout_s, socket_timeout=max(timeout_s, 1.0))
+    if not is_cluster(client):
+        client.close()
+        raise ReplicaReadsSettingError("replica_reads needs a Redis Cluster URL (redis+cluster://host:port): "
+                                       "a single Redis has no replicas featurehouse reads from")
+    return client
+
+
+def replication_offset(client: redis.Redis, key: str) -> int:
+    return int(client.info("replication")[key])
+
+
+class ReplicaRouter:
+    """Chooses, per key, a replica proven within the bound, or the primary; probes in the background.
+
+    `client` is redis-py's sync RedisCluster: its slot map (slot -> [primary, replicas...]) is what the
+    HTTP app's asyncio client holds too, both read from CLUSTER SLOTS. The probe opens its own small
+    connections (with a short timeout: a stalled replica must not hold the probe)."""
+
+    def __init__(self, client: Any, config: ReplicaReadsConfig, clock: Callable[[], float] = time.monotonic,
+                 probe: bool = True):
+        self.client, self.config, self.clock = client, config, clock
+        self.lag = ReplicaLag()
+        self.timeout_s = min(1.0, config.max_lag_s)  # a replica slower than this is passed over for its primary
+        self.replica_reads = self.primary_reads = 0  # entity reads, for /metrics
+        self._node_clients: dict[str, redis.Redis] = {}
+        self._async_clients: dict[str, Any] = {}
+        self._map_read_at = self.clock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if probe:
+            self._thread = threading.Thread(target=_probe_forever, args=(weakref.ref(self), self._stop),
+                                            name="featurehouse-replica-probe", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        for c in self._node_clients.values():
+            c.close()
+        self._node_clients.clear()
+
+    def shards(self) -> dict[str, tuple[Any, list[Any]]]:
+        """primary name -> (primary node, its replica nodes), from the client's slot map."""
+        out: dict[str, tuple[Any, list[Any]]] = {}
+        seen: set[int] = set()
+        for nodes in list(self.client.nodes_manager.slots_cache.values()):
+            if not nodes or id(nodes) in seen:
+                continue
+            seen.add(id(nodes))
+            out.setdefault(nodes[0].name, (nodes[0], []))
+            known = out[nodes[0].name][1]
+            known.extend(n for n in nodes[1:] if n not in known)
+        return out
+
+    def probe(self) -> None:
+        """Read each primary's offset, then each of its replicas' applied offset; a node that does not
+        answer proves nothing this time, and the slot map is read again (a failover may have moved it)."""
+        failed = False
+        shards = self.shards()
+        for name, (primary, replicas) in shards.items():
+            asked_at = self.clock()
+            try:
+                self.lag.primary_at(name, asked_at, replication_offset(self._node_client(primary), "master_repl_offset"))
+            except (redis.RedisError, OSError, KeyError, ValueError):
+                failed = True
+                continue
+            for replica in replicas:
+                try:
+                    applied = replication_offset(self._node_client(replica), "slave_repl_offset")
+                except (redis.RedisError, OSError, KeyError, ValueError):
+                    failed = True
+                    continue
+                self.lag.replica_applied(replica.name, name, applied)
+        since = self.clock() - self._map_read_at
+        if since >= MAP_EVERY_S or (since >= MAP_AGAIN_S and (failed or not all(r for _, r in shards.values()))):
+            self._refresh_map()
+
+    def _refresh_map(self) -> None:
+        """Read the slot map again (CLUSTER SLOTS), as redis-py does after a MOVED: the probe never gets one."""
+        self._map_read_at = self.clock()
+        try:
+            self.client.nodes_manager.initialize(disconnect_startup_nodes_pools=False)
+        except (redis.RedisError, OSError, Exception):  # noqa: BLE001 - redis-py raises its cluster errors too
+            pass
+
+    def _node_client(self, node: Any) -> redis.Redis:
+        """A client of the node made like the cluster client's own, but with a short timeout: a replica
+        that stalls costs a read that much, then its primary answers."""
+        c = self._node_clients.get(node.name)
+        if c is None:
+            kwargs = dict(node.redis_connection.connection_pool.connection_kwargs)
+            kwargs.update(socket_timeout=self.timeout_s, socket_connect_timeout=self.timeout_s)
+            c = self._node_clients[node.name] = redis.Redis(
+                connection_pool=redis.ConnectionPool(
+                    connection_class=node.redis_connection.connection_pool.connection_class, **kwargs))
+        return c
+
+    def route(self, keys: Sequence[str]) -> tuple[dict[str, list[int]], list[int], list[float]]:
+        """(replica name -> indexes of the keys to read there, indexes to read from their primary, and
+        per key how far behind its read may be: 0 on a primary)."""
+        cache = self.client.nodes_manager.slots_cache
+        now, bound = self.clock(), self.config.max_lag_s
+        on_replica: dict[str, list[int]] = {}
+        on_primary: list[int] = []
+        behind = [0.0] * len(keys)
+        for i, key in enumerate(keys):
+            nodes = cache.get(self.client.keyslot(key))
+            best, best_lag = None, bound
+            if nodes and len(nodes) > 1:
+                primary = nodes[0].name
+                for replica in nodes[1:]:
+                    lag = self.lag.behind(replica.name, primary, now)
+                    if lag is not None and lag <= best_lag:
+                        best, best_lag = replica, lag
+            if best is None:
+                on_primary.append(i)
+            else:
+                on_replica.setdefault(best.name, []).append(i)
+                behind[i] = best_lag
+        self.replica_reads += len(keys) - len(on_primary)
+        self.primary_reads += len(on_primary)
+        return on_replica, on_primary, behind
+
+    def replica_node(self, name: str) -> Any:
+        return self.client.nodes_manager.nodes_cache.get(name)
+
+    def read_sync(self, keys: Sequence[str], command: Callable[[str], tuple], primary_read: Callable[[list[str]], list]
+                  ) -> tuple[list[Any], list[float]]:
+        """Each key's reply to `command(key)`, from a proven replica where there is one; the rest (and any a
+        replica fails) through `primary_read`."""
+        on_replica, on_primary, behind = self.route(keys)
+        replies: list[Any] = [None] * len(keys)
+        for name, indexes in on_replica.items():
+            node = self.replica_node(name)
+            got = None
+            if node is not None and node.redis_connection is not None:
+                try:
+                    pipe = self._node_client(node).pipeline(transaction=False)
+                    pipe.execute_command("READONLY")  # this connection may read its primary's slots
+                    for i in indexes:
+                        pipe.execute_command(*command(keys[i]))
+                    got = pipe.execute(raise_on_error=False)[1:]
+                except (redis.ConnectionError, redis.TimeoutError):
+                    got = None
+            for n, i in enumerate(indexes):
+                answer = None if got is None else got[n]
+                if got is None or isinstance(answer, Exception):  # MOVED (the slot left), a lost replica
+                    on_primary.append(i)
+                    behind[i] = 0.0
+                else:
+                    replies[i] = answer
+        if on_primary:
+            for i, answer in zip(on_primary, primary_read([keys[i] for i in on_primary])):
+                replies[i] = answer
+        return replies, behind
+
+
+    async def read_async(self, async_cluster: Any, keys: Sequence[str], command: Callable[[str], tuple],
+                         primary_read: Callable[[list[str]], Awaitable[list]]) -> tuple[list[Any], list[float]]:
+        """`read_sync` on redis.asyncio: the replicas are read at once (one pipeline each, concurrently)
+        over connections made like `async_cluster`'s own to that node."""
+        on_replica, on_primary, behind = self.route(keys)
+        replies: list[Any] = [None] * len(keys)
+
+        async def one(name: str, indexes: list[int]) -> tuple[list[int], list[Any] | None]:
+            client = self._async_client(async_cluster, name)
+            if client is None:
+                return indexes, None
+            try:
+                async with asyncio.timeout(self.timeout_s), client.pipeline(transaction=False) as pipe:
+                    pipe.execute_command("READONLY")
+                    for i in indexes:
+                        pipe.execute_command(*command(keys[i]))
+                    return indexes, (await pipe.execute(raise_on_error=False))[1:]
+            except (redis.ConnectionError, redis.TimeoutError, OSError, TimeoutError):
+                return indexes, None
+
+        for indexes, got in await asyncio.gather(*(one(n, ix) for n, ix in on_replica.items())):
+            for n, i in enumerate(indexes):
+                answer = None if got is None else got[n]
+                if got is None or isinstance(answer, Exception):
+                    on_primary.append(i)
+                    behind[i] = 0.0
+                else:
+                    replies[i] = answer
+        if on_primary:
+            for i, answer in zip(on_primary, await primary_read([keys[i] for i in on_primary])):
+                replies[i] = answer
+        return replies, behind
+
+    def _async_client(self, async_cluster: Any, name: str) -> Any:
+        client = self._async_clients.get(name)
+        if client is None:
+            import redis.asyncio as aioredis
+
+            node = async_cluster.nodes_manager.nodes_cache.get(name)
+            if node is None:  # the asyncio client does not know the node (yet): its primary is read
+                return None
+            client = self._async_clients[name] = aioredis.Redis(connection_pool=aioredis.ConnectionPool(
+                connection_class=node.connection_class, **node.connection_kwargs))
+        return client
+
+
+def _probe_forever(router_ref: "weakref.ref[ReplicaRouter]", stop: threading.Event) -> None:
+    """Probe until the router is closed or gone; holds no strong reference between probes."""
+    while not stop.is_set():
+        router = router_ref()
+        if router is None:
+            return
+        every = router.config.probe_every_s
+        try:
+            router.probe()
+        except Exception:  # noqa: BLE001 - a probe that fails proves nothing; reads fall back to primaries
+            pass
+        del router
+        stop.wait(every)
