@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Sequence, cast, overload
+from typing import Any, Iterable, Sequence, cast, overload
 
 import msgpack
 
@@ -41,9 +41,19 @@ def _ext_hook(code: int, data: bytes) -> Any:
     return msgpack.ExtType(code, data)
 
 
+_PACKING: dict[str, Any] = {"default": _default, "use_bin_type": True, "datetime": False}
+
+
 def encode_values(values: Sequence[Any]) -> bytes:
     # msgpack's inferred type says None too (Packer.pack without autoreset); packb always autoresets
-    return cast(bytes, msgpack.packb(list(values), default=_default, use_bin_type=True, datetime=False))
+    return cast(bytes, msgpack.packb(list(values), **_PACKING))
+
+
+def encode_rows(rows: Iterable[Sequence[Any]]) -> list[bytes]:
+    """`encode_values` of each row, through one Packer: a sync packs 200,000 rows at a quarter of the
+    cost of a packb (which makes a Packer) per row. The Packer is this call's own (it is not thread-safe)."""
+    pack = msgpack.Packer(**_PACKING).pack
+    return [cast(bytes, pack(row)) for row in rows]
 
 
 def decode_values(payload: bytes) -> list[Any]:
