@@ -276,7 +276,8 @@ class FeatureStore:
         A view named in `restate` (`view` or `view@N`), or declaring `meta.featurehouse.restatement`
         whose SQL changed since its last sync, is restated: every row is read again and stored values
         that differ at an equal event time and created_at are replaced (a corrected view, same version).
-        `progress(view, rows_done, rows_total)` is called from the sync's writer thread."""
+        `progress(view, rows_done, rows_total)` is called from the thread that runs the sync; on DuckDB a large
+        table is read in parts, and rows_total is then an estimate until the last part is read."""
         from featurehouse.sync.batch import sync_view
         from featurehouse.sync.runs import SyncRunLog
 

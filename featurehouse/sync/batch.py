@@ -156,11 +156,8 @@ def _copy(warehouse: Warehouse, online: OnlineStore, view: FeatureView, plan: Sy
     """The plan's rows, deduplicated in the warehouse, into the online store through the write guard;
     rows of forgotten entities are left out (read, not written)."""
     read_after = plan.read_after if view.created_at and plan.mode == "incremental" else None
-    sql = latest_values_sql(view, warehouse.dialect, read_after, event_time_from, event_time_until)
-    table = warehouse.fetch_arrow(sql)
-    run.rows_read = table.num_rows
-    if table.num_rows:  # before the first write (serving's `unverified`: featurehouse/serving/reader.py)
-        online.mark_writing(view.name, plan.version, epoch_seconds(utc_now()))
+    parts = read_parts(warehouse, view)
+    estimate = 0  # rows the whole read will give, estimated from the parts read so far (for progress)
 
     def write(items: list) -> WriteResult:
         return online.write_encoded(view, items, version=plan.version, batch_size=500, restate=restate)
@@ -172,32 +169,69 @@ def _copy(warehouse: Warehouse, online: OnlineStore, view: FeatureView, plan: Sy
         run.rows_skipped_older += result.skipped_older
         run.rows_restated += result.restated
         if progress:
-            progress(view.versioned_name, finished[1], run.rows_read)
+            progress(view.versioned_name, finished[1], max(estimate, finished[1]))
 
     # Encoding (Python) and writing overlap: two writer threads, each on a connection of its own, so
     # one packs its next call while Redis runs the other's (1.2x one writer; encoding and one writer
-    # in turn were 1.3x slower again), at most three batches encoded ahead. Batches hold distinct entities,
-    # so the order they land in does not matter. (Streaming the result from DuckDB instead of fetching
-    # it whole was measured too: no lower peak memory, which is the query's own, and no faster.)
-    with ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="featurehouse-sync-writer") as writer:
+    # in turn were 1.3x slower again), at most three batches encoded ahead; the next part's query runs
+    # while the writers work. Batches and parts hold distinct entities, so the order they land in does
+    # not matter. (Streaming one result from DuckDB instead of fetching it whole was measured too: no
+    # lower peak memory, which is the window's own, and no faster; parts are what lower it.)
+    def fetch(index: int) -> pa.Table:
+        return warehouse.fetch_arrow(latest_values_sql(view, warehouse.dialect, read_after, event_time_from,
+                                                       event_time_until, part=(index, parts) if parts > 1 else None))
+
+    with ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="featurehouse-sync-writer") as writer, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="featurehouse-sync-reader") as reader:
         pending: deque[tuple[Future, int]] = deque()
+        coming: Future | None = None
         try:
-            for done, batch in _batches(table, batch_size):
-                keep = tombstones.keep(view, batch) if tombstones is not None else None
-                if keep is not None:
-                    batch = batch.filter(keep)
-                items = encode_batch(view, batch, columns)
-                while len(pending) > WRITERS:
-                    count(pending.popleft())
-                pending.append((writer.submit(write, items), done))
+            for index in range(parts):
+                table = (coming.result() if coming is not None else fetch(index))
+                # the next part's query runs (in DuckDB's threads, without the GIL) while this one is written
+                coming = reader.submit(fetch, index + 1) if index + 1 < parts else None
+                before = run.rows_read
+                run.rows_read += table.num_rows
+                estimate = max(run.rows_read, run.rows_read * parts // (index + 1))
+                if table.num_rows and not before:  # before the first write (serving's `unverified`: reader.py)
+                    online.mark_writing(view.name, plan.version, epoch_seconds(utc_now()))
+                for done, batch in _batches(table, batch_size):
+                    keep = tombstones.keep(view, batch) if tombstones is not None else None
+                    if keep is not None:
+                        batch = batch.filter(keep)
+                    items = encode_batch(view, batch, columns)
+                    while len(pending) > WRITERS:
+                        count(pending.popleft())
+                    pending.append((writer.submit(write, items), before + done))
+                del table
             while pending:
                 count(pending.popleft())
         except BaseException:
             for future, _ in pending:
                 future.cancel()
+            if coming is not None:
+                coming.cancel()
             raise
     if progress and not run.rows_read:
         progress(view.versioned_name, 0, 0)
+
+
+ROWS_PER_PART = 125_000  # a DuckDB sync's window holds at most about this many source rows at once
+
+
+def read_parts(warehouse: Warehouse, view: FeatureView) -> int:
+    """In how many parts (by key hash) a sync reads the view's latest values. On DuckDB, which runs in
+    this process, the ranking window holds every source row it ranks: a table of 10M rows would take
+    gigabytes at once, and in parts it takes a tenth of that per part (measured: bench/sync.py). A
+    dbt view is read whole (in parts it would be computed once per part); other engines rank in their
+    own servers."""
+    if warehouse.dialect != "duckdb":
+        return 1
+    rows = warehouse.estimated_rows(view_sources(view))
+    return 1 if not rows else max(1, min(MAX_PARTS, -(-rows // ROWS_PER_PART)))
+
+
+MAX_PARTS = 64
 
 
 @dataclass(frozen=True)

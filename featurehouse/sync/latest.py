@@ -20,7 +20,8 @@ RANK = "__fh_rank"
 
 
 def latest_values_sql(view: FeatureView, dialect: str, created_after: Mapping[Relation, datetime] | None = None,
-                      event_time_from: datetime | None = None, event_time_until: datetime | None = None) -> str:
+                      event_time_from: datetime | None = None, event_time_until: datetime | None = None,
+                      part: tuple[int, int] | None = None) -> str:
     """One row per entity key: keys, event_time, created_at (or NULL), then the feature columns, cast
     as they are served (HUGEINT as BIGINT, DECIMAL as DOUBLE: docs/semantics.md, "Types").
 
@@ -29,6 +30,10 @@ def latest_values_sql(view: FeatureView, dialect: str, created_after: Mapping[Re
     sync (rows with a NULL created_at reach the store in full syncs only). A source without a
     watermark is read whole. Older rows already reached the store, and the write guard keeps a
     late-arriving older event from replacing a newer value.
+
+    `part` (i, n), on DuckDB: only the entities whose key hashes to i modulo n. An entity's rows all fall
+    in one part, so the n parts' results together are the whole result; each part's window holds a
+    n-th of the rows (a sync of a large table reads it in parts: featurehouse/sync/batch.py).
     """
     req = ViewRequest(view, view.features, tuple(f.column for f in view.features))
     keys = [column(k) for k in view.entity.keys]
@@ -41,6 +46,8 @@ def latest_values_sql(view: FeatureView, dialect: str, created_after: Mapping[Re
         conditions.append(exp.GTE(this=column(view.event_time), expression=_timestamp(event_time_from)))
     if event_time_until is not None:
         conditions.append(exp.LTE(this=column(view.event_time), expression=_timestamp(event_time_until)))
+    if part is not None:
+        conditions.append(_in_part(keys, part, dialect))
     ranked = (
         exp.select(*keys, column(view.event_time).as_("__fh_event_time", quoted=True),
                    created.as_("__fh_created_at", quoted=True))
@@ -56,6 +63,17 @@ def latest_values_sql(view: FeatureView, dialect: str, created_after: Mapping[Re
         .where(exp.EQ(this=column(RANK), expression=exp.Literal.number(1)))
     )
     return outer.sql(dialect, pretty=True)
+
+
+def _in_part(keys: list[exp.Column], part: tuple[int, int], dialect: str) -> exp.Expr:
+    index, count = part
+    if dialect != "duckdb":
+        raise ValueError(f"latest values are read in parts on DuckDB only, not {dialect}")
+    if not 0 <= index < count:
+        raise ValueError(f"part {index} of {count}")
+    hashed = exp.Anonymous(this="hash", expressions=[k.copy() for k in keys])
+    return exp.EQ(this=exp.Mod(this=hashed, expression=exp.Literal.number(count)),
+                  expression=exp.Literal.number(index))
 
 
 def _served(feature: Feature, dialect: str) -> exp.Expr:
