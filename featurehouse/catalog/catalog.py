@@ -100,7 +100,8 @@ class Catalog:
         """Rows matching `where` (equalities) and `condition` (a sqlglot condition whose placeholders
         `condition_params` fill, after those of `where`)."""
         if not self.exists(spec):
-            return pa.table({c: pa.array([], pa.null()) for c in (columns or spec.column_names)})
+            # pa.nulls, not pa.array([]): pyarrow imports pandas at its first pa.array (0.2 s, 40 MB in a sync)
+            return pa.table({c: pa.nulls(0) for c in (columns or spec.column_names)})
         cond, params = self._condition(where or {})
         if condition is not None:
             cond = condition if cond is None else exp.and_(cond, condition)
