@@ -51,6 +51,40 @@ def test_a_replica_is_proven_as_of_the_newest_primary_probe_it_has_applied():
     assert lag.behind("r2", "p", 3.5) is None
 
 
+def test_offsets_of_another_replication_history_prove_nothing():
+    """A primary restarted without persistence starts a new history at offset 0; its replica still holds
+    the old data at a large offset of the old history. Offsets compare only within one history."""
+    lag = ReplicaLag()
+    lag.primary_at("p", 1.0, 50, "new-history")
+    lag.replica_applied("r", "p", 208_261, "old-history")
+    assert lag.behind("r", "p", 1.5) is None
+    lag.replica_applied("r", "p", 60, "new-history")  # resynced: proven in the new history
+    assert lag.behind("r", "p", 1.5) == pytest.approx(0.5)
+
+
+def test_a_cached_replica_reply_is_as_old_as_its_replica_was_behind_plus_its_time_in_the_cache():
+    from featurehouse.serving.near_cache import NearCache, NearCacheConfig
+    from featurehouse.serving.vectors import plan_request
+
+    class Clock:
+        now = 100.0
+
+        def __call__(self) -> float:
+            return self.now
+
+    clock = Clock()
+    near = NearCache(NearCacheConfig(max_age_s=0.5), clock=clock)
+    plan = plan_request(registry(), "user", ("txn.count_1h",))
+    replies, missing, _ = near.lookup_aged(plan, ["k1", "k2"])
+    near.fill(plan, ["k1", "k2"], replies, missing, ["a", "b"], clock(), [0.3, 0.0])  # k1 from a replica 0.3 s behind
+    clock.now += 0.1
+    replies, missing, ages = near.lookup_aged(plan, ["k1", "k2"])
+    assert replies == ["a", "b"] and ages == pytest.approx([0.4, 0.1])
+    clock.now += 0.15  # k1 is now 0.55 s behind the primary: past the 0.5 s bound, read again
+    replies, missing, _ = near.lookup_aged(plan, ["k1", "k2"])
+    assert missing == [0] and replies[1] == "b"
+
+
 def test_the_setting_is_off_on_or_a_mapping_and_says_what_is_wrong():
     assert replica_reads_config(None) is None and replica_reads_config("false") is None
     assert replica_reads_config(True) == ReplicaReadsConfig()
@@ -190,10 +224,45 @@ def test_http_reads_from_replicas_report_behind_s_and_keep_the_bound(cluster):
         reads, on_replica, worst = check_reads(read, writer, 2.0)
         metrics = http.get("/metrics").text
     assert reads > 100 and on_replica > reads * 0.8 and worst <= 0.5
+    # a replica that stalls must be given up within the request's own timeout, leaving the primary time
+    assert router.timeout_s <= config.timeout_s / 2
+    assert router._thread is not None and not router._thread.is_alive()  # the app's end stopped its probe
     assert "featurehouse_replica_reads_total" in metrics
     replica_total = next(float(line.split()[-1]) for line in metrics.splitlines()
                          if line.startswith("featurehouse_replica_reads_total"))
     assert replica_total >= on_replica
+
+
+def test_a_key_whose_slot_is_migrating_is_read_from_its_primary_not_taken_as_missing(cluster):
+    """A replica does not know its primary marked the slot MIGRATING: for a key already moved it answers
+    nothing, where the primary answers ASK and is followed. An empty answer from a replica is never
+    taken for a missing entity."""
+    online = RedisOnlineStore.from_url(cluster.url)
+    online.write(registry().view("txn"), [OnlineRow((424242,), utcnow(), None, (42, 1.0))])
+    store = FeatureStore.from_registry(registry(), DuckDBWarehouse())
+    store.use_online_store(RedisOnlineStore.from_url(cluster.url))
+    store.log_sample_rate = 0.0
+    store.use_replica_reads(ReplicaReadsConfig(max_lag_s=0.5, probe_every_s=0.05))
+    router = store.replica_reads
+    assert router is not None
+    proven(router)
+    key = "fh:{user:424242}"
+    client = store.online.client
+    slot = client.keyslot(key)
+    source = next(n for n in cluster.nodes if n.port == client.nodes_manager.slots_cache[slot][0].port)
+    target = next(n for n in cluster.primaries() if n.port != source.port)
+    try:
+        target.command("CLUSTER", "SETSLOT", slot, "IMPORTING", source.node_id())
+        source.command("CLUSTER", "SETSLOT", slot, "MIGRATING", target.node_id())
+        source.command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", key)
+        for _ in range(3):
+            vector = store.online_features("user", ["424242"], ["txn.count_1h"])[0]
+            assert vector.features["txn.count_1h"].value == 42 and vector.behind_s == 0.0
+    finally:
+        for node in cluster.primaries():  # the slot goes to where the key now is
+            node.command("CLUSTER", "SETSLOT", slot, "NODE", target.node_id())
+        store.close()
+        online.close()
 
 
 def test_a_stalled_replica_is_passed_over_for_its_primary_within_the_bound(cluster):

@@ -67,7 +67,7 @@ def entity_keys(entity_type: str, columns: Sequence[Any]) -> list[str]:
         text = pc.cast(column, pa.string())
         if not pa.types.is_integer(kind):
             for raw, escaped in _ESCAPES.items():  # "%" first, as in encode_key_part
-                text = pc.replace_substring(text, raw, escaped)
+                text = pc.call_function("replace_substring", [text], pc.ReplaceSubstringOptions(raw, escaped))
         texts.append(text)
     # joined in Python from the texts: Arrow's join takes its prefix as a scalar, and pyarrow imports
     # pandas at the first scalar made from a str (0.2 s and 40 MB in a sync)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import threading
 import time
 import weakref
@@ -30,6 +31,7 @@ import redis
 from featurehouse.errors import FeaturehouseError
 
 MAX_LAG_CAP_S = 60.0
+MIN_PROBE_EVERY_S = 0.01
 MAP_EVERY_S = 5.0  # the slot map is read again this often even when every node answers,
 MAP_AGAIN_S = 0.5  # and this often while a node fails a probe or a shard shows no replica (one still syncing)
 
@@ -46,9 +48,10 @@ class ReplicaReadsConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.max_lag_s <= MAX_LAG_CAP_S:
             raise ValueError(f"max_lag_s must be more than 0 and at most {MAX_LAG_CAP_S:g}, got {self.max_lag_s}")
-        if not 0.0 < self.probe_every_s < self.max_lag_s:
-            raise ValueError(f"probe_every_s must be more than 0 and less than max_lag_s ({self.max_lag_s:g}): a "
-                             f"replica's proof ages by it between probes, got {self.probe_every_s}")
+        if not MIN_PROBE_EVERY_S <= self.probe_every_s < self.max_lag_s:
+            raise ValueError(f"probe_every_s must be at least {MIN_PROBE_EVERY_S:g} (each probe asks every node) and "
+                             f"less than max_lag_s ({self.max_lag_s:g}): a replica's proof ages by it between probes, "
+                             f"got {self.probe_every_s}")
 
 
 def replica_reads_config(value: Any) -> ReplicaReadsConfig | None:
@@ -72,18 +75,20 @@ class ReplicaLag:
     every write its primary acknowledged. Times are the caller's clock (monotonic seconds)."""
 
     def __init__(self, keep: int = 256):
-        self._offsets: dict[str, deque[tuple[float, int]]] = {}  # primary -> (probed at, its offset), oldest first
+        self._offsets: dict[str, deque[tuple[float, int, str]]] = {}  # primary -> (probed at, offset, replid)
         self._proven: dict[tuple[str, str], float] = {}
         self.keep = keep
 
-    def primary_at(self, primary: str, at: float, offset: int) -> None:
+    def primary_at(self, primary: str, at: float, offset: int, replid: str = "") -> None:
         """`primary`'s replication offset was `offset` when it was asked at `at` (asked at, not answered at:
         every write acknowledged before `at` is within the offset)."""
-        self._offsets.setdefault(primary, deque(maxlen=self.keep)).append((at, offset))
+        self._offsets.setdefault(primary, deque(maxlen=self.keep)).append((at, offset, replid))
 
-    def replica_applied(self, replica: str, primary: str, offset: int) -> None:
+    def replica_applied(self, replica: str, primary: str, offset: int, replid: str = "") -> None:
         """`replica` reported `offset` applied: it holds what its primary had at the newest probe at or below it."""
-        for at, primary_offset in reversed(self._offsets.get(primary, ())):
+        for at, primary_offset, primary_replid in reversed(self._offsets.get(primary, ())):
+            if primary_replid != replid:  # offsets of another replication history (a restart, a failover) prove nothing
+                continue
             if primary_offset <= offset:
                 pair = (replica, primary)
                 if at > self._proven.get(pair, float("-inf")):
@@ -109,10 +114,6 @@ def replica_client(url: str, timeout_s: float) -> Any:
     return client
 
 
-def replication_offset(client: redis.Redis, key: str) -> int:
-    return int(client.info("replication")[key])
-
-
 class ReplicaRouter:
     """Chooses, per key, a replica proven within the bound, or the primary; probes in the background.
 
@@ -121,10 +122,14 @@ class ReplicaRouter:
     connections (with a short timeout: a stalled replica must not hold the probe)."""
 
     def __init__(self, client: Any, config: ReplicaReadsConfig, clock: Callable[[], float] = time.monotonic,
-                 probe: bool = True):
+                 probe: bool = True, read_timeout_s: float | None = None, owns_client: bool = False):
         self.client, self.config, self.clock = client, config, clock
+        self.owns_client = owns_client  # closed with the router (the HTTP app's client of its own)
         self.lag = ReplicaLag()
-        self.timeout_s = min(1.0, config.max_lag_s)  # a replica slower than this is passed over for its primary
+        # a replica slower than this is passed over for its primary; `read_timeout_s` (the HTTP app gives half
+        # its request timeout) leaves the primary time to answer within the request
+        self.timeout_s = min(1.0, config.max_lag_s, read_timeout_s or 1.0)
+        self._lock = threading.Lock()  # the probe thread and the reads make node clients
         self.replica_reads = self.primary_reads = 0  # entity reads, for /metrics
         self._node_clients: dict[str, redis.Redis] = {}
         self._async_clients: dict[str, Any] = {}
@@ -137,12 +142,22 @@ class ReplicaRouter:
             self._thread.start()
 
     def close(self) -> None:
+        """Stop the probe and close the node clients (the asyncio ones: `aclose`)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
-        for c in self._node_clients.values():
+        with self._lock:
+            clients, self._node_clients = list(self._node_clients.values()), {}
+        for c in clients:
             c.close()
-        self._node_clients.clear()
+        if self.owns_client:
+            self.client.close()
+
+    async def aclose(self) -> None:
+        self.close()
+        clients, self._async_clients = list(self._async_clients.values()), {}
+        for c in clients:
+            await c.aclose()
 
     def shards(self) -> dict[str, tuple[Any, list[Any]]]:
         """primary name -> (primary node, its replica nodes), from the client's slot map."""
@@ -165,40 +180,56 @@ class ReplicaRouter:
         for name, (primary, replicas) in shards.items():
             asked_at = self.clock()
             try:
-                self.lag.primary_at(name, asked_at, replication_offset(self._node_client(primary), "master_repl_offset"))
+                info = self._node_client(primary).info("replication")
+                if info["role"] != "master":  # the map is stale: a failover made it a replica
+                    raise KeyError("role")
+                self.lag.primary_at(name, asked_at, int(info["master_repl_offset"]), info["master_replid"])
             except (redis.RedisError, OSError, KeyError, ValueError):
                 failed = True
                 continue
             for replica in replicas:
                 try:
-                    applied = replication_offset(self._node_client(replica), "slave_repl_offset")
+                    info = self._node_client(replica).info("replication")
+                    if info["role"] != "slave":
+                        raise KeyError("role")
+                    applied, replid = int(info["slave_repl_offset"]), info["master_replid"]
                 except (redis.RedisError, OSError, KeyError, ValueError):
                     failed = True
                     continue
-                self.lag.replica_applied(replica.name, name, applied)
+                self.lag.replica_applied(replica.name, name, applied, replid)
         since = self.clock() - self._map_read_at
         if since >= MAP_EVERY_S or (since >= MAP_AGAIN_S and (failed or not all(r for _, r in shards.values()))):
             self._refresh_map()
 
     def _refresh_map(self) -> None:
         """Read the slot map again (CLUSTER SLOTS), as redis-py does after a MOVED: the probe never gets one."""
+        from redis.exceptions import RedisClusterException
+
         self._map_read_at = self.clock()
+        manager = self.client.nodes_manager
         try:
-            self.client.nodes_manager.initialize(disconnect_startup_nodes_pools=False)
-        except (redis.RedisError, OSError, Exception):  # noqa: BLE001 - redis-py raises its cluster errors too
-            pass
+            if "disconnect_startup_nodes_pools" in inspect.signature(manager.initialize).parameters:
+                # redis-py >= 7.2: the start-up nodes' connections stay open for the reads in flight
+                manager.initialize(disconnect_startup_nodes_pools=False)
+            else:
+                manager.initialize()
+        except (redis.RedisError, OSError, RedisClusterException):
+            pass  # no node answered CLUSTER SLOTS now: the old map stands, and the probes say who is proven
 
     def _node_client(self, node: Any) -> redis.Redis:
         """A client of the node made like the cluster client's own, but with a short timeout: a replica
         that stalls costs a read that much, then its primary answers."""
-        c = self._node_clients.get(node.name)
-        if c is None:
-            kwargs = dict(node.redis_connection.connection_pool.connection_kwargs)
-            kwargs.update(socket_timeout=self.timeout_s, socket_connect_timeout=self.timeout_s)
-            c = self._node_clients[node.name] = redis.Redis(
-                connection_pool=redis.ConnectionPool(
-                    connection_class=node.redis_connection.connection_pool.connection_class, **kwargs))
-        return c
+        with self._lock:
+            c = self._node_clients.get(node.name)
+            if c is None:
+                if self._stop.is_set():
+                    raise redis.ConnectionError("replica reads are closed")
+                kwargs = dict(node.redis_connection.connection_pool.connection_kwargs)
+                kwargs.update(socket_timeout=self.timeout_s, socket_connect_timeout=self.timeout_s)
+                c = self._node_clients[node.name] = redis.Redis(
+                    connection_pool=redis.ConnectionPool(
+                        connection_class=node.redis_connection.connection_pool.connection_class, **kwargs))
+            return c
 
     def route(self, keys: Sequence[str]) -> tuple[dict[str, list[int]], list[int], list[float]]:
         """(replica name -> indexes of the keys to read there, indexes to read from their primary, and
@@ -249,7 +280,7 @@ class ReplicaRouter:
                     got = None
             for n, i in enumerate(indexes):
                 answer = None if got is None else got[n]
-                if got is None or isinstance(answer, Exception):  # MOVED (the slot left), a lost replica
+                if got is None or _unknown(answer):
                     on_primary.append(i)
                     behind[i] = 0.0
                 else:
@@ -283,7 +314,7 @@ class ReplicaRouter:
         for indexes, got in await asyncio.gather(*(one(n, ix) for n, ix in on_replica.items())):
             for n, i in enumerate(indexes):
                 answer = None if got is None else got[n]
-                if got is None or isinstance(answer, Exception):
+                if got is None or _unknown(answer):
                     on_primary.append(i)
                     behind[i] = 0.0
                 else:
@@ -304,6 +335,15 @@ class ReplicaRouter:
             client = self._async_clients[name] = aioredis.Redis(connection_pool=aioredis.ConnectionPool(
                 connection_class=node.connection_class, **node.connection_kwargs))
         return client
+
+
+def _unknown(answer: Any) -> bool:
+    """A replica's answer that its primary must give instead: an error (MOVED: the slot left; a lost
+    replica), or nothing at all for the key, which may be a key its slot's migration already moved
+    (a replica does not know the slot is MIGRATING; its primary answers ASK and is followed)."""
+    if isinstance(answer, Exception) or answer is None:
+        return True
+    return isinstance(answer, list) and all(v is None for v in answer)
 
 
 def _probe_forever(router_ref: "weakref.ref[ReplicaRouter]", stop: threading.Event) -> None:

@@ -250,7 +250,8 @@ def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
     if config.replica_reads is not None:
         # probes and the slot map on a sync client of their own, on the router's thread: the event loop never waits
         reader.replicas = metrics.replicas = ReplicaRouter(
-            replica_client(config.redis_url, config.timeout_s), config.replica_reads)
+            replica_client(config.redis_url, config.timeout_s), config.replica_reads,
+            read_timeout_s=config.timeout_s / 2, owns_client=True)
     metrics.views = [(v.versioned_name, v.freshness_slo.total_seconds()) for v in registry.views.values()
                      if v.online and v.freshness_slo]
     spec: dict = {}  # built at its first request: see `openapi`
@@ -454,6 +455,8 @@ def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
         if flusher is not None:
             flusher.cancel()
             await flush_served()
+        if reader.replicas is not None:
+            await reader.replicas.aclose()
         await client.aclose()
 
     pushing = [push_route(registry, config.redis_url, max_clock_skew=timedelta(seconds=config.max_clock_skew_s),
