@@ -31,6 +31,9 @@ def postgres_url() -> str:
 
 
 SPARK_ENV = "FEATUREHOUSE_TEST_SPARK"
+# the Spark tests on a cluster: `standalone` (one the tests start: featurehouse/offline/local_spark_cluster.py)
+# or a master URL (spark://host:7077); unset, a local[2] session in the test process
+SPARK_MASTER_ENV = "FEATUREHOUSE_TEST_SPARK_MASTER"
 
 
 def _spark_skip_reason() -> str | None:
@@ -53,7 +56,7 @@ def spark_home(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def spark_conf(spark_home) -> dict[str, str]:
+def spark_conf(spark_home, request) -> dict[str, str]:
     """The test session's Spark settings, as a dbt-spark profile's server_side_parameters would give them."""
     from featurehouse.offline.warehouse import (
         SPARK_DRIVER_JAVA_OPTIONS,
@@ -62,10 +65,20 @@ def spark_conf(spark_home) -> dict[str, str]:
         derby_log_option,
     )
 
-    return {SPARK_WAREHOUSE_DIR: str(spark_home / "warehouse"),
+    conf = {SPARK_WAREHOUSE_DIR: str(spark_home / "warehouse"),
             SPARK_METASTORE_URL: f"jdbc:derby:;databaseName={spark_home / 'metastore_db'};create=true",
             SPARK_DRIVER_JAVA_OPTIONS: derby_log_option(spark_home),
             "spark.sql.shuffle.partitions": "2"}  # tiny tables: 200 shuffle partitions would be 200 tasks each
+    master = os.environ.get(SPARK_MASTER_ENV)
+    if master == "standalone":  # a cluster of this test session's own: a master and a worker, each a JVM
+        from featurehouse.offline.local_spark_cluster import LocalSparkCluster
+
+        cluster = LocalSparkCluster(spark_home / "standalone").start()
+        request.addfinalizer(cluster.stop)
+        master = cluster.url
+    if master:  # executors in processes of their own, as a profile's spark.master says
+        conf["spark.master"] = master
+    return conf
 
 
 @pytest.fixture(scope="session")
