@@ -154,6 +154,16 @@ class Writer:
         self.online.close()
 
 
+def reading_replicas(cluster: LocalRedisCluster, config: ReplicaReadsConfig) -> tuple[FeatureStore, ReplicaRouter]:
+    """An SDK store on the cluster with replica reads on (and no sampled vectors logged)."""
+    store = FeatureStore.from_registry(registry(), DuckDBWarehouse())
+    store.use_online_store(RedisOnlineStore.from_url(cluster.url))
+    store.log_sample_rate = 0.0
+    store.use_replica_reads(config)
+    assert store.replica_reads is not None
+    return store, store.replica_reads
+
+
 def proven(router: ReplicaRouter, timeout_s: float = 10.0) -> None:
     """Wait (a deadline poll) until every replica has been proven within the bound."""
     deadline = time.monotonic() + timeout_s
@@ -187,12 +197,8 @@ def check_reads(read, writer: Writer, seconds: float) -> tuple[int, int, float]:
 
 
 def test_in_process_reads_from_replicas_are_never_further_behind_than_they_say(cluster):
-    store = FeatureStore.from_registry(registry(), DuckDBWarehouse())
-    store.use_online_store(RedisOnlineStore.from_url(cluster.url))
-    store.log_sample_rate = 0.0
     config = ReplicaReadsConfig(max_lag_s=0.5, probe_every_s=0.05)
-    store.use_replica_reads(config)
-    router = store.replica_reads
+    store, router = reading_replicas(cluster, config)
     with Writer(cluster.url) as writer:
         proven(router)
         reads, on_replica, worst = check_reads(lambda ids: store.online_features("user", ids, ["txn.count_1h"]),
@@ -239,12 +245,7 @@ def test_a_key_whose_slot_is_migrating_is_read_from_its_primary_not_taken_as_mis
     taken for a missing entity."""
     online = RedisOnlineStore.from_url(cluster.url)
     online.write(registry().view("txn"), [OnlineRow((424242,), utcnow(), None, (42, 1.0))])
-    store = FeatureStore.from_registry(registry(), DuckDBWarehouse())
-    store.use_online_store(RedisOnlineStore.from_url(cluster.url))
-    store.log_sample_rate = 0.0
-    store.use_replica_reads(ReplicaReadsConfig(max_lag_s=0.5, probe_every_s=0.05))
-    router = store.replica_reads
-    assert router is not None
+    store, router = reading_replicas(cluster, ReplicaReadsConfig(max_lag_s=0.5, probe_every_s=0.05))
     proven(router)
     key = "fh:{user:424242}"
     client = store.online.client
@@ -268,12 +269,8 @@ def test_a_key_whose_slot_is_migrating_is_read_from_its_primary_not_taken_as_mis
 def test_a_stalled_replica_is_passed_over_for_its_primary_within_the_bound(cluster):
     """A replica frozen (SIGSTOP) falls behind; once its proof is older than max_lag_s its slots are read
     from their primary (behind_s 0), and every read stays right; thawed, it is read again."""
-    store = FeatureStore.from_registry(registry(), DuckDBWarehouse())
-    store.use_online_store(RedisOnlineStore.from_url(cluster.url))
-    store.log_sample_rate = 0.0
     config = ReplicaReadsConfig(max_lag_s=0.3, probe_every_s=0.05)
-    store.use_replica_reads(config)
-    router = store.replica_reads
+    store, router = reading_replicas(cluster, config)
     frozen = cluster.replicas()[0]
     with Writer(cluster.url) as writer:
         proven(router)
@@ -306,12 +303,8 @@ def test_a_replica_that_answers_but_stopped_applying_writes_is_read_only_within_
     nothing from its primary. Its values may be served only while its proof is younger than max_lag_s,
     and each says so in behind_s; after that its slots are read from their primary. A router that
     ignored the bound, or reported less than it proved, fails the check on the values."""
-    store = FeatureStore.from_registry(registry(), DuckDBWarehouse())
-    store.use_online_store(RedisOnlineStore.from_url(cluster.url))
-    store.log_sample_rate = 0.0
     config = ReplicaReadsConfig(max_lag_s=0.3, probe_every_s=0.05)
-    store.use_replica_reads(config)
-    router = store.replica_reads
+    store, router = reading_replicas(cluster, config)
     paused = cluster.replicas()[1]
     with Writer(cluster.url) as writer:
         proven(router)

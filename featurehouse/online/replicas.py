@@ -278,18 +278,11 @@ class ReplicaRouter:
                     got = pipe.execute(raise_on_error=False)[1:]
                 except (redis.ConnectionError, redis.TimeoutError):
                     got = None
-            for n, i in enumerate(indexes):
-                answer = None if got is None else got[n]
-                if got is None or _unknown(answer):
-                    on_primary.append(i)
-                    behind[i] = 0.0
-                else:
-                    replies[i] = answer
+            _take(indexes, got, replies, behind, on_primary)
         if on_primary:
             for i, answer in zip(on_primary, primary_read([keys[i] for i in on_primary])):
                 replies[i] = answer
         return replies, behind
-
 
     async def read_async(self, async_cluster: Any, keys: Sequence[str], command: Callable[[str], tuple],
                          primary_read: Callable[[list[str]], Awaitable[list]]) -> tuple[list[Any], list[float]]:
@@ -312,13 +305,7 @@ class ReplicaRouter:
                 return indexes, None
 
         for indexes, got in await asyncio.gather(*(one(n, ix) for n, ix in on_replica.items())):
-            for n, i in enumerate(indexes):
-                answer = None if got is None else got[n]
-                if got is None or _unknown(answer):
-                    on_primary.append(i)
-                    behind[i] = 0.0
-                else:
-                    replies[i] = answer
+            _take(indexes, got, replies, behind, on_primary)
         if on_primary:
             for i, answer in zip(on_primary, await primary_read([keys[i] for i in on_primary])):
                 replies[i] = answer
@@ -335,6 +322,19 @@ class ReplicaRouter:
             client = self._async_clients[name] = aioredis.Redis(connection_pool=aioredis.ConnectionPool(
                 connection_class=node.connection_class, **node.connection_kwargs))
         return client
+
+
+def _take(indexes: list[int], got: list[Any] | None, replies: list[Any], behind: list[float],
+          on_primary: list[int]) -> None:
+    """A replica's answers for `indexes` (None: it failed them all) into `replies`; what it could not
+    answer goes to `on_primary`, read from the primary, 0 behind."""
+    for n, i in enumerate(indexes):
+        answer = None if got is None else got[n]
+        if got is None or _unknown(answer):
+            on_primary.append(i)
+            behind[i] = 0.0
+        else:
+            replies[i] = answer
 
 
 def _unknown(answer: Any) -> bool:
