@@ -74,7 +74,7 @@ def required_scope(method: str, path: str) -> str | None:
         return "read"
     if path.startswith("/v1/push/"):
         return "push"
-    if path.startswith("/v1/feature-definitions"):
+    if path.startswith("/v1/feature-definitions") or path == "/ui" or path.startswith("/ui/"):
         return "admin" if method == "POST" else "read"
     if path == "/metrics":
         return "metrics"

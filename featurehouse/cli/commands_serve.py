@@ -104,6 +104,11 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
     store = obj.store()
     project = store.project
     assert project is not None  # a CLI store is always over a dbt project
+    url = settings.get("redis_url")  # the --config file's, or FEATUREHOUSE_REDIS_URL over it
+    if url:  # this process checks the store the workers will read, and starts no embedded one beside it
+        from featurehouse.online.store import RedisOnlineStore
+
+        store.use_online_store(RedisOnlineStore.from_url(url))
     # The registry is loaded once, here, by the loader every process uses; workers read this snapshot. A
     # featurehouse process that starts `serve` may hand over the registry it loaded (FEATUREHOUSE_REGISTRY_SNAPSHOT):
     # `demo` on Spark does, as its local Derby metastore admits one process at a time.
@@ -120,7 +125,6 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
     else:
         save_snapshot(store.registry, snapshot)
     store.close_warehouse()  # a DuckDB file stays free for syncs while we serve
-    url = settings.get("redis_url") or os.environ.get("FEATUREHOUSE_REDIS_URL")
     if not url:
         url = store.online.embedded.url if store.online.embedded else None
     assert url is not None  # no Redis URL given: the online store is the project's embedded one
@@ -130,6 +134,7 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
     store.online.ping()
     os.environ.update({
         "FEATUREHOUSE_SERVING_WORKER": "1", "FEATUREHOUSE_PROJECT_DIR": str(project.dir),
+        "FEATUREHOUSE_PROJECT_NAME": project.name,
         "FEATUREHOUSE_REGISTRY_SNAPSHOT": str(snapshot),
         "FEATUREHOUSE_REDIS_URL": url, "FEATUREHOUSE_MAX_IDS": str(max_ids), "FEATUREHOUSE_TIMEOUT_S": str(timeout_s),
         "FEATUREHOUSE_MAX_CLOCK_SKEW_S": str(store.max_clock_skew.total_seconds()),
@@ -153,7 +158,7 @@ def serve(obj: CliContext, host, port, workers, config) -> None:
     check_port_free(host, port)
     obj.console.print(f"starting {workers} worker{'s' if workers > 1 else ''} on http://{host}:{port} ...")
     serving = (f"serving on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}); "
-               f"docs at http://{host}:{port}/docs; "
+               f"docs at http://{host}:{port}/docs; feature catalog at http://{host}:{port}/ui; "
                + ("auth: none (loopback only)" if auth == "none" else "bearer tokens required")
                + ("; push route on" if push else "")
                + (f"; near-cache on (at most {near_cache.max_age_s:g} s, {near_cache.slo_fraction:g} of a view's SLO)"

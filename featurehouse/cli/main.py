@@ -12,6 +12,7 @@ from featurehouse.cli import (
     commands_access,
     commands_batch,
     commands_demo,
+    commands_docs,
     commands_features,
     commands_guard,
     commands_lineage,
@@ -67,6 +68,7 @@ cli.add_command(commands_guard.deploy_check)
 cli.add_command(commands_lineage.lineage)
 cli.add_command(commands_lineage.model)
 cli.add_command(commands_demo.demo)
+cli.add_command(commands_docs.docs)
 cli.add_command(commands_migrate.import_feast)
 cli.add_command(commands_access.access)
 cli.add_command(commands_access.token)

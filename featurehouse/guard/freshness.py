@@ -21,7 +21,7 @@ from featurehouse.clock import epoch_seconds, naive_utc_value
 from featurehouse.offline.warehouse import Warehouse, utc_now
 from featurehouse.online.keys import MATERIALIZER, STORE_ID, mark_behind
 from featurehouse.registry.model import FeatureView
-from featurehouse.serving.vectors import Freshness
+from featurehouse.serving.vectors import Freshness, human_duration, materializer_lag  # noqa: F401 - both named here too
 
 
 @dataclass
@@ -78,10 +78,7 @@ def view_freshness(views: Sequence[FeatureView], warehouse: Warehouse, online_cl
         slo = view.freshness_slo.total_seconds() if view.freshness_slo else None
         newest = newest_event_time(warehouse, view)
         sync = syncs.get((view.name, view.version), {})
-        stream_lag = None
-        if name in state.stream_checked_at:
-            stream_lag = (state.stream_lag_s.get(name) or 0.0) + max(0.0, now_s - state.stream_checked_at[name])
-        lag = state.lag(name, now_s) if state.materialized(name) else None
+        lag, stream_lag, lagging = materializer_lag(view, state, now_s)
         data_age_s = (now - newest).total_seconds() if newest else None
         row = ViewFreshness(view.name, view.version, view.online, slo, newest, data_age_s, sync.get("finished_at"),
                             sync.get("watermark"), stream_lag, lag)
@@ -98,12 +95,8 @@ def view_freshness(views: Sequence[FeatureView], warehouse: Warehouse, online_cl
                 row.reasons.append("no rows in the warehouse")
             elif data_age_s is not None and data_age_s > slo:  # set whenever newest is
                 row.reasons.append(f"newest event is {human_duration(data_age_s)} old (SLO {human_duration(slo)})")
-            if view.online:
-                if lag is None:
-                    row.reasons.append("never synced or streamed to the online store")
-                elif lag > slo:
-                    which = "stream consumer" if stream_lag is not None and stream_lag >= lag else "sync"
-                    row.reasons.append(f"{which} lags {human_duration(lag)} (SLO {human_duration(slo)})")
+            if lagging:
+                row.reasons.append(lagging)
             row.status = "breach" if row.reasons else "ok"
         out.append(row)
     return out
@@ -119,14 +112,6 @@ def _behind_log(marked_s: float | None, logged: datetime | None) -> str | None:
         return None
     return (f"online store is behind the warehouse's sync log by {human_duration(logged_s - marked_s)} "
             "(restored from an older state or lost writes): `featurehouse sync` repairs it")
-
-
-def human_duration(seconds: float) -> str:
-    seconds = abs(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f}{unit}"
-    return f"{seconds:.1f}s"
 
 
 def prometheus_text(rows: Sequence[ViewFreshness]) -> str:

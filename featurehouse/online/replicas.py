@@ -23,6 +23,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence
 
@@ -32,6 +33,7 @@ from featurehouse.errors import FeaturehouseError
 
 MAX_LAG_CAP_S = 60.0
 MIN_PROBE_EVERY_S = 0.01
+PROBE_THREADS = 8
 MAP_EVERY_S = 5.0  # the slot map is read again this often even when every node answers,
 MAP_AGAIN_S = 0.5  # and this often while a node fails a probe or a shard shows no replica (one still syncing)
 
@@ -78,22 +80,31 @@ class ReplicaLag:
         self._offsets: dict[str, deque[tuple[float, int, str]]] = {}  # primary -> (probed at, offset, replid)
         self._proven: dict[tuple[str, str], float] = {}
         self.keep = keep
+        self._lock = threading.Lock()  # the probe's threads record at once
 
     def primary_at(self, primary: str, at: float, offset: int, replid: str = "") -> None:
         """`primary`'s replication offset was `offset` when it was asked at `at` (asked at, not answered at:
         every write acknowledged before `at` is within the offset)."""
-        self._offsets.setdefault(primary, deque(maxlen=self.keep)).append((at, offset, replid))
+        with self._lock:
+            self._offsets.setdefault(primary, deque(maxlen=self.keep)).append((at, offset, replid))
 
     def replica_applied(self, replica: str, primary: str, offset: int, replid: str = "") -> None:
         """`replica` reported `offset` applied: it holds what its primary had at the newest probe at or below it."""
-        for at, primary_offset, primary_replid in reversed(self._offsets.get(primary, ())):
-            if primary_replid != replid:  # offsets of another replication history (a restart, a failover) prove nothing
-                continue
-            if primary_offset <= offset:
-                pair = (replica, primary)
-                if at > self._proven.get(pair, float("-inf")):
-                    self._proven[pair] = at
-                return
+        with self._lock:
+            for at, primary_offset, primary_replid in reversed(self._offsets.get(primary, ())):
+                if primary_replid != replid:  # offsets of another replication history (a restart, a failover) prove nothing
+                    continue
+                if primary_offset <= offset:
+                    pair = (replica, primary)
+                    if at > self._proven.get(pair, float("-inf")):
+                        self._proven[pair] = at
+                    return
+
+    def forget(self, replica: str) -> None:
+        """A replica that failed a read is proven again only by a later probe: reads stop paying its timeout."""
+        with self._lock:
+            for pair in [p for p in self._proven if p[0] == replica]:
+                del self._proven[pair]
 
     def behind(self, replica: str, primary: str, now: float) -> float | None:
         """At most how many seconds `replica` is behind `primary` at `now`; None when nothing proves it."""
@@ -134,6 +145,7 @@ class ReplicaRouter:
         self._node_clients: dict[str, redis.Redis] = {}
         self._async_clients: dict[str, Any] = {}
         self._map_read_at = self.clock()
+        self._pool: ThreadPoolExecutor | None = None  # the probe's calls, one node each
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if probe:
@@ -146,6 +158,8 @@ class ReplicaRouter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             clients, self._node_clients = list(self._node_clients.values()), {}
         for c in clients:
@@ -173,33 +187,45 @@ class ReplicaRouter:
         return out
 
     def probe(self) -> None:
-        """Read each primary's offset, then each of its replicas' applied offset; a node that does not
-        answer proves nothing this time, and the slot map is read again (a failover may have moved it)."""
-        failed = False
+        """Read every primary's offset, then every replica's applied offset, each node on a thread of its own
+        (a frozen node costs its own shard a timeout, not every shard); a node that does not answer proves
+        nothing this time, and the slot map is read again (a failover may have moved it)."""
         shards = self.shards()
-        for name, (primary, replicas) in shards.items():
-            asked_at = self.clock()
-            try:
-                info = self._node_client(primary).info("replication")
-                if info["role"] != "master":  # the map is stale: a failover made it a replica
-                    raise KeyError("role")
-                self.lag.primary_at(name, asked_at, int(info["master_repl_offset"]), info["master_replid"])
-            except (redis.RedisError, OSError, KeyError, ValueError):
-                failed = True
-                continue
-            for replica in replicas:
-                try:
-                    info = self._node_client(replica).info("replication")
-                    if info["role"] != "slave":
-                        raise KeyError("role")
-                    applied, replid = int(info["slave_repl_offset"]), info["master_replid"]
-                except (redis.RedisError, OSError, KeyError, ValueError):
-                    failed = True
-                    continue
-                self.lag.replica_applied(replica.name, name, applied, replid)
+
+        def primary(name: str, node: Any) -> bool:
+            asked_at = self.clock()  # before asking: every write acknowledged earlier is within the offset
+            info = self._node_client(node).info("replication")
+            if info["role"] != "master":  # the map is stale: a failover made it a replica
+                return False
+            self.lag.primary_at(name, asked_at, int(info["master_repl_offset"]), info["master_replid"])
+            return True
+
+        def replica(name: str, node: Any) -> bool:
+            info = self._node_client(node).info("replication")
+            if info["role"] != "slave":
+                return False
+            self.lag.replica_applied(node.name, name, int(info["slave_repl_offset"]), info["master_replid"])
+            return True
+
+        answered = self._each([(primary, name, p) for name, (p, _) in shards.items()])
+        answered += self._each([(replica, name, r) for name, (_, rs) in shards.items() for r in rs])
+        failed = not all(answered)
         since = self.clock() - self._map_read_at
         if since >= MAP_EVERY_S or (since >= MAP_AGAIN_S and (failed or not all(r for _, r in shards.values()))):
             self._refresh_map()
+
+    def _each(self, calls: list[tuple[Callable[[str, Any], bool], str, Any]]) -> list[bool]:
+        """Run the probe calls at once; one that raises (a node down, slow, or answering oddly) is False."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=PROBE_THREADS, thread_name_prefix="featurehouse-replica-probe")
+        futures = [self._pool.submit(call, name, node) for call, name, node in calls]
+        out = []
+        for future in futures:
+            try:
+                out.append(future.result())
+            except (redis.RedisError, OSError, KeyError, ValueError):
+                out.append(False)
+        return out
 
     def _refresh_map(self) -> None:
         """Read the slot map again (CLUSTER SLOTS), as redis-py does after a MOVED: the probe never gets one."""
@@ -278,7 +304,7 @@ class ReplicaRouter:
                     got = pipe.execute(raise_on_error=False)[1:]
                 except (redis.ConnectionError, redis.TimeoutError):
                     got = None
-            _take(indexes, got, replies, behind, on_primary)
+            self._took(name, indexes, got, replies, behind, on_primary)
         if on_primary:
             for i, answer in zip(on_primary, primary_read([keys[i] for i in on_primary])):
                 replies[i] = answer
@@ -291,25 +317,44 @@ class ReplicaRouter:
         on_replica, on_primary, behind = self.route(keys)
         replies: list[Any] = [None] * len(keys)
 
-        async def one(name: str, indexes: list[int]) -> tuple[list[int], list[Any] | None]:
+        async def one(name: str, indexes: list[int]) -> tuple[str, list[int], list[Any] | None]:
             client = self._async_client(async_cluster, name)
             if client is None:
-                return indexes, None
+                return name, indexes, None
             try:
                 async with asyncio.timeout(self.timeout_s), client.pipeline(transaction=False) as pipe:
                     pipe.execute_command("READONLY")
                     for i in indexes:
                         pipe.execute_command(*command(keys[i]))
-                    return indexes, (await pipe.execute(raise_on_error=False))[1:]
+                    return name, indexes, (await pipe.execute(raise_on_error=False))[1:]
             except (redis.ConnectionError, redis.TimeoutError, OSError, TimeoutError):
-                return indexes, None
+                return name, indexes, None
 
-        for indexes, got in await asyncio.gather(*(one(n, ix) for n, ix in on_replica.items())):
-            _take(indexes, got, replies, behind, on_primary)
+        for name, indexes, got in await asyncio.gather(*(one(n, ix) for n, ix in on_replica.items())):
+            self._took(name, indexes, got, replies, behind, on_primary)
         if on_primary:
             for i, answer in zip(on_primary, await primary_read([keys[i] for i in on_primary])):
                 replies[i] = answer
         return replies, behind
+
+    def _took(self, replica: str, indexes: list[int], got: list[Any] | None, replies: list[Any], behind: list[float],
+              on_primary: list[int]) -> None:
+        """A replica's answers for `indexes` (None: it failed them all, and is not read again until a probe
+        proves it) into `replies`; what it could not answer goes to `on_primary`, 0 behind, and is counted
+        as a primary read."""
+        if got is None:
+            self.lag.forget(replica)
+        moved = 0
+        for n, i in enumerate(indexes):
+            answer = None if got is None else got[n]
+            if got is None or _unknown(answer):
+                on_primary.append(i)
+                behind[i] = 0.0
+                moved += 1
+            else:
+                replies[i] = answer
+        self.replica_reads -= moved
+        self.primary_reads += moved
 
     def _async_client(self, async_cluster: Any, name: str) -> Any:
         client = self._async_clients.get(name)
@@ -322,19 +367,6 @@ class ReplicaRouter:
             client = self._async_clients[name] = aioredis.Redis(connection_pool=aioredis.ConnectionPool(
                 connection_class=node.connection_class, **node.connection_kwargs))
         return client
-
-
-def _take(indexes: list[int], got: list[Any] | None, replies: list[Any], behind: list[float],
-          on_primary: list[int]) -> None:
-    """A replica's answers for `indexes` (None: it failed them all) into `replies`; what it could not
-    answer goes to `on_primary`, read from the primary, 0 behind."""
-    for n, i in enumerate(indexes):
-        answer = None if got is None else got[n]
-        if got is None or _unknown(answer):
-            on_primary.append(i)
-            behind[i] = 0.0
-        else:
-            replies[i] = answer
 
 
 def _unknown(answer: Any) -> bool:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
+from typing import Callable, Sequence
 from urllib.parse import parse_qsl, unquote
 
 import orjson
@@ -238,7 +239,10 @@ class _MaterializerLag:
         yield breach
 
 
-def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
+def create_app(registry: Registry, config: ServeConfig,
+               pages: Callable[[AsyncOnlineReader], Sequence[Route]] | None = None) -> ServingApp:
+    """The serving API; `pages` adds routes given the app's reader (the web catalog, featurehouse/ui,
+    which the worker's composition root, featurehouse/serving/asgi.py, mounts)."""
     # No socket_timeout: redis-py would wrap every read in asyncio.wait_for, a task per call. A slow store
     # is bounded by asyncio.timeout around the request's read instead, which costs a timer, not a task.
     client = async_client_from_url(config.redis_url, socket_connect_timeout=config.timeout_s)
@@ -475,6 +479,7 @@ def create_app(registry: Registry, config: ServeConfig) -> ServingApp:
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
         Route("/docs/static/{name}", docs_static, methods=["GET"]),
+        *(pages(reader) if pages is not None else ()),
     ], exception_handlers={404: not_found, 405: not_found}, lifespan=lifespan)
     app.state.reader = reader
     return ServingApp(app, fast_vector, HttpAuth(config.auth, client, config.timeout_s), audit, metrics)

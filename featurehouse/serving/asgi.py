@@ -1,4 +1,5 @@
-"""The ASGI app of a `featurehouse serve` worker, built from the environment the parent set.
+"""The ASGI app of a `featurehouse serve` worker, built from the environment the parent set: the worker's
+composition root, mounting the web catalog (featurehouse/ui) on the serving API.
 
 FEATUREHOUSE_REGISTRY_SNAPSHOT (the registry the parent loaded, see registry/loader.py),
 FEATUREHOUSE_PROJECT_DIR, FEATUREHOUSE_TARGET, FEATUREHOUSE_REDIS_URL, FEATUREHOUSE_MAX_IDS,
@@ -17,6 +18,7 @@ from featurehouse.online.replicas import replica_reads_config
 from featurehouse.registry.model import Registry
 from featurehouse.serving.app import ServeConfig, create_app
 from featurehouse.serving.near_cache import near_cache_config
+from featurehouse.ui.routes import catalog_pages
 
 
 def serving_registry() -> Registry:
@@ -51,7 +53,8 @@ def log_to_stderr() -> None:
 
 def build():
     log_to_stderr()
-    app = create_app(serving_registry(), config_from_env())
+    registry = serving_registry()
+    app = create_app(registry, config_from_env(), pages=catalog_pages(registry, os.environ.get("FEATUREHOUSE_PROJECT_NAME", "")))
     # What startup built (registry, plans, the app) lives as long as the worker: moved out of the
     # collector's reach, a full collection no longer walks it, which trims the latency tail.
     gc.collect()

@@ -182,6 +182,20 @@ def openapi_spec(max_ids: int, registry: Registry, max_rows: int, push: bool = T
             "/healthz": {"get": {"summary": "The process is up", **OPEN, "responses": {"200": {"description": "ok"}}}},
             "/readyz": {"get": {"summary": "The online store answers", **OPEN,
                                 "responses": {"200": {"description": "ready"}, **_errors(503)}}},
+            "/ui/api/search": {"get": {
+                "summary": "Search the feature catalog (what /ui shows): features matching every word of q in their "
+                           "own or their view's name, description, tags, owner, entity (scope read)",
+                "parameters": [{"name": "q", "in": "query", "schema": {"type": "string"}},
+                               {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                               {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                             "maximum": 500}}],
+                "responses": {"200": {"description": "A page of matching features", "content": {"application/json": {
+                    "schema": {"type": "object", "required": ["total", "page", "pages", "features"], "properties": {
+                        "total": {"type": "integer"}, "page": {"type": "integer"}, "pages": {"type": "integer"},
+                        "features": {"type": "array", "items": {"type": "object", "properties": {
+                            "name": {"type": "string"}, "view": {"type": "string"}, "version": {"type": "integer"},
+                            "data_type": {"type": "string"}, "description": {"type": "string"}}}}}}}}},
+                    **_errors(401, 403)}}},
             "/metrics": {"get": {"summary": "Prometheus metrics (scope metrics or admin)",
                                  "responses": {"200": {"description": "metrics"}, **_errors(401, 403)}}},
         },

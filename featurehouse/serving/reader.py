@@ -271,12 +271,16 @@ class AsyncOnlineReader(_Cached):
         self.client = client
         self.cluster = is_cluster(client)
 
-    async def get(self, entity_type: str, ids: Sequence[str], names: Sequence[str] | None = None,
-                  model: str | None = None, principal: str | None = None) -> list[FeatureVector]:
+    async def refresh_if_due(self) -> None:
+        """Active versions, layouts and the materializer marks, read again at most once per refresh_s."""
         if self._due():
             async with self.client.pipeline(transaction=False) as pipe:
                 self._refresh_commands(pipe)
                 self._apply(*(await pipe.execute()))
+
+    async def get(self, entity_type: str, ids: Sequence[str], names: Sequence[str] | None = None,
+                  model: str | None = None, principal: str | None = None) -> list[FeatureVector]:
+        await self.refresh_if_due()
         plan, keys = self._prepare(entity_type, ids, names, model, principal)
         near = self.near_cache
         if near is None:

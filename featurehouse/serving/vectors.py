@@ -316,6 +316,34 @@ def now_micros() -> int:
     return time.time_ns() // 1000
 
 
+def human_duration(seconds: float) -> str:
+    seconds = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.1f}s"
+
+
+def materializer_lag(view: FeatureView, state: Freshness, now_s: float) -> tuple[float | None, float | None, str | None]:
+    """(the view's materializer lag, its stream consumer's part, the reason it breaches the SLO or None), from
+    the online store's marks alone: what `featurehouse freshness` reports, and what a serving worker, which
+    never opens the warehouse, can tell live."""
+    name = view.versioned_name
+    stream_lag = None
+    if name in state.stream_checked_at:
+        stream_lag = (state.stream_lag_s.get(name) or 0.0) + max(0.0, now_s - state.stream_checked_at[name])
+    lag = state.lag(name, now_s) if state.materialized(name) else None
+    slo = view.freshness_slo.total_seconds() if view.freshness_slo else None
+    reason = None
+    if view.online and slo is not None:
+        if lag is None:
+            reason = "never synced or streamed to the online store"
+        elif lag > slo:
+            which = "stream consumer" if stream_lag is not None and stream_lag >= lag else "sync"
+            reason = f"{which} lags {human_duration(lag)} (SLO {human_duration(slo)})"
+    return lag, stream_lag, reason
+
+
 def value_status(age_s: float, slo_s: float | None, ttl_s: float | None, lagging: bool = False,
                  unverified: bool = False) -> str:
     """The status of a stored value of age `age_s` (docs/semantics.md, "Serving"): `expired` past the

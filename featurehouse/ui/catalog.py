@@ -1,0 +1,137 @@
+"""What the web catalog shows, built once from the registry: one entry per feature view and feature,
+and a search over them that the server runs (paginated), so a page of 10,000 features costs what a page
+of 50 does.
+
+Search: every word of the query must appear (case-insensitive) in a feature's own text (name, type,
+description) or in its view's (name, entity and keys, owner, tags, description, dbt model). A view
+matches as a whole when its own text holds every word."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+from featurehouse.durations import format_duration
+from featurehouse.registry.model import FeatureView, Registry
+
+PER_PAGE = 50
+
+
+@dataclass(frozen=True)
+class FeatureEntry:
+    view: str
+    version: int
+    column: str
+    data_type: str
+    description: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.view}.{self.column}"
+
+
+@dataclass(frozen=True)
+class ViewEntry:
+    name: str
+    version: int
+    versions: tuple[int, ...]  # every version of the view the registry holds
+    entity: str
+    keys: tuple[str, ...]
+    owner: str
+    freshness_slo: str
+    ttl: str
+    serving_delay: str
+    sensitivity: str
+    shared_with: tuple[str, ...]
+    tags: tuple[str, ...]
+    description: str
+    online: bool
+    model: str  # the dbt model
+    source_file: str
+    upstream: tuple[str, ...]  # the dbt nodes the model reads
+    features: tuple[FeatureEntry, ...]
+
+    @property
+    def versioned_name(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing: its items, and where it sits among all of them."""
+
+    items: tuple
+    total: int
+    page: int
+    pages: int
+
+
+def duration(value: timedelta | None) -> str:
+    """A duration as the YAML spells it (15m, 1d6h); empty when not set."""
+    return "" if value is None else format_duration(value)
+
+
+def view_entry(view: FeatureView, versions: tuple[int, ...]) -> ViewEntry:
+    return ViewEntry(
+        name=view.name, version=view.version, versions=versions, entity=view.entity.name, keys=view.entity.keys,
+        owner=view.owner or "", freshness_slo=duration(view.freshness_slo), ttl=duration(view.ttl),
+        serving_delay=duration(view.serving_delay), sensitivity=view.sensitivity,
+        shared_with=tuple(g.team for g in view.shared_with), tags=view.tags, description=view.description,
+        online=view.online, model=view.model, source_file=view.original_file_path, upstream=view.depends_on,
+        features=tuple(FeatureEntry(view.name, view.version, f.column, f.data_type or "", f.description)
+                       for f in view.features))
+
+
+class CatalogIndex:
+    """The registry's views (each at the version serving reads by default) and their features, with the
+    lowercased text each is searched by."""
+
+    def __init__(self, registry: Registry):
+        self.views: dict[str, ViewEntry] = {}
+        for name in registry.view_names():
+            view = registry.view(name)
+            versions = tuple(sorted(registry.versions(name)))
+            self.views[name] = view_entry(view, versions)
+        self._view_text = {name: _text(v.name, v.entity, *v.keys, v.owner, *v.tags, v.description, v.model)
+                           for name, v in self.views.items()}
+        self._features = [(f, _text(f.name, f.data_type, f.description))
+                          for v in self.views.values() for f in v.features]
+
+    @property
+    def feature_count(self) -> int:
+        return len(self._features)
+
+    def view_page(self, page: int = 1, per_page: int = PER_PAGE) -> Page:
+        return _paged(sorted(self.views.values(), key=lambda v: v.name), page, per_page)
+
+    def search(self, query: str, page: int = 1, per_page: int = PER_PAGE) -> Page:
+        """The features matching every word of `query`, by view then feature name."""
+        words = query.lower().split()
+        hits = [f for f, own in self._features
+                if all(w in own or w in self._view_text[f.view] for w in words)]
+        return _paged(hits, page, per_page)
+
+    def matching_views(self, query: str) -> list[ViewEntry]:
+        """Views whose own text holds every word (shown above the features: a team's or a tag's views)."""
+        words = query.lower().split()
+        return [v for name, v in sorted(self.views.items()) if words and all(w in self._view_text[name] for w in words)]
+
+
+    def search_index(self) -> dict:
+        """What the static export's search reads (static/search.js): each view's searched text and what a
+        result row shows, and each feature as [view, column, type, description, its searched text]."""
+        return {"views": {name: {"text": self._view_text[name], "entity": v.entity, "owner": v.owner,
+                                 "description": v.description} for name, v in self.views.items()},
+                "features": [[f.view, f.column, f.data_type, f.description, own] for f, own in self._features]}
+
+
+def _text(*parts: str) -> str:
+    return " ".join(p.lower() for p in parts if p)
+
+
+def _paged(items: list, page: int, per_page: int) -> Page:
+    pages = max(1, math.ceil(len(items) / per_page))
+    page = min(max(1, page), pages)
+    start = (page - 1) * per_page
+    return Page(tuple(items[start:start + per_page]), len(items), page, pages)

@@ -1,0 +1,39 @@
+"""The catalog as a static site (`featurehouse docs generate --out DIR`), like `dbt docs generate`: plain
+files that open from disk or any web server, with freshness as of the export, so CI can publish it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from importlib import resources
+from pathlib import Path
+
+from featurehouse.ui.catalog import PER_PAGE, CatalogIndex
+from featurehouse.ui.pages import FreshnessPanel, Renderer, StaticLinks
+
+ASSETS = ("ui.css", "search.js")
+
+
+def export_site(index: CatalogIndex, out: Path, freshness: dict[str, FreshnessPanel], project: str,
+                generated_at: str, per_page: int = PER_PAGE) -> int:
+    """Write the site into `out` (made if missing; files of an earlier export are replaced); the number of
+    pages written."""
+    renderer = Renderer(index, project, generated_at)
+    (out / "views").mkdir(parents=True, exist_ok=True)
+    (out / "static").mkdir(exist_ok=True)
+    top, below = StaticLinks(""), StaticLinks("../")
+    pages = index.view_page(1, per_page).pages
+    for number in range(1, pages + 1):
+        html = renderer.catalog(top, "", number, per_page)
+        (out / ("index.html" if number == 1 else f"index-{number}.html")).write_text(html, encoding="utf-8")
+    (out / "search.html").write_text(renderer.static_search(top), encoding="utf-8")
+    for name, view in index.views.items():
+        (out / "views" / f"{name}.html").write_text(renderer.view(below, view, freshness.get(name)), encoding="utf-8")
+    assets = resources.files("featurehouse.ui") / "static"
+    for asset in ASSETS:
+        with resources.as_file(assets / asset) as path:
+            shutil.copyfile(path, out / "static" / asset)
+    # a script, not JSON: a page opened from disk may not fetch() a file beside it, but may load a script
+    (out / "static" / "search-index.js").write_text(
+        "window.FH_INDEX = " + json.dumps(index.search_index(), ensure_ascii=False) + ";\n", encoding="utf-8")
+    return pages + 1 + len(index.views)

@@ -1,0 +1,110 @@
+"""The catalog's pages as HTML, from templates (jinja2, autoescaped): the same pages for `featurehouse
+serve` (under /ui) and for the static export (`featurehouse docs generate`), which differ only in their
+links and in where freshness comes from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import quote, urlencode
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from featurehouse.ui.catalog import PER_PAGE, CatalogIndex, ViewEntry
+
+
+class Links(Protocol):
+    @property
+    def is_static(self) -> bool: ...
+
+    def home(self) -> str: ...
+    def search(self) -> str: ...
+    def view(self, name: str) -> str: ...
+    def static(self, name: str) -> str: ...
+    def page(self, query: str | None, number: int) -> str: ...
+
+
+@dataclass(frozen=True)
+class ServerLinks:
+    """Links of the pages `featurehouse serve` answers under `prefix`."""
+
+    prefix: str = "/ui"
+    is_static: bool = False
+
+    def home(self) -> str:
+        return self.prefix
+
+    def search(self) -> str:
+        return self.prefix
+
+    def view(self, name: str) -> str:
+        return f"{self.prefix}/views/{quote(name, safe='')}"
+
+    def static(self, name: str) -> str:
+        return f"{self.prefix}/static/{name}"
+
+    def page(self, query: str | None, number: int) -> str:
+        return f"{self.prefix}?" + urlencode({**({"q": query} if query else {}), "page": number})
+
+
+@dataclass(frozen=True)
+class StaticLinks:
+    """Relative links between the exported files; `root` leads from the page's folder to the export's."""
+
+    root: str = ""
+    is_static: bool = True
+
+    def home(self) -> str:
+        return f"{self.root}index.html"
+
+    def search(self) -> str:
+        return f"{self.root}search.html"
+
+    def view(self, name: str) -> str:
+        return f"{self.root}views/{quote(name, safe='')}.html"
+
+    def static(self, name: str) -> str:
+        return f"{self.root}static/{name}"
+
+    def page(self, query: str | None, number: int) -> str:
+        return f"{self.root}index.html" if number == 1 else f"{self.root}index-{number}.html"
+
+
+@dataclass(frozen=True)
+class FreshnessPanel:
+    """A view's freshness as a page shows it: a status, one sentence, the reasons, and where it comes from."""
+
+    status: str  # ok | breach | no-slo | unknown
+    summary: str
+    reasons: tuple[str, ...] = ()
+    source: str = ""
+
+
+@dataclass
+class Renderer:
+    index: CatalogIndex
+    project: str = ""
+    generated_at: str | None = None  # the static export's time (its health is as of then)
+    env: Environment = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.env = Environment(loader=PackageLoader("featurehouse.ui", "templates"),
+                               autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+
+    def _render(self, template: str, links: Links, **context) -> str:
+        return self.env.get_template(template).render(index=self.index, links=links, project=self.project,
+                                                      generated_at=self.generated_at, **context)
+
+    def catalog(self, links: Links, query: str = "", page: int = 1, per_page: int = PER_PAGE) -> str:
+        """The views (no query) or the features matching the query, a page at a time."""
+        query = query.strip()
+        if query:
+            return self._render("catalog.html", links, query=query, page=self.index.search(query, page, per_page),
+                                views=self.index.matching_views(query))
+        return self._render("catalog.html", links, query="", page=self.index.view_page(page, per_page), views=[])
+
+    def view(self, links: Links, view: ViewEntry, freshness: FreshnessPanel | None = None) -> str:
+        return self._render("view.html", links, view=view, freshness=freshness, query="")
+
+    def static_search(self, links: Links) -> str:
+        return self._render("static_search.html", links, query="")

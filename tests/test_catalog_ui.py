@@ -1,0 +1,162 @@
+"""The web catalog (issue 14, first slice): search over views and features, a page per view with its
+owner, SLO, version and live freshness, served under /ui behind the API's authentication, and the same
+catalog exported as static files. (Real-browser tests: tests/test_catalog_browser.py.)"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import timedelta
+
+import pytest
+from starlette.testclient import TestClient
+
+from featurehouse.online.store import RedisOnlineStore
+from featurehouse.registry.model import Entity, Feature, FeatureView, Registry, Relation
+from featurehouse.serving.app import ServeConfig, create_app
+from featurehouse.ui.catalog import CatalogIndex
+from featurehouse.ui.export import export_site
+from featurehouse.ui.pages import FreshnessPanel
+from featurehouse.ui.routes import catalog_pages
+
+MERCHANT = Entity("merchant", ("merchant_id",))
+
+
+def shop_registry(extra_views: int = 0) -> Registry:
+    r = Registry(entities={"merchant": MERCHANT})
+    r.add(FeatureView("merchant_risk", 1, MERCHANT, Relation(None, None, "merchant_risk"), "event_time",
+                      (Feature("merchant_risk", "chargeback_rate_30d", "double", 1, "Chargebacks / transactions"),
+                       Feature("merchant_risk", "txn_count_30d", "bigint", 1)),
+                      owner="risk-team", freshness_slo=timedelta(minutes=15), ttl=timedelta(days=30),
+                      tags=("fraud", "daily"), description="Merchant <b>risk</b> signals"))
+    r.add(FeatureView("merchant_risk", 2, MERCHANT, Relation(None, None, "merchant_risk_v2"), "event_time",
+                      (Feature("merchant_risk", "chargeback_rate_30d", "double", 2),), owner="risk-team"))
+    r.add(FeatureView("merchant_profile", 1, MERCHANT, Relation(None, None, "merchant_profile"), "updated_at",
+                      (Feature("merchant_profile", "country", "varchar", 1),), owner="growth-team"))
+    for i in range(extra_views):
+        r.add(FeatureView(f"v{i:04d}", 1, MERCHANT, Relation(None, None, f"v{i:04d}"), "event_time",
+                          tuple(Feature(f"v{i:04d}", f"f{j}", "bigint", 1) for j in range(50)), owner=f"team-{i % 7}"))
+    return r
+
+
+# -- search -------------------------------------------------------------------------------------------------
+
+def test_every_word_must_appear_in_the_feature_or_its_view():
+    index = CatalogIndex(shop_registry())
+    names = lambda q: [f.name for f in index.search(q).items]  # noqa: E731
+    assert names("chargeback") == ["merchant_risk.chargeback_rate_30d"]
+    # by owner: the features of the active version (1), not those of version 2
+    assert names("risk-team") == ["merchant_risk.chargeback_rate_30d", "merchant_risk.txn_count_30d"]
+    assert names("fraud count") == ["merchant_risk.txn_count_30d"]  # a tag and a word of the name
+    assert names("growth country") == ["merchant_profile.country"]
+    assert names("CHARGEBACK transactions") == ["merchant_risk.chargeback_rate_30d"]  # its description, any case
+    assert names("chargeback growth") == []
+    assert [v.name for v in index.matching_views("risk")] == ["merchant_risk"]
+
+
+def test_a_view_is_listed_at_its_active_version_with_every_version_it_has():
+    index = CatalogIndex(shop_registry())
+    risk = index.views["merchant_risk"]
+    assert (risk.version, risk.versions) == (1, (1, 2))  # the registry's active version (none promoted: 1)
+    assert (risk.freshness_slo, risk.ttl) == ("15m", "30d")
+
+
+def test_listings_are_paged_on_the_server():
+    index = CatalogIndex(shop_registry(extra_views=200))
+    assert index.feature_count == 3 + 200 * 50
+    page = index.search("team-3", page=2, per_page=50)
+    assert (page.total, page.pages, page.page, len(page.items)) == (29 * 50, 29, 2, 50)
+    assert index.search("team-3", page=99).page == 29  # past the end: the last page
+    assert index.view_page(1, per_page=50).pages == 5
+
+
+# -- served under /ui -----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def online(embedded_redis):
+    store = RedisOnlineStore.from_url(embedded_redis.url)
+    store.client.flushdb()
+    yield store
+    store.close()
+
+
+def ui_client(online, auth: str = "none") -> TestClient:
+    registry = shop_registry()
+    url = online.client.connection_pool.connection_kwargs
+    app = create_app(registry, ServeConfig(redis_url=f"unix://{url['path']}", auth=auth, log_sample_rate=0.0),
+                     pages=catalog_pages(registry, "shop"))
+    return TestClient(app)
+
+
+def test_the_catalog_lists_views_and_finds_features(online):
+    with ui_client(online) as http:
+        home = http.get("/ui")
+        found = http.get("/ui", params={"q": "chargeback"})
+        api = http.get("/ui/api/search", params={"q": "merchant", "per_page": 2}).json()
+    assert home.status_code == 200 and "merchant_risk" in home.text and "merchant_profile" in home.text
+    assert 'href="/ui/views/merchant_risk#f-chargeback_rate_30d"' in found.text
+    assert "merchant_profile.country" not in found.text
+    assert (api["total"], api["pages"], len(api["features"])) == (3, 2, 2)
+    assert home.headers["content-security-policy"].startswith("default-src 'none'")
+
+
+def test_a_view_page_shows_owner_slo_version_and_live_freshness(online):
+    registry = shop_registry()
+    view = registry.view("merchant_risk")
+    with ui_client(online) as http:
+        never = http.get("/ui/views/merchant_risk").text
+        online.mark_synced("merchant_risk", 1, time.time() - 3600)  # an hour ago: the sync stopped
+        time.sleep(1.05)  # the worker reads the marks again at most once a second
+        stale = http.get("/ui/views/merchant_risk").text
+        online.mark_synced("merchant_risk", 1, time.time() - 60)  # a minute ago: within the 15m SLO
+        time.sleep(1.05)
+        fresh = http.get("/ui/views/merchant_risk").text
+    assert re.search(r'id="owner">risk-team<', fresh) and re.search(r'id="slo">15m<', fresh)
+    assert re.search(r'id="version">1 \(versions: 1, 2\)<', fresh)
+    status = lambda html: re.search(r'id="freshness-status">([a-z-]+)<', html).group(1)  # noqa: E731
+    assert (status(never), status(fresh), status(stale)) == ("breach", "ok", "breach")
+    assert "sync lags 1.0h (SLO 15.0m)" in stale  # the words of `featurehouse freshness`
+    assert view.description and "Merchant &lt;b&gt;risk&lt;/b&gt; signals" in fresh  # text, never markup
+
+
+def test_an_unknown_view_is_a_404_that_searches_for_it(online):
+    with ui_client(online) as http:
+        page = http.get("/ui/views/merchant")
+    assert page.status_code == 404 and "merchant_risk" in page.text
+
+
+def test_the_catalog_is_behind_the_api_s_tokens(online):
+    from featurehouse.access.tokens import new_token
+    from featurehouse.clock import utc_now
+
+    reader, record = new_token("analyst", "read", timedelta(hours=1), utc_now())
+    pusher, push_record = new_token("loader", "push", timedelta(hours=1), utc_now())
+    for r in (record, push_record):
+        online.client.hset("fh:tokens", r.token_id, r.online_value())
+    with ui_client(online, auth="token") as http:
+        refused = http.get("/ui")
+        allowed = http.get("/ui", headers={"Authorization": f"Bearer {reader}"})
+        no_read = http.get("/ui/views/merchant_risk", headers={"Authorization": f"Bearer {pusher}"})
+    assert refused.status_code == 401 and allowed.status_code == 200
+    assert no_read.status_code == 403 and "needs scope read" in no_read.text
+
+
+# -- exported -------------------------------------------------------------------------------------------------
+
+def test_the_export_is_files_that_link_to_each_other(tmp_path):
+    index = CatalogIndex(shop_registry(extra_views=60))
+    panel = FreshnessPanel("breach", "newest event 2.0h old; SLO 15.0m", ("newest event is 2.0h old (SLO 15.0m)",),
+                           "as of 2026-12-02 10:00 UTC")
+    written = export_site(index, tmp_path, {"merchant_risk": panel}, "shop", "2026-12-02 10:00 UTC", per_page=50)
+    files = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    assert {"index.html", "index-2.html", "search.html", "views/merchant_risk.html", "static/ui.css",
+            "static/search.js", "static/search-index.js"} <= files
+    assert written == 2 + 1 + 62
+    home = (tmp_path / "index.html").read_text()
+    assert 'href="views/merchant_risk.html"' in home and 'href="index-2.html"' in home
+    risk = (tmp_path / "views" / "merchant_risk.html").read_text()
+    assert 'href="../static/ui.css"' in risk and 'id="freshness-status">breach<' in risk
+    assert "as of 2026-12-02 10:00 UTC" in risk
+    for page in tmp_path.rglob("*.html"):  # every link in the site leads to a file of the site
+        for target in re.findall(r'(?:href|src)="([^"#?]+)', page.read_text()):
+            assert (page.parent / target).resolve().is_file(), f"{page.name} links to missing {target}"
