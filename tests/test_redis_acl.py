@@ -534,7 +534,7 @@ _CALL = re.compile(r"\b(?:client|pipe|online_client)\.([a-z_]+)\(")
 _ROUTED = re.compile(r', \("([A-Z]+)", ')
 _METHOD_COMMANDS = {"scan_iter": "scan", "xpending_range": "xpending", "xinfo_groups": "xinfo|groups",
                     "xgroup_create": "xgroup|create", "function_load": "function|load", "delete": "del"}
-_NOT_COMMANDS = {"pipeline", "execute", "close", "aclose", "set_retry",
+_NOT_COMMANDS = {"pipeline", "execute", "close", "aclose", "set_retry", "keyslot",  # keyslot: computed by redis-py
                  "get_node_from_key", "execute_command"}  # routing: the commands they carry are _ROUTED
 PACKAGE = Path(__file__).resolve().parents[1] / "featurehouse"
 SERVING_ONLY = ("serving/app.py", "access/http.py", "serving/definitions.py")  # code only serve workers run

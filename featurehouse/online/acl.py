@@ -104,6 +104,9 @@ CLUSTER_GRANTS = (
     Grant("+cluster|slots", "Redis Cluster: redis-py's cluster client reads the slot map (CLUSTER SLOTS)"),
     Grant("+command", "Redis Cluster: redis-py reads the command table (COMMAND, COMMAND GETKEYS) to route "
                       "FCALL and XREADGROUP, whose keys it cannot find alone; introspection only"),
+    Grant("+readonly", "Redis Cluster, `replica_reads`: a replica's connection answers reads of its primary's slots"),
+    Grant("+info", "Redis Cluster, `replica_reads`: the probe reads INFO replication (roles, replication offsets) "
+                   "on every node; introspection only"),
 )
 SELECT_GRANT = Grant("+select", "a database other than 0 in the Redis URL (/N): ACLs are not per database, "
                                 "so this user reaches featurehouse's keys in every database of the server")
