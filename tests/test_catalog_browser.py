@@ -197,3 +197,29 @@ def test_a_catalog_of_10000_features_renders_a_page_in_well_under_a_second():
     renderer.catalog(ServerLinks(), "")
     renderer.catalog(ServerLinks(), "team-3 f4")
     assert time.perf_counter() - started < 1.0
+
+
+def test_a_token_protected_server_asks_a_browser_to_sign_in(shop, browser, artifacts, monkeypatch):
+    """With tokens on (serve's default), a browser is sent to the sign-in page, and a read token pasted
+    there opens the catalog at the page it asked for."""
+    project, url = shop
+    made = featurehouse(project, url, "token", "create", "--principal", "ana", "--scopes", "read", "--ttl", "1d")
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip().splitlines()[-1]
+    monkeypatch.setenv("FEATUREHOUSE_AUTH", "token")
+    with serving(project, url) as base:
+        page = browser.new_page()
+        page.goto(f"{base}/ui/views/customer_orders")
+        page.wait_for_url("**/ui/login?next=%2Fui%2Fviews%2Fcustomer_orders")
+        page.screenshot(path=str(artifacts / "live-sign-in.png"), full_page=True)
+        accessible(page)
+        page.get_by_label("API token").fill("fht_wrong_" + "A" * 43)
+        page.get_by_role("button", name="Sign in").click()
+        assert page.get_by_role("alert").is_visible()
+        page.get_by_label("API token").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url("**/ui/views/customer_orders")
+        assert page.locator("#owner").inner_text() == "shop-team"
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_url("**/ui/login")
+        page.close()

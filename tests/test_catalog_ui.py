@@ -134,11 +134,48 @@ def test_the_catalog_is_behind_the_api_s_tokens(online):
     for r in (record, push_record):
         online.client.hset("fh:tokens", r.token_id, r.online_value())
     with ui_client(online, auth="token") as http:
-        refused = http.get("/ui")
+        refused = http.get("/ui", follow_redirects=False)
         allowed = http.get("/ui", headers={"Authorization": f"Bearer {reader}"})
         no_read = http.get("/ui/views/merchant_risk", headers={"Authorization": f"Bearer {pusher}"})
-    assert refused.status_code == 401 and allowed.status_code == 200
+    assert refused.status_code == 303 and refused.headers["location"] == "/ui/login?next=%2Fui"  # a browser: sign in
+    assert allowed.status_code == 200
     assert no_read.status_code == 403 and "needs scope read" in no_read.text
+
+
+def test_a_browser_signs_in_with_a_token_kept_in_a_cookie_that_only_the_catalog_accepts(online):
+    from featurehouse.access.tokens import new_token
+    from featurehouse.clock import utc_now
+
+    reader, record = new_token("analyst", "read", timedelta(hours=1), utc_now())
+    pusher, push_record = new_token("loader", "push", timedelta(hours=1), utc_now())
+    for r in (record, push_record):
+        online.client.hset("fh:tokens", r.token_id, r.online_value())
+    with ui_client(online, auth="token") as http:
+        assert http.get("/ui/api/search", params={"q": "x"}, follow_redirects=False).status_code == 401  # JSON: no redirect
+        form = http.get("/ui/login", params={"next": "/ui/views/merchant_risk"})
+        assert form.status_code == 200 and 'name="next" value="/ui/views/merchant_risk"' in form.text
+        assert "merchant" not in form.text.replace("/ui/views/merchant_risk", "")  # nothing of the catalog before sign-in
+        wrong = http.post("/ui/login", data={"token": "fht_nope_" + "A" * 43, "next": "/ui"}, follow_redirects=False)
+        assert wrong.status_code == 401 and 'id="login-error"' in wrong.text
+        push_only = http.post("/ui/login", data={"token": pusher}, follow_redirects=False)
+        assert push_only.status_code == 401 and "needs scope read" in push_only.text
+        forged = http.post("/ui/login", data={"token": reader}, headers={"origin": "https://evil.example"},
+                           follow_redirects=False)
+        assert forged.status_code == 403
+        away = http.post("/ui/login", data={"token": reader, "next": "https://evil.example/"}, follow_redirects=False)
+        assert away.status_code == 303 and away.headers["location"] == "/ui"  # never to another site
+        signed = http.post("/ui/login", data={"token": reader, "next": "/ui/views/merchant_risk"},
+                           follow_redirects=False)
+        assert signed.status_code == 303 and signed.headers["location"] == "/ui/views/merchant_risk"
+        cookie = signed.headers["set-cookie"]
+        assert cookie.startswith("fh_ui=") and "HttpOnly" in cookie and "SameSite=strict" in cookie
+        assert "Path=/ui" in cookie
+        page = http.get("/ui/views/merchant_risk")  # the client keeps the cookie, as a browser does
+        assert page.status_code == 200 and "Sign out" in page.text
+        api = http.get("/v1/features/merchant/1", params={"names": "merchant_risk.txn_count_30d"})
+        assert api.status_code == 401  # the cookie opens the catalog, never the API
+        out = http.post("/ui/logout", follow_redirects=False)
+        assert out.status_code == 303 and 'fh_ui=""' in out.headers["set-cookie"]
 
 
 # -- exported -------------------------------------------------------------------------------------------------

@@ -24,6 +24,25 @@ from featurehouse.online.keys import TOKENS
 
 AUTH_MODES = ("token", "none")
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs"})
+# The web catalog's sign-in: a browser cannot send a bearer token by itself, so /ui/login takes one and
+# keeps it in this cookie (HttpOnly, SameSite=Strict, Path=/ui), which only /ui pages accept, never the API.
+UI_COOKIE = "fh_ui"
+UI_OPEN = frozenset({"/ui/login", "/ui/logout", "/ui/static/ui.css"})
+
+
+def is_ui_path(path: str) -> bool:
+    return path == "/ui" or path.startswith("/ui/")
+
+
+def ui_cookie_token(scope) -> bytes | None:
+    """The token the catalog's sign-in left in the request's cookie, if any."""
+    for name, value in scope["headers"]:
+        if name == b"cookie":
+            for part in value.split(b";"):
+                key, _, token = part.strip().partition(b"=")
+                if key == UI_COOKIE.encode() and token:
+                    return token
+    return None
 _QUERY_TOKENS = (b"access_token=", b"token=", b"api_key=", b"apikey=")
 
 
@@ -128,7 +147,7 @@ class HttpAuth:
     async def authenticate(self, scope) -> Authenticated | Refusal:
         """The request's principal, or why it is refused (401, 403 for a missing scope, 503 store down)."""
         path = route_path(scope)
-        if path in OPEN_PATHS or path.startswith("/docs/"):
+        if path in OPEN_PATHS or path.startswith("/docs/") or path in UI_OPEN:
             return self.local if self.mode == "none" else Authenticated("anonymous", frozenset())
         if self.mode == "none":
             return self.local
@@ -141,6 +160,9 @@ class HttpAuth:
             if name == b"authorization":
                 header = value
                 break
+        if header is None and is_ui_path(path):
+            signed_in = ui_cookie_token(scope)
+            header = b"Bearer " + signed_in if signed_in else None
         if header is None:
             return Refusal(401, "unauthorized", "send Authorization: Bearer <token> (featurehouse token create)",
                            _CHALLENGE)

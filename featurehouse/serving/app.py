@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
 from typing import Callable, Sequence
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlencode
 
 import orjson
 import redis
@@ -23,12 +23,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from featurehouse.access.audit import AuditBuffer, write_events_async
 from featurehouse.access.http import SCOPE_KEY as PRINCIPAL
-from featurehouse.access.http import HttpAuth, Refusal, route_path, route_template
+from featurehouse.access.http import HttpAuth, Refusal, is_ui_path, route_path, route_template
 from featurehouse.access.policy import AccessDenied
 from featurehouse.errors import FeaturehouseError, InvalidRequest, UnknownEntity, UnknownFeature
 from featurehouse.online.connect import async_client_from_url
@@ -240,13 +240,14 @@ class _MaterializerLag:
 
 
 def create_app(registry: Registry, config: ServeConfig,
-               pages: Callable[[AsyncOnlineReader], Sequence[Route]] | None = None) -> ServingApp:
+               pages: Callable[[AsyncOnlineReader, HttpAuth], Sequence[Route]] | None = None) -> ServingApp:
     """The serving API; `pages` adds routes given the app's reader (the web catalog, featurehouse/ui,
     which the worker's composition root, featurehouse/serving/asgi.py, mounts)."""
     # No socket_timeout: redis-py would wrap every read in asyncio.wait_for, a task per call. A slow store
     # is bounded by asyncio.timeout around the request's read instead, which costs a timer, not a task.
     client = async_client_from_url(config.redis_url, socket_connect_timeout=config.timeout_s)
     reader = AsyncOnlineReader(registry, client, max_ids=config.max_ids)
+    auth = HttpAuth(config.auth, client, config.timeout_s)
     reader.audit = audit = AuditBuffer("http")
     metrics = Metrics()
     if config.near_cache is not None:
@@ -479,10 +480,10 @@ def create_app(registry: Registry, config: ServeConfig,
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
         Route("/docs/static/{name}", docs_static, methods=["GET"]),
-        *(pages(reader) if pages is not None else ()),
+        *(pages(reader, auth) if pages is not None else ()),
     ], exception_handlers={404: not_found, 405: not_found}, lifespan=lifespan)
     app.state.reader = reader
-    return ServingApp(app, fast_vector, HttpAuth(config.auth, client, config.timeout_s), audit, metrics)
+    return ServingApp(app, fast_vector, auth, audit, metrics)
 
 
 class ServingApp:
@@ -514,6 +515,12 @@ class ServingApp:
                 route = route_template(route_path(scope))
                 self.audit.note_refused(who.principal or "unauthenticated", f"{scope['method']} {route}", who.detail)
                 self.metrics.refused.labels(str(who.status), route).inc()
+            path = route_path(scope)
+            if who.status == 401 and scope["method"] == "GET" and is_ui_path(path) and not path.startswith("/ui/api/"):
+                # a person at a browser: the catalog's sign-in page, then back here
+                await self._ids.run(RedirectResponse("/ui/login?" + urlencode({"next": path}), status_code=303),
+                                    scope, receive, send, self._ids.assign(scope))
+                return
             await self._ids.run(_refused(who), scope, receive, send, self._ids.assign(scope))
             return
         scope[PRINCIPAL] = who

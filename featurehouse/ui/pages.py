@@ -91,20 +91,27 @@ class Renderer:
         self.env = Environment(loader=PackageLoader("featurehouse.ui", "templates"),
                                autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 
-    def _render(self, template: str, links: Links, **context) -> str:
+    def _render(self, template: str, links: Links, signed_in: bool = False, **context) -> str:
         return self.env.get_template(template).render(index=self.index, links=links, project=self.project,
-                                                      generated_at=self.generated_at, **context)
+                                                      generated_at=self.generated_at, signed_in=signed_in, **context)
 
-    def catalog(self, links: Links, query: str = "", page: int = 1, per_page: int = PER_PAGE) -> str:
+    def catalog(self, links: Links, query: str = "", page: int = 1, per_page: int = PER_PAGE,
+                signed_in: bool = False) -> str:
         """The views (no query) or the features matching the query, a page at a time."""
         query = query.strip()
         if query:
-            return self._render("catalog.html", links, query=query, page=self.index.search(query, page, per_page),
-                                views=self.index.matching_views(query))
-        return self._render("catalog.html", links, query="", page=self.index.view_page(page, per_page), views=[])
+            return self._render("catalog.html", links, signed_in, query=query,
+                                page=self.index.search(query, page, per_page), views=self.index.matching_views(query))
+        return self._render("catalog.html", links, signed_in, query="", page=self.index.view_page(page, per_page),
+                            views=[])
 
-    def view(self, links: Links, view: ViewEntry, freshness: FreshnessPanel | None = None) -> str:
-        return self._render("view.html", links, view=view, freshness=freshness, query="")
+    def view(self, links: Links, view: ViewEntry, freshness: FreshnessPanel | None = None,
+             signed_in: bool = False) -> str:
+        return self._render("view.html", links, signed_in, view=view, freshness=freshness, query="")
+
+    def login(self, links: Links, next_path: str, error: str = "", open_server: bool = False, hours: int = 8) -> str:
+        return self._render("login.html", links, query="", next=next_path, error=error, open=open_server,
+                            hours=hours, login_url=f"{links.home()}/login", sign_in_page=True)  # nothing of the catalog
 
     def static_search(self, links: Links) -> str:
         return self._render("static_search.html", links, query="")

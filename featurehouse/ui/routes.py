@@ -8,11 +8,13 @@ from __future__ import annotations
 import time
 from importlib import resources
 from typing import Awaitable, Callable
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from featurehouse.access.http import UI_COOKIE, HttpAuth, Refusal
 from featurehouse.registry.model import Registry
 from featurehouse.serving.reader import AsyncOnlineReader
 from featurehouse.serving.vectors import Freshness
@@ -28,23 +30,26 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 STYLESHEET = "ui.css"
+SIGN_IN_S = 8 * 3600  # a sign-in lasts a working day (or less: the token's own expiry is checked at each page)
+MAX_FORM_BYTES = 4096
 
 
-def catalog_pages(registry: Registry, project: str = "") -> Callable[[AsyncOnlineReader], list[Route]]:
+def catalog_pages(registry: Registry, project: str = "") -> Callable[[AsyncOnlineReader, HttpAuth], list[Route]]:
     """The catalog's routes for `create_app(..., pages=)`: freshness from the app's reader, as serving holds
-    the materializer marks (read again when due)."""
+    the materializer marks (read again when due); sign-in checked by the app's own authentication."""
 
-    def pages(reader: AsyncOnlineReader) -> list[Route]:
+    def pages(reader: AsyncOnlineReader, auth: HttpAuth) -> list[Route]:
         async def marks() -> Freshness:
             await reader.refresh_if_due()
             return reader.freshness
 
-        return ui_routes(registry, marks, project)
+        return ui_routes(registry, marks, auth, project)
 
     return pages
 
 
-def ui_routes(registry: Registry, marks: Callable[[], Awaitable[Freshness]], project: str = "") -> list[Route]:
+def ui_routes(registry: Registry, marks: Callable[[], Awaitable[Freshness]], auth: HttpAuth,
+              project: str = "") -> list[Route]:
     """Routes of the catalog; `marks` gives the materializer marks. The index is built at the first
     request, not at a worker's start."""
     links = ServerLinks("/ui")
@@ -57,15 +62,50 @@ def ui_routes(registry: Registry, marks: Callable[[], Awaitable[Freshness]], pro
 
     async def catalog(request: Request) -> Response:
         query = request.query_params.get("q", "")
-        return HTMLResponse(renderer().catalog(links, query, _page(request)), headers=HEADERS)
+        return HTMLResponse(renderer().catalog(links, query, _page(request), signed_in=_signed_in(request)),
+                            headers=HEADERS)
 
     async def view(request: Request) -> Response:
         r = renderer()
         entry = r.index.views.get(request.path_params["name"])
         if entry is None:
-            return HTMLResponse(r.catalog(links, request.path_params["name"]), status_code=404, headers=HEADERS)
+            return HTMLResponse(r.catalog(links, request.path_params["name"], signed_in=_signed_in(request)),
+                                status_code=404, headers=HEADERS)
         panel = from_marks(registry.view(entry.name, entry.version), await marks(), time.time())
-        return HTMLResponse(r.view(links, entry, panel), headers=HEADERS)
+        return HTMLResponse(r.view(links, entry, panel, signed_in=_signed_in(request)), headers=HEADERS)
+
+    async def login_page(request: Request) -> Response:
+        return HTMLResponse(renderer().login(links, _next(request.query_params.get("next")),
+                                             open_server=auth.mode == "none", hours=SIGN_IN_S // 3600),
+                            headers=HEADERS)
+
+    async def login(request: Request) -> Response:
+        """A token pasted into the sign-in form: checked as the API checks it (valid, scope read), then kept
+        in the catalog's cookie. A form posted from another site is refused (its Origin is not this host)."""
+        if not _same_origin(request):
+            return HTMLResponse("sign-in refused: the form was posted from another site", status_code=403,
+                                headers=HEADERS)
+        body = await request.body()
+        fields = parse_qs(body[:MAX_FORM_BYTES].decode("utf-8", "replace"))
+        token = (fields.get("token") or [""])[0].strip()
+        next_path = _next((fields.get("next") or [""])[0])
+        if auth.mode == "none":
+            return RedirectResponse(next_path, status_code=303)
+        who = await auth.authenticate({"type": "http", "method": "GET", "path": "/ui", "query_string": b"",
+                                       "headers": [(b"authorization", b"Bearer " + token.encode())]})
+        if isinstance(who, Refusal):
+            status = 503 if who.status == 503 else 401
+            return HTMLResponse(renderer().login(links, next_path, who.detail, hours=SIGN_IN_S // 3600),
+                                status_code=status, headers=HEADERS)
+        out = RedirectResponse(next_path, status_code=303)
+        out.set_cookie(UI_COOKIE, token, max_age=SIGN_IN_S, path="/ui", httponly=True, samesite="strict",
+                       secure=_https(request))
+        return out
+
+    async def logout(request: Request) -> Response:
+        out = RedirectResponse("/ui/login", status_code=303)
+        out.delete_cookie(UI_COOKIE, path="/ui", httponly=True, samesite="strict", secure=_https(request))
+        return out
 
     async def search(request: Request) -> Response:
         """The catalog's search as JSON: features matching every word of `q`, a page at a time."""
@@ -82,8 +122,33 @@ def ui_routes(registry: Registry, marks: Callable[[], Awaitable[Freshness]], pro
                                                              "X-Content-Type-Options": "nosniff"})
 
     return [Route("/ui", catalog, methods=["GET"]), Route("/ui/views/{name}", view, methods=["GET"]),
+            Route("/ui/login", login_page, methods=["GET"]), Route("/ui/login", login, methods=["POST"]),
+            Route("/ui/logout", logout, methods=["POST"]),
             Route("/ui/api/search", search, methods=["GET"]),
             Route(f"/ui/static/{STYLESHEET}", stylesheet, methods=["GET"])]
+
+
+def _signed_in(request: Request) -> bool:
+    return UI_COOKIE in request.cookies
+
+
+def _next(path: str | None) -> str:
+    """Where sign-in leads back to: a catalog page of this server, never another site."""
+    if path and (path == "/ui" or path.startswith("/ui/")) and "//" not in path and "\\" not in path:
+        return path
+    return "/ui"
+
+
+def _https(request: Request) -> bool:
+    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto", "") == "https"
+
+
+def _same_origin(request: Request) -> bool:
+    """A form posted by this server's own page carries its Origin (or none, from older clients)."""
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        return origin is None
+    return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
 def _page(request: Request) -> int:
