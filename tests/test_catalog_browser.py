@@ -139,6 +139,13 @@ def test_a_broken_guard_turns_its_view_red(shop, browser, artifacts):
             assert "never synced or streamed to the online store" in page.locator(".health").inner_text()
             page.screenshot(path=str(artifacts / "live-view-breach.png"), full_page=True)
             accessible(page)
+            page.get_by_role("link", name="Health").click()
+            page.wait_for_url("**/ui/health")
+            first = page.locator(".tile").first
+            assert first.locator(".tile-name").inner_text() == "customer_orders"  # breaches first
+            assert first.evaluate("e => getComputedStyle(e.querySelector('.tile-status')).color") == "rgb(163, 19, 27)"
+            page.screenshot(path=str(artifacts / "live-health-breach.png"), full_page=True)
+            accessible(page)
             page.close()
     finally:
         if mark is not None:
@@ -176,6 +183,10 @@ def test_the_static_export_opens_from_disk_and_its_search_gives_the_server_s_res
             assert shown == served, query
     page.screenshot(path=str(artifacts / "static-search.png"), full_page=True)
     accessible(page)
+    page.goto((out / "health.html").as_uri())
+    page.screenshot(path=str(artifacts / "static-health.png"), full_page=True)
+    accessible(page)
+    assert page.locator('.tile-status[data-view="customer_orders"]').text_content() == "ok"
     page.goto((out / "views" / "customer_orders.html").as_uri())
     page.screenshot(path=str(artifacts / "static-view.png"), full_page=True)
     accessible(page)

@@ -119,6 +119,18 @@ def test_a_view_page_shows_owner_slo_version_and_live_freshness(online):
     assert view.description and "Merchant &lt;b&gt;risk&lt;/b&gt; signals" in fresh  # text, never markup
 
 
+def test_the_health_page_puts_breaches_first_and_counts_each_status(online):
+    with ui_client(online) as http:
+        before = http.get("/ui/health").text
+        online.mark_synced("merchant_risk", 1, time.time() - 60)
+        time.sleep(1.05)
+        after = http.get("/ui/health").text
+    tiles = lambda html: re.findall(r'<span class="tile-status" data-view="([a-z_]+)">([a-z-]+)<', html)  # noqa: E731
+    assert tiles(before) == [("merchant_risk", "breach"), ("merchant_profile", "no-slo")]
+    assert re.search(r'<span class="tally t-breach">1 breach</span>', before)
+    assert tiles(after) == [("merchant_profile", "no-slo"), ("merchant_risk", "ok")]
+
+
 def test_an_unknown_view_is_a_404_that_searches_for_it(online):
     with ui_client(online) as http:
         page = http.get("/ui/views/merchant")
@@ -186,9 +198,10 @@ def test_the_export_is_files_that_link_to_each_other(tmp_path):
                            "as of 2026-12-02 10:00 UTC")
     written = export_site(index, tmp_path, {"merchant_risk": panel}, "shop", "2026-12-02 10:00 UTC", per_page=50)
     files = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
-    assert {"index.html", "index-2.html", "search.html", "views/merchant_risk.html", "static/ui.css",
+    assert {"index.html", "index-2.html", "search.html", "health.html", "views/merchant_risk.html", "static/ui.css",
             "static/search.js", "static/search-index.js"} <= files
-    assert written == 2 + 1 + 62
+    assert written == 2 + 2 + 62
+    assert 'class="tile h-breach"' in (tmp_path / "health.html").read_text()
     home = (tmp_path / "index.html").read_text()
     assert 'href="views/merchant_risk.html"' in home and 'href="index-2.html"' in home
     risk = (tmp_path / "views" / "merchant_risk.html").read_text()

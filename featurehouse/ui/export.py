@@ -27,6 +27,9 @@ def export_site(index: CatalogIndex, out: Path, freshness: dict[str, FreshnessPa
         html = renderer.catalog(top, "", number, per_page)
         (out / ("index.html" if number == 1 else f"index-{number}.html")).write_text(html, encoding="utf-8")
     (out / "search.html").write_text(renderer.static_search(top), encoding="utf-8")
+    source = (f"as of {generated_at}, from the same check as `featurehouse freshness`" if freshness
+              else "this export was made without freshness (featurehouse docs generate --no-health)")
+    (out / "health.html").write_text(renderer.health(top, freshness, source), encoding="utf-8")
     for name, view in index.views.items():
         (out / "views" / f"{name}.html").write_text(renderer.view(below, view, freshness.get(name)), encoding="utf-8")
     assets = resources.files("featurehouse.ui") / "static"
@@ -36,4 +39,4 @@ def export_site(index: CatalogIndex, out: Path, freshness: dict[str, FreshnessPa
     # a script, not JSON: a page opened from disk may not fetch() a file beside it, but may load a script
     (out / "static" / "search-index.js").write_text(
         "window.FH_INDEX = " + json.dumps(index.search_index(), ensure_ascii=False) + ";\n", encoding="utf-8")
-    return pages + 1 + len(index.views)
+    return pages + 2 + len(index.views)

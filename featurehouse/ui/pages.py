@@ -20,6 +20,7 @@ class Links(Protocol):
     def home(self) -> str: ...
     def search(self) -> str: ...
     def view(self, name: str) -> str: ...
+    def health(self) -> str: ...
     def static(self, name: str) -> str: ...
     def page(self, query: str | None, number: int) -> str: ...
 
@@ -39,6 +40,9 @@ class ServerLinks:
 
     def view(self, name: str) -> str:
         return f"{self.prefix}/views/{quote(name, safe='')}"
+
+    def health(self) -> str:
+        return f"{self.prefix}/health"
 
     def static(self, name: str) -> str:
         return f"{self.prefix}/static/{name}"
@@ -62,6 +66,9 @@ class StaticLinks:
 
     def view(self, name: str) -> str:
         return f"{self.root}views/{quote(name, safe='')}.html"
+
+    def health(self) -> str:
+        return f"{self.root}health.html"
 
     def static(self, name: str) -> str:
         return f"{self.root}static/{name}"
@@ -108,6 +115,15 @@ class Renderer:
     def view(self, links: Links, view: ViewEntry, freshness: FreshnessPanel | None = None,
              signed_in: bool = False) -> str:
         return self._render("view.html", links, signed_in, view=view, freshness=freshness, query="")
+
+    def health(self, links: Links, panels: dict[str, FreshnessPanel], source: str, signed_in: bool = False) -> str:
+        """Every view's freshness on one page, breaches first: what a team puts on a screen."""
+        order = {"breach": 0, "unknown": 1, "no-slo": 2, "ok": 3}
+        rows = sorted(((v, panels[name]) for name, v in self.index.views.items() if name in panels),
+                      key=lambda row: (order.get(row[1].status, 1), row[0].name))
+        counts = [(status, n) for status in ("breach", "unknown", "no-slo", "ok")
+                  if (n := sum(1 for _, p in rows if p.status == status))]
+        return self._render("health.html", links, signed_in, query="", rows=rows, counts=counts, source=source)
 
     def login(self, links: Links, next_path: str, error: str = "", open_server: bool = False, hours: int = 8) -> str:
         return self._render("login.html", links, query="", next=next_path, error=error, open=open_server,

@@ -19,7 +19,7 @@ from featurehouse.registry.model import Registry
 from featurehouse.serving.reader import AsyncOnlineReader
 from featurehouse.serving.vectors import Freshness
 from featurehouse.ui.catalog import PER_PAGE, CatalogIndex
-from featurehouse.ui.health import from_marks
+from featurehouse.ui.health import LIVE, from_marks
 from featurehouse.ui.pages import Renderer, ServerLinks
 
 # pages load nothing but the stylesheet; the search form submits to the catalog itself
@@ -74,6 +74,12 @@ def ui_routes(registry: Registry, marks: Callable[[], Awaitable[Freshness]], aut
         panel = from_marks(registry.view(entry.name, entry.version), await marks(), time.time())
         return HTMLResponse(r.view(links, entry, panel, signed_in=_signed_in(request)), headers=HEADERS)
 
+    async def health(request: Request) -> Response:
+        r = renderer()
+        state, now = await marks(), time.time()
+        panels = {name: from_marks(registry.view(v.name, v.version), state, now) for name, v in r.index.views.items()}
+        return HTMLResponse(r.health(links, panels, LIVE, signed_in=_signed_in(request)), headers=HEADERS)
+
     async def login_page(request: Request) -> Response:
         return HTMLResponse(renderer().login(links, _next(request.query_params.get("next")),
                                              open_server=auth.mode == "none", hours=SIGN_IN_S // 3600),
@@ -122,7 +128,8 @@ def ui_routes(registry: Registry, marks: Callable[[], Awaitable[Freshness]], aut
                                                              "X-Content-Type-Options": "nosniff"})
 
     return [Route("/ui", catalog, methods=["GET"]), Route("/ui/views/{name}", view, methods=["GET"]),
-            Route("/ui/login", login_page, methods=["GET"]), Route("/ui/login", login, methods=["POST"]),
+            Route("/ui/health", health, methods=["GET"]), Route("/ui/login", login_page, methods=["GET"]),
+            Route("/ui/login", login, methods=["POST"]),
             Route("/ui/logout", logout, methods=["POST"]),
             Route("/ui/api/search", search, methods=["GET"]),
             Route(f"/ui/static/{STYLESHEET}", stylesheet, methods=["GET"])]
