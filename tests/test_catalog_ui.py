@@ -210,3 +210,25 @@ def test_the_export_is_files_that_link_to_each_other(tmp_path):
     for page in tmp_path.rglob("*.html"):  # every link in the site leads to a file of the site
         for target in re.findall(r'(?:href|src)="([^"#?]+)', page.read_text()):
             assert (page.parent / target).resolve().is_file(), f"{page.name} links to missing {target}"
+
+
+def test_a_view_page_draws_its_lineage_from_dbt_sources_to_the_models_using_it(online):
+    from featurehouse.registry.model import ModelSpec
+    from featurehouse.ui.graph import Node, lineage_svg
+
+    registry = shop_registry()
+    registry.models["chargeback_model"] = ModelSpec("chargeback_model", ("merchant_risk.chargeback_rate_30d",))
+    index = CatalogIndex(registry)
+    assert index.views["merchant_risk"].used_by == ("chargeback_model",)
+    assert index.views["merchant_profile"].used_by == ()
+    picture = lineage_svg([Node("<script>alert(1)</script> (source)", "source")], Node("v", "view"),
+                          [Node("m & n (model)", "exposure")], "Lineage of v")
+    assert "<script>" not in picture and "&lt;script&gt;" in picture and "m &amp; n" in picture
+    assert picture.count('marker-end="url(#arrow)"') == 2  # one edge into the view, one out of it
+    url = online.client.connection_pool.connection_kwargs["path"]
+    app = create_app(registry, ServeConfig(redis_url=f"unix://{url}", auth="none", log_sample_rate=0.0),
+                     pages=catalog_pages(registry))
+    with TestClient(app) as http:
+        page = http.get("/ui/views/merchant_risk").text
+    assert '<svg class="lineage"' in page and "chargeback_model (model)" in page
+    assert re.search(r'<ul id="used-by"><li>chargeback_model</li></ul>', page)

@@ -51,6 +51,7 @@ class ViewEntry:
     source_file: str
     upstream: tuple[str, ...]  # the dbt nodes the model reads
     features: tuple[FeatureEntry, ...]
+    used_by: tuple[str, ...] = ()  # the models (dbt exposures) that use its features
 
     @property
     def versioned_name(self) -> str:
@@ -72,7 +73,7 @@ def duration(value: timedelta | None) -> str:
     return "" if value is None else format_duration(value)
 
 
-def view_entry(view: FeatureView, versions: tuple[int, ...]) -> ViewEntry:
+def view_entry(view: FeatureView, versions: tuple[int, ...], used_by: tuple[str, ...] = ()) -> ViewEntry:
     return ViewEntry(
         name=view.name, version=view.version, versions=versions, entity=view.entity.name, keys=view.entity.keys,
         owner=view.owner or "", freshness_slo=duration(view.freshness_slo), ttl=duration(view.ttl),
@@ -80,7 +81,7 @@ def view_entry(view: FeatureView, versions: tuple[int, ...]) -> ViewEntry:
         shared_with=tuple(g.team for g in view.shared_with), tags=view.tags, description=view.description,
         online=view.online, model=view.model, source_file=view.original_file_path, upstream=view.depends_on,
         features=tuple(FeatureEntry(view.name, view.version, f.column, f.data_type or "", f.description)
-                       for f in view.features))
+                       for f in view.features), used_by=used_by)
 
 
 class CatalogIndex:
@@ -89,10 +90,14 @@ class CatalogIndex:
 
     def __init__(self, registry: Registry):
         self.views: dict[str, ViewEntry] = {}
+        users: dict[str, set[str]] = {}
+        for model in registry.models.values():
+            for feature in model.features:
+                users.setdefault(feature.split(".", 1)[0].strip(), set()).add(model.name)
         for name in registry.view_names():
             view = registry.view(name)
             versions = tuple(sorted(registry.versions(name)))
-            self.views[name] = view_entry(view, versions)
+            self.views[name] = view_entry(view, versions, tuple(sorted(users.get(name, ()))))
         self._view_text = {name: _text(v.name, v.entity, *v.keys, v.owner, *v.tags, v.description, v.model)
                            for name, v in self.views.items()}
         self._features = [(f, _text(f.name, f.data_type, f.description))

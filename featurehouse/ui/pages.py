@@ -9,8 +9,10 @@ from typing import Protocol
 from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from featurehouse.ui.catalog import PER_PAGE, CatalogIndex, ViewEntry
+from featurehouse.ui.graph import Node, dbt_node, lineage_svg
 
 
 class Links(Protocol):
@@ -114,7 +116,12 @@ class Renderer:
 
     def view(self, links: Links, view: ViewEntry, freshness: FreshnessPanel | None = None,
              signed_in: bool = False) -> str:
-        return self._render("view.html", links, signed_in, view=view, freshness=freshness, query="")
+        picture = lineage_svg([dbt_node(u) for u in view.upstream], Node(view.name, "view"),
+                              [Node(f"{m} (model)", "exposure") for m in view.used_by],
+                              f"Lineage of {view.name}: {len(view.upstream)} upstream dbt nodes, "
+                              f"{len(view.used_by)} models using it")
+        return self._render("view.html", links, signed_in, view=view, freshness=freshness, query="",
+                            lineage=Markup(picture))  # built by graph.py, every name escaped there
 
     def health(self, links: Links, panels: dict[str, FreshnessPanel], source: str, signed_in: bool = False) -> str:
         """Every view's freshness on one page, breaches first: what a team puts on a screen."""
