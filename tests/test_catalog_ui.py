@@ -137,7 +137,9 @@ def test_an_unknown_view_is_a_404_that_searches_for_it(online):
     assert page.status_code == 404 and "merchant_risk" in page.text
 
 
-def test_the_catalog_is_behind_the_api_s_tokens(online):
+@pytest.fixture
+def tokens(online) -> tuple[str, str]:
+    """(a read token, a push-only token), live in the online store as `featurehouse token create` leaves them."""
     from featurehouse.access.tokens import new_token
     from featurehouse.clock import utc_now
 
@@ -145,6 +147,11 @@ def test_the_catalog_is_behind_the_api_s_tokens(online):
     pusher, push_record = new_token("loader", "push", timedelta(hours=1), utc_now())
     for r in (record, push_record):
         online.client.hset("fh:tokens", r.token_id, r.online_value())
+    return reader, pusher
+
+
+def test_the_catalog_is_behind_the_api_s_tokens(online, tokens):
+    reader, pusher = tokens
     with ui_client(online, auth="token") as http:
         refused = http.get("/ui", follow_redirects=False)
         allowed = http.get("/ui", headers={"Authorization": f"Bearer {reader}"})
@@ -154,14 +161,8 @@ def test_the_catalog_is_behind_the_api_s_tokens(online):
     assert no_read.status_code == 403 and "needs scope read" in no_read.text
 
 
-def test_a_browser_signs_in_with_a_token_kept_in_a_cookie_that_only_the_catalog_accepts(online):
-    from featurehouse.access.tokens import new_token
-    from featurehouse.clock import utc_now
-
-    reader, record = new_token("analyst", "read", timedelta(hours=1), utc_now())
-    pusher, push_record = new_token("loader", "push", timedelta(hours=1), utc_now())
-    for r in (record, push_record):
-        online.client.hset("fh:tokens", r.token_id, r.online_value())
+def test_a_browser_signs_in_with_a_token_kept_in_a_cookie_that_only_the_catalog_accepts(online, tokens):
+    reader, pusher = tokens
     with ui_client(online, auth="token") as http:
         assert http.get("/ui/api/search", params={"q": "x"}, follow_redirects=False).status_code == 401  # JSON: no redirect
         form = http.get("/ui/login", params={"next": "/ui/views/merchant_risk"})
