@@ -146,6 +146,7 @@ class ReplicaRouter:
         self._async_clients: dict[str, Any] = {}
         self._map_read_at = self.clock()
         self._pool: ThreadPoolExecutor | None = None  # the probe's calls, one node each
+        self._mapping: Any = None  # the slot map being read again (a Future), if any
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if probe:
@@ -216,9 +217,7 @@ class ReplicaRouter:
 
     def _each(self, calls: list[tuple[Callable[[str, Any], bool], str, Any]]) -> list[bool]:
         """Run the probe calls at once; one that raises (a node down, slow, or answering oddly) is False."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=PROBE_THREADS, thread_name_prefix="featurehouse-replica-probe")
-        futures = [self._pool.submit(call, name, node) for call, name, node in calls]
+        futures = [self._executor().submit(call, name, node) for call, name, node in calls]
         out = []
         for future in futures:
             try:
@@ -228,10 +227,22 @@ class ReplicaRouter:
         return out
 
     def _refresh_map(self) -> None:
-        """Read the slot map again (CLUSTER SLOTS), as redis-py does after a MOVED: the probe never gets one."""
+        """Read the slot map again (CLUSTER SLOTS), as redis-py does after a MOVED: the probe never gets one.
+        On a thread of the pool, not waited for: redis-py asks its start-up nodes with the client's own
+        timeouts (none by default), so a frozen node would hold the probe, and every proof with it."""
+        if self._mapping is not None and not self._mapping.done():
+            return  # one reading at a time: the last one still waits on a node
+        self._map_read_at = self.clock()
+        self._mapping = self._executor().submit(self._read_map)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=PROBE_THREADS, thread_name_prefix="featurehouse-replica-probe")
+        return self._pool
+
+    def _read_map(self) -> None:
         from redis.exceptions import RedisClusterException
 
-        self._map_read_at = self.clock()
         manager = self.client.nodes_manager
         try:
             if "disconnect_startup_nodes_pools" in inspect.signature(manager.initialize).parameters:

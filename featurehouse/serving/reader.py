@@ -280,10 +280,13 @@ class AsyncOnlineReader(_Cached):
 
     async def get(self, entity_type: str, ids: Sequence[str], names: Sequence[str] | None = None,
                   model: str | None = None, principal: str | None = None) -> list[FeatureVector]:
-        await self.refresh_if_due()
+        if self._due():  # checked here first: no coroutine on the hot path unless a refresh is due
+            await self.refresh_if_due()
         plan, keys = self._prepare(entity_type, ids, names, model, principal)
         near = self.near_cache
         if near is None:
+            if self.replicas is None:  # the common case: one coroutine to Redis, as before replica reads existed
+                return self._vectors(plan, ids, await self._fetch(plan, keys), model)
             replies, behind = await self._read(plan, keys)
             return self._vectors(plan, ids, replies, model, behind)
         replies, missing, behind = near.lookup_aged(plan, keys)
