@@ -192,7 +192,7 @@ def test_the_static_export_opens_from_disk_and_its_search_gives_the_server_s_res
     accessible(page)
     assert page.locator("#owner").inner_text() == "shop-team"
     assert page.locator("#freshness-status").inner_text() == "ok"
-    assert "from the same check as `featurehouse freshness`" in page.locator(".health").inner_text()
+    assert "from the same check as featurehouse freshness" in page.locator(".health").inner_text()
     page.close()
 
 

@@ -100,6 +100,17 @@ def test_the_catalog_lists_views_and_finds_features(online):
     assert home.headers["content-security-policy"].startswith("default-src 'none'")
 
 
+def test_the_json_search_pages_to_an_empty_end_and_refuses_a_page_out_of_range(online):
+    with ui_client(online) as http:
+        last = http.get("/ui/api/search", params={"q": "merchant", "per_page": 2, "page": 2}).json()
+        past = http.get("/ui/api/search", params={"q": "merchant", "per_page": 2, "page": 3}).json()
+        bad = [http.get("/ui/api/search", params=p) for p in ({"page": 0}, {"page": "abc"}, {"per_page": 0},
+                                                              {"per_page": 100_000})]
+    assert (len(last["features"]), last["pages"]) == (1, 2)
+    assert past["features"] == [] and past["page"] == 3
+    assert [r.status_code for r in bad] == [422] * 4 and "per_page must be from 1 to 500" in bad[3].text
+
+
 def test_a_view_page_shows_owner_slo_version_and_live_freshness(online):
     registry = shop_registry()
     view = registry.view("merchant_risk")
@@ -117,6 +128,18 @@ def test_a_view_page_shows_owner_slo_version_and_live_freshness(online):
     assert (status(never), status(fresh), status(stale)) == ("breach", "ok", "breach")
     assert "sync lags 1.0h (SLO 15.0m)" in stale  # the words of `featurehouse freshness`
     assert view.description and "Merchant &lt;b&gt;risk&lt;/b&gt; signals" in fresh  # text, never markup
+
+
+def test_live_freshness_judges_the_age_of_the_newest_event_written_as_the_guard_does(online):
+    """A sync that runs on time but finds only old data: its lag is fine, the data is not. The live page
+    says breach with the guard's own words, from the newest event time the sync wrote."""
+    with ui_client(online) as http:
+        online.mark_synced("merchant_risk", 1, time.time() - 30)
+        online.mark_newest_event("merchant_risk", 1, time.time() - 7200)  # two hours old, SLO 15 minutes
+        time.sleep(1.05)
+        page = http.get("/ui/views/merchant_risk").text
+    assert 'id="freshness-status">breach<' in page
+    assert "newest event is 2.0h old (SLO 15.0m)" in page
 
 
 def test_the_health_page_puts_breaches_first_and_counts_each_status(online):
@@ -175,8 +198,11 @@ def test_a_browser_signs_in_with_a_token_kept_in_a_cookie_that_only_the_catalog_
         forged = http.post("/ui/login", data={"token": reader}, headers={"origin": "https://evil.example"},
                            follow_redirects=False)
         assert forged.status_code == 403
-        away = http.post("/ui/login", data={"token": reader, "next": "https://evil.example/"}, follow_redirects=False)
-        assert away.status_code == 303 and away.headers["location"] == "/ui"  # never to another site
+        for elsewhere, lands in [("https://evil.example/", "/ui"), ("//evil.example/ui", "/ui"),  # never another site
+                                 ("/ui/../docs", "/ui"), ("/ui/views/%2e%2e/%2e%2e/openapi.json", "/ui"),  # nor route
+                                 ("/ui/views/merchant_risk?x=1#f-txn_count_30d", "/ui/views/merchant_risk?x=1#f-txn_count_30d")]:
+            away = http.post("/ui/login", data={"token": reader, "next": elsewhere}, follow_redirects=False)
+            assert away.status_code == 303 and away.headers["location"] == lands, elsewhere
         signed = http.post("/ui/login", data={"token": reader, "next": "/ui/views/merchant_risk"},
                            follow_redirects=False)
         assert signed.status_code == 303 and signed.headers["location"] == "/ui/views/merchant_risk"
@@ -187,6 +213,7 @@ def test_a_browser_signs_in_with_a_token_kept_in_a_cookie_that_only_the_catalog_
         assert page.status_code == 200 and "Sign out" in page.text
         api = http.get("/v1/features/merchant/1", params={"names": "merchant_risk.txn_count_30d"})
         assert api.status_code == 401  # the cookie opens the catalog, never the API
+        assert http.post("/ui/logout", headers={"origin": "https://evil.example"}, follow_redirects=False).status_code == 403
         out = http.post("/ui/logout", follow_redirects=False)
         assert out.status_code == 303 and 'fh_ui=""' in out.headers["set-cookie"]
 
@@ -209,8 +236,13 @@ def test_the_export_is_files_that_link_to_each_other(tmp_path):
     assert 'href="../static/ui.css"' in risk and 'id="freshness-status">breach<' in risk
     assert "as of 2026-12-02 10:00 UTC" in risk
     for page in tmp_path.rglob("*.html"):  # every link in the site leads to a file of the site
-        for target in re.findall(r'(?:href|src)="([^"#?]+)', page.read_text()):
+        for target in re.findall(r'(?:href|src)="(?!data:)([^"#?]+)', page.read_text()):
             assert (page.parent / target).resolve().is_file(), f"{page.name} links to missing {target}"
+    (tmp_path / "views" / "ghost.html").write_text("a view since removed")
+    export_site(CatalogIndex(shop_registry()), tmp_path, {}, "shop", "later", per_page=50)  # a smaller catalog
+    files = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.html")}
+    assert "views/ghost.html" not in files and "index-2.html" not in files and "views/v0001.html" not in files
+
 
 
 def test_a_view_page_draws_its_lineage_from_dbt_sources_to_the_models_using_it(online):

@@ -93,6 +93,17 @@ def test_sync_makes_the_online_store_equal_the_warehouse_latest(feature_store, w
     assert_online_equals_latest(feature_store, rows)
 
 
+def test_a_sync_marks_the_newest_event_it_wrote_for_serving_to_judge_the_data_s_age(feature_store, warehouse, online):
+    from featurehouse.clock import epoch_seconds
+    from featurehouse.online.keys import MATERIALIZER
+
+    rows = history(3)
+    load(warehouse, rows)
+    feature_store.sync()
+    newest = float(online.client.hget(MATERIALIZER, "card_stats@1:newest_event"))
+    assert newest == pytest.approx(epoch_seconds(max(r["event_time"] for r in rows)))
+
+
 def test_a_large_duckdb_table_is_read_in_parts_and_written_as_a_whole_read_would_be(feature_store, warehouse,
                                                                                       monkeypatch):
     """On DuckDB a sync ranks a large table in parts by key hash (its window then holds a part's rows,

@@ -200,6 +200,8 @@ class OnlineStore(Protocol):
 
     def mark_writing(self, view: str, version: int, at: float) -> None: ...
 
+    def mark_newest_event(self, view: str, version: int, at: float) -> None: ...
+
     def last_synced(self, view: str, version: int) -> float | None: ...
 
     def store_id(self) -> str: ...
@@ -388,6 +390,11 @@ class RedisOnlineStore:
         """When a sync of view@version started writing (epoch seconds), set before its first write: a
         restore that rolls back the writes of a sync that never finished moves it back."""
         self.client.fcall("fh_mark_max", 1, MATERIALIZER, f"{view}@{version}:writing_at", f"{at:.6f}")
+
+    def mark_newest_event(self, view: str, version: int, at: float) -> None:
+        """The newest event time (epoch seconds) a sync or the stream has written for view@version: what a
+        serving worker, which never opens the warehouse, can tell of the data's own age (it only moves forward)."""
+        self.client.fcall("fh_mark_max", 1, MATERIALIZER, f"{view}@{version}:newest_event", f"{at:.6f}")
 
     def last_synced(self, view: str, version: int) -> float | None:
         value = self.client.hget(MATERIALIZER, f"{view}@{version}:synced_at")

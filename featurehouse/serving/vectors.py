@@ -98,6 +98,7 @@ class Freshness:
     synced_at: dict[str, float] = field(default_factory=dict)
     streamed_at: dict[str, float] = field(default_factory=dict)  # when the consumer last applied pushed rows
     writing_at: dict[str, float] = field(default_factory=dict)  # when the last sync started writing
+    newest_event: dict[str, float] = field(default_factory=dict)  # the newest event time sync or stream has written
     # views whose sync or stream mark went back (the store was restored from an older state or lost writes):
     # their values are served `unverified` until a sync repairs them
     unverified: frozenset[str] = frozenset()
@@ -106,14 +107,14 @@ class Freshness:
     def from_hash(cls, materializer: dict) -> "Freshness":
         """Parse the online store's `fh:materializer` hash (`<view>@<N>:<what>` -> seconds)."""
         state: dict[str, dict[str, float]] = {"stream_lag_s": {}, "stream_checked_at": {}, "synced_at": {},
-                                              "streamed_at": {}, "writing_at": {}}
+                                              "streamed_at": {}, "writing_at": {}, "newest_event": {}}
         for k, v in materializer.items():
             k = k.decode() if isinstance(k, bytes) else k
             view, _, what = k.rpartition(":")
             if what in state:
                 state[what][view] = float(v)
         return cls(state["stream_lag_s"], state["stream_checked_at"], state["synced_at"], state["streamed_at"],
-                   state["writing_at"])
+                   state["writing_at"], state["newest_event"])
 
     def materialized(self, view: str) -> bool:
         return view in self.stream_checked_at or view in self.synced_at

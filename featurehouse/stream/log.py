@@ -358,6 +358,7 @@ class StreamConsumer:
             self.online.mark_streamed(view.name, view.version, epoch_seconds(utc_now()))
             result = self.online.write(view, rows)
             written, skipped = result.written, result.skipped_older
+            self.online.mark_newest_event(view.name, view.version, max(epoch_seconds(r.event_time) for r in rows))
             late = self._forgotten(view, [e for e, _ in kept], rows)
             if late:  # forgotten while this batch was applied: undone, as forget would have
                 self._undo(view, late, rows, ids)

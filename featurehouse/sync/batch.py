@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from featurehouse.clock import EPOCH, epoch_seconds, naive_utc_value, utc_now
 from featurehouse.offline.point_in_time import view_sources
@@ -158,6 +159,7 @@ def _copy(warehouse: Warehouse, online: OnlineStore, view: FeatureView, plan: Sy
     read_after = plan.read_after if view.created_at and plan.mode == "incremental" else None
     parts = read_parts(warehouse, view)
     estimate = 0  # rows the whole read will give, estimated from the parts read so far (for progress)
+    newest = None  # the newest event time read
 
     def write(items: list) -> WriteResult:
         return online.write_encoded(view, items, version=plan.version, batch_size=500, restate=restate)
@@ -192,6 +194,9 @@ def _copy(warehouse: Warehouse, online: OnlineStore, view: FeatureView, plan: Sy
                 coming = reader.submit(fetch, index + 1) if index + 1 < parts else None
                 before = run.rows_read
                 run.rows_read += table.num_rows
+                if table.num_rows:
+                    part_newest = pc.call_function("max", [table.column(len(view.entity.keys))]).as_py()  # __fh_event_time
+                    newest = part_newest if newest is None or part_newest > newest else newest
                 estimate = max(run.rows_read, run.rows_read * parts // (index + 1))
                 if table.num_rows and not before:  # before the first write (serving's `unverified`: reader.py)
                     online.mark_writing(view.name, plan.version, epoch_seconds(utc_now()))
@@ -206,6 +211,8 @@ def _copy(warehouse: Warehouse, online: OnlineStore, view: FeatureView, plan: Sy
                 del table
             while pending:
                 count(pending.popleft())
+            if newest is not None:  # what serving can tell of the data's age without the warehouse
+                online.mark_newest_event(view.name, plan.version, epoch_seconds(naive_utc_value(newest)))
         except BaseException:
             for future, _ in pending:
                 future.cancel()

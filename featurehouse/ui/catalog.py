@@ -110,12 +110,13 @@ class CatalogIndex:
     def view_page(self, page: int = 1, per_page: int = PER_PAGE) -> Page:
         return _paged(sorted(self.views.values(), key=lambda v: v.name), page, per_page)
 
-    def search(self, query: str, page: int = 1, per_page: int = PER_PAGE) -> Page:
-        """The features matching every word of `query`, by view then feature name."""
+    def search(self, query: str, page: int = 1, per_page: int = PER_PAGE, clamp: bool = True) -> Page:
+        """The features matching every word of `query`, by view then feature name; past the last page,
+        the last page (`clamp`, for a person) or nothing (for a program paging until the end)."""
         words = query.lower().split()
         hits = [f for f, own in self._features
                 if all(w in own or w in self._view_text[f.view] for w in words)]
-        return _paged(hits, page, per_page)
+        return _paged(hits, page, per_page, clamp)
 
     def matching_views(self, query: str) -> list[ViewEntry]:
         """Views whose own text holds every word (shown above the features: a team's or a tag's views)."""
@@ -135,8 +136,8 @@ def _text(*parts: str) -> str:
     return " ".join(p.lower() for p in parts if p)
 
 
-def _paged(items: list, page: int, per_page: int) -> Page:
+def _paged(items: list, page: int, per_page: int, clamp: bool = True) -> Page:
     pages = max(1, math.ceil(len(items) / per_page))
-    page = min(max(1, page), pages)
+    page = min(max(1, page), pages) if clamp else max(1, page)
     start = (page - 1) * per_page
     return Page(tuple(items[start:start + per_page]), len(items), page, pages)

@@ -21,13 +21,17 @@ def export_site(index: CatalogIndex, out: Path, freshness: dict[str, FreshnessPa
     renderer = Renderer(index, project, generated_at)
     (out / "views").mkdir(parents=True, exist_ok=True)
     (out / "static").mkdir(exist_ok=True)
+    # pages of an earlier export that this one does not write (a view since removed, fewer index pages)
+    # would stay published: the site's own files go first, anything else in the folder stays
+    for old in [*out.glob("index*.html"), *(out / "views").glob("*.html")]:
+        old.unlink()
     top, below = StaticLinks(""), StaticLinks("../")
     pages = index.view_page(1, per_page).pages
     for number in range(1, pages + 1):
         html = renderer.catalog(top, "", number, per_page)
         (out / ("index.html" if number == 1 else f"index-{number}.html")).write_text(html, encoding="utf-8")
     (out / "search.html").write_text(renderer.static_search(top), encoding="utf-8")
-    source = (f"as of {generated_at}, from the same check as `featurehouse freshness`" if freshness
+    source = (f"as of {generated_at}, from the same check as featurehouse freshness" if freshness
               else "this export was made without freshness (featurehouse docs generate --no-health)")
     (out / "health.html").write_text(renderer.health(top, freshness, source), encoding="utf-8")
     for name, view in index.views.items():

@@ -14,8 +14,8 @@ from featurehouse.ui.pages import FreshnessPanel
 if TYPE_CHECKING:  # the check's rows: a serving worker, which renders from marks alone, never imports the guards
     from featurehouse.guard.freshness import ViewFreshness
 
-LIVE = ("live, from the online store's materializer marks (the lag serving judges staleness by); the "
-        "warehouse's newest event is checked by `featurehouse freshness`")
+LIVE = ("live, from the online store's marks: the newest event its sync or stream wrote, and its "
+        "materializers' lag, judged by the rule of featurehouse freshness (which also reads the warehouse)")
 
 
 def from_check(row: ViewFreshness, as_of: str) -> FreshnessPanel:
@@ -28,18 +28,28 @@ def from_check(row: ViewFreshness, as_of: str) -> FreshnessPanel:
     if row.slo_s is not None:
         parts.append(f"SLO {human_duration(row.slo_s)}")
     return FreshnessPanel(row.status.replace(" ", "-"), "; ".join(parts) or "no data yet", tuple(row.reasons),
-                          f"as of {as_of}, from the same check as `featurehouse freshness`")
+                          f"as of {as_of}, from the same check as featurehouse freshness")
 
 
 def from_marks(view: FeatureView, marks: Freshness, now_s: float) -> FreshnessPanel:
-    """Live, from the materializer marks in the online store."""
+    """Live, from the online store's marks: the age of the newest event written (as `featurehouse freshness`
+    judges the warehouse's newest event) and the materializers' lag, with the check's own words."""
     if not view.online:
         return FreshnessPanel("unknown", "not served online: no materializer to watch", (), LIVE)
-    lag, _, reason = materializer_lag(view, marks, now_s)
+    lag, _, lagging = materializer_lag(view, marks, now_s)
     slo = view.freshness_slo.total_seconds() if view.freshness_slo else None
-    parts = ["never synced or streamed to the online store" if lag is None
-             else f"materializers lag {human_duration(lag)}"]
+    newest = marks.newest_event.get(view.versioned_name)
+    age = None if newest is None else max(0.0, now_s - newest)
+    parts, reasons = [], []
+    if age is not None:
+        parts.append(f"newest event {human_duration(age)} old")
+        if slo is not None and age > slo:
+            reasons.append(f"newest event is {human_duration(age)} old (SLO {human_duration(slo)})")
+    parts.append("never synced or streamed to the online store" if lag is None
+                 else f"materializers lag {human_duration(lag)}")
+    if lagging:
+        reasons.append(lagging)
     if slo is not None:
         parts.append(f"SLO {human_duration(slo)}")
-    status = "no-slo" if slo is None else "breach" if reason else "ok"
-    return FreshnessPanel(status, "; ".join(parts), (reason,) if reason else (), LIVE)
+    status = "no-slo" if slo is None else "breach" if reasons else "ok"
+    return FreshnessPanel(status, "; ".join(parts), tuple(reasons), LIVE)

@@ -105,11 +105,12 @@ class Renderer:
                                                       generated_at=self.generated_at, signed_in=signed_in, **context)
 
     def catalog(self, links: Links, query: str = "", page: int = 1, per_page: int = PER_PAGE,
-                signed_in: bool = False) -> str:
-        """The views (no query) or the features matching the query, a page at a time."""
+                signed_in: bool = False, missing: str | None = None) -> str:
+        """The views (no query) or the features matching the query, a page at a time; `missing`: the view
+        a link asked for that does not exist (the page then searches for its name)."""
         query = query.strip()
         if query:
-            return self._render("catalog.html", links, signed_in, query=query,
+            return self._render("catalog.html", links, signed_in, query=query, missing=missing,
                                 page=self.index.search(query, page, per_page), views=self.index.matching_views(query))
         return self._render("catalog.html", links, signed_in, query="", page=self.index.view_page(page, per_page),
                             views=[])

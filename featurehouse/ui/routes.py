@@ -5,10 +5,11 @@ store's marks, a JSON search for scripts, and the stylesheet. Behind the API's o
 
 from __future__ import annotations
 
+import posixpath
 import time
 from importlib import resources
 from typing import Awaitable, Callable
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -69,8 +70,8 @@ def ui_routes(registry: Registry, marks: Callable[[], Awaitable[Freshness]], aut
         r = renderer()
         entry = r.index.views.get(request.path_params["name"])
         if entry is None:
-            return HTMLResponse(r.catalog(links, request.path_params["name"], signed_in=_signed_in(request)),
-                                status_code=404, headers=HEADERS)
+            return HTMLResponse(r.catalog(links, request.path_params["name"], signed_in=_signed_in(request),
+                                          missing=request.path_params["name"]), status_code=404, headers=HEADERS)
         panel = from_marks(registry.view(entry.name, entry.version), await marks(), time.time())
         return HTMLResponse(r.view(links, entry, panel, signed_in=_signed_in(request)), headers=HEADERS)
 
@@ -109,14 +110,22 @@ def ui_routes(registry: Registry, marks: Callable[[], Awaitable[Freshness]], aut
         return out
 
     async def logout(request: Request) -> Response:
+        if not _same_origin(request):
+            return HTMLResponse("sign-out refused: the form was posted from another site", status_code=403,
+                                headers=HEADERS)
         out = RedirectResponse("/ui/login", status_code=303)
         out.delete_cookie(UI_COOKIE, path="/ui", httponly=True, samesite="strict", secure=_https(request))
         return out
 
     async def search(request: Request) -> Response:
-        """The catalog's search as JSON: features matching every word of `q`, a page at a time."""
-        page = renderer().index.search(request.query_params.get("q", ""), _page(request),
-                                       _whole(request.query_params.get("per_page"), PER_PAGE, 500))
+        """The catalog's search as JSON: features matching every word of `q`, a page at a time; a page past
+        the last is empty (a client pages until it is), and a page or size out of range is a 422."""
+        try:
+            number = _strict(request.query_params.get("page"), 1, "page", 1, 1_000_000)
+            size = _strict(request.query_params.get("per_page"), PER_PAGE, "per_page", 1, 500)
+        except ValueError as e:
+            return JSONResponse({"error": "bad_request", "detail": str(e)}, status_code=422)
+        page = renderer().index.search(request.query_params.get("q", ""), number, size, clamp=False)
         return JSONResponse({"total": page.total, "page": page.page, "pages": page.pages,
                              "features": [{"name": f.name, "view": f.view, "version": f.version,
                                            "data_type": f.data_type, "description": f.description}
@@ -140,10 +149,16 @@ def _signed_in(request: Request) -> bool:
 
 
 def _next(path: str | None) -> str:
-    """Where sign-in leads back to: a catalog page of this server, never another site."""
-    if path and (path == "/ui" or path.startswith("/ui/")) and "//" not in path and "\\" not in path:
-        return path
-    return "/ui"
+    """Where sign-in leads back to: a catalog page of this server, never another site nor another route
+    (`/ui/../docs` is /docs: the path is read as a browser reads it before it is judged)."""
+    if not path or "\\" in path or "//" in path or not path.startswith("/ui"):
+        return "/ui"
+    route, _, fragment = path.partition("#")
+    route, sep, query = route.partition("?")
+    normal = posixpath.normpath(unquote(route))
+    if normal != "/ui" and not normal.startswith("/ui/"):
+        return "/ui"
+    return normal + (sep + query) + ("#" + fragment if fragment else "")
 
 
 def _https(request: Request) -> bool:
@@ -160,6 +175,18 @@ def _same_origin(request: Request) -> bool:
 
 def _page(request: Request) -> int:
     return _whole(request.query_params.get("page"), 1, 1_000_000)
+
+
+def _strict(text: str | None, default: int, name: str, least: int, most: int) -> int:
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number from {least} to {most}, got {text!r}") from None
+    if not least <= value <= most:
+        raise ValueError(f"{name} must be from {least} to {most}, got {value}")
+    return value
 
 
 def _whole(text: str | None, default: int, most: int) -> int:

@@ -10,6 +10,19 @@
   if (box) { box.value = query; }
   var words = query.toLowerCase().split(/\s+/).filter(function (w) { return w.length > 0; });
   if (!words.length) { return; }
+  var views = Object.keys(index.views).sort().filter(function (name) {
+    return words.every(function (w) { return index.views[name].text.indexOf(w) >= 0; });
+  });
+  var list = document.getElementById("view-results");
+  views.forEach(function (name) {
+    var item = document.createElement("li");
+    var link = document.createElement("a");
+    link.href = "views/" + encodeURIComponent(name) + ".html";
+    link.textContent = name;
+    item.appendChild(link);
+    list.appendChild(item);
+  });
+  document.getElementById("views-section").hidden = views.length === 0;
   var hits = index.features.filter(function (f) {
     var view = index.views[f[0]];
     return words.every(function (w) { return f[4].indexOf(w) >= 0 || view.text.indexOf(w) >= 0; });
@@ -25,7 +38,7 @@
     link.textContent = f[0] + "." + f[1];
     head.appendChild(link);
     row.appendChild(head);
-    [f[2], view.entity, view.owner, f[3] || view.description].forEach(function (text, i) {
+    [f[2], view.entity, view.owner, f[3]].forEach(function (text, i) {
       var cell = document.createElement("td");
       if (i === 0) { var code = document.createElement("code"); code.textContent = text; cell.appendChild(code); }
       else { cell.textContent = text; }
