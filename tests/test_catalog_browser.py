@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from featurehouse import FeatureStore
-from featurehouse.online.keys import MATERIALIZER
+from featurehouse.online.keys import MATERIALIZER, entity_key
 from featurehouse.online.store import RedisOnlineStore
 from tests.shop_project import serving, write_project
 
@@ -153,6 +153,72 @@ def test_a_broken_guard_turns_its_view_red(shop, browser, artifacts):
         online.close()
 
 
+@pytest.fixture(scope="module")
+def churn(shop):
+    """A training set recorded from customer_orders and bound to model churn@1, whose deploy check ran."""
+    import pyarrow as pa
+
+    from tests.shop_project import now
+
+    project, url = shop
+    store = FeatureStore(project)
+    store.use_online_store(RedisOnlineStore.from_url(url))
+    spine = pa.table({"customer_id": list(range(1, 21)), "ts": [now()] * 20})
+    ts = store.build_training_set(spine, ["customer_orders.n_small", "customer_orders.n_large"], "ts", name="churn")
+    store.register_model("churn@1", ts.record.training_set_id)
+    assert store.deploy_check("churn@1").ok
+    store.close()
+    return ts.record
+
+
+def test_lineage_leads_from_a_view_to_its_model_version_and_back_and_a_failed_parity_turns_it_red(
+        shop, churn, browser, artifacts):
+    project, url = shop
+    with serving(project, url) as base:
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.goto(f"{base}/ui/views/customer_orders")
+        assert page.locator("#health-status").inner_text() == "ok"
+        page.screenshot(path=str(artifacts / "live-view-lineage.png"), full_page=True)
+        accessible(page)
+        page.locator("svg.lineage").get_by_role("link", name="churn@1 (passed)").click()  # the picture's box links
+        page.wait_for_url("**/ui/models/churn@1")
+        assert page.locator("#verdict").inner_text() == "passed"
+        assert page.locator("#spine-fingerprint").inner_text() == churn.spine_fingerprint
+        page.screenshot(path=str(artifacts / "live-model.png"), full_page=True)
+        accessible(page)
+        page.get_by_role("link", name="customer_orders", exact=True).first.click()  # and back
+        page.wait_for_url("**/ui/views/customer_orders")
+        page.get_by_role("link", name="Models").click()
+        page.wait_for_url("**/ui/models")
+        page.screenshot(path=str(artifacts / "live-models.png"), full_page=True)
+        accessible(page)
+
+        made = featurehouse(project, url, "parity", "-s", "customer_orders")
+        assert made.returncode == 0, made.stderr
+        online = RedisOnlineStore.from_url(url)
+        online.client.delete(entity_key("customer", (4,)))  # the online store lost an entity
+        try:
+            broken = featurehouse(project, url, "parity", "-s", "customer_orders")
+            assert broken.returncode == 1, broken.stdout  # the guard's own verdict
+            page.goto(f"{base}/ui/views/customer_orders")
+            status = page.locator("#health-status")
+            assert status.inner_text() == "failing"
+            assert status.evaluate("e => getComputedStyle(e).color") == "rgb(163, 19, 27)"  # --bad: red
+            assert "parity: 1 of" in page.locator("#health-reasons").inner_text()
+            page.screenshot(path=str(artifacts / "live-view-parity-failing.png"), full_page=True)
+            accessible(page)
+            page.goto(f"{base}/ui/health")
+            tile = page.locator('.tile-status[data-view="customer_orders"]')
+            assert tile.inner_text().lower() == "failing"
+            assert tile.evaluate("e => getComputedStyle(e).color") == "rgb(163, 19, 27)"
+            page.screenshot(path=str(artifacts / "live-health-parity-failing.png"), full_page=True)
+        finally:
+            featurehouse(project, url, "sync", "--full-refresh")
+            featurehouse(project, url, "parity", "-s", "customer_orders")
+            online.close()
+        page.close()
+
+
 def test_the_static_export_opens_from_disk_and_its_search_gives_the_server_s_results(shop, browser, artifacts,
                                                                                     tmp_path):
     from starlette.testclient import TestClient
@@ -193,6 +259,12 @@ def test_the_static_export_opens_from_disk_and_its_search_gives_the_server_s_res
     assert page.locator("#owner").inner_text() == "shop-team"
     assert page.locator("#freshness-status").inner_text() == "ok"
     assert "from the same check as featurehouse freshness" in page.locator(".health").inner_text()
+    if (out / "models" / "churn@1.html").exists():  # the model pages, when a model version is registered
+        page.locator("svg.lineage a").last.click()
+        page.wait_for_load_state()
+        assert page.url.endswith("/models/churn@1.html")
+        page.screenshot(path=str(artifacts / "static-model.png"), full_page=True)
+        accessible(page)
     page.close()
 
 

@@ -142,16 +142,16 @@ def test_live_freshness_judges_the_age_of_the_newest_event_written_as_the_guard_
     assert "newest event is 2.0h old (SLO 15.0m)" in page
 
 
-def test_the_health_page_puts_breaches_first_and_counts_each_status(online):
+def test_the_health_page_puts_failing_views_first_and_counts_each_status(online):
     with ui_client(online) as http:
         before = http.get("/ui/health").text
         online.mark_synced("merchant_risk", 1, time.time() - 60)
         time.sleep(1.05)
         after = http.get("/ui/health").text
     tiles = lambda html: re.findall(r'<span class="tile-status" data-view="([a-z_]+)">([a-z-]+)<', html)  # noqa: E731
-    assert tiles(before) == [("merchant_risk", "breach"), ("merchant_profile", "no-slo")]
-    assert re.search(r'<span class="tally t-breach">1 breach</span>', before)
-    assert tiles(after) == [("merchant_profile", "no-slo"), ("merchant_risk", "ok")]
+    assert tiles(before) == [("merchant_risk", "failing"), ("merchant_profile", "unwatched")]  # never synced
+    assert re.search(r'<span class="tally t-failing">1 failing</span>', before)
+    assert tiles(after) == [("merchant_risk", "ok"), ("merchant_profile", "unwatched")]
 
 
 def test_an_unknown_view_is_a_404_that_searches_for_it(online):
@@ -228,8 +228,8 @@ def test_the_export_is_files_that_link_to_each_other(tmp_path):
     files = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
     assert {"index.html", "index-2.html", "search.html", "health.html", "views/merchant_risk.html", "static/ui.css",
             "static/search.js", "static/search-index.js"} <= files
-    assert written == 2 + 2 + 62
-    assert 'class="tile h-breach"' in (tmp_path / "health.html").read_text()
+    assert written == 2 + 3 + 62  # index pages; search, health and models; a page per view
+    assert 'class="tile v-failing"' in (tmp_path / "health.html").read_text()
     home = (tmp_path / "index.html").read_text()
     assert 'href="views/merchant_risk.html"' in home and 'href="index-2.html"' in home
     risk = (tmp_path / "views" / "merchant_risk.html").read_text()
@@ -263,5 +263,5 @@ def test_a_view_page_draws_its_lineage_from_dbt_sources_to_the_models_using_it(o
                      pages=catalog_pages(registry))
     with TestClient(app) as http:
         page = http.get("/ui/views/merchant_risk").text
-    assert '<svg class="lineage"' in page and "chargeback_model (model)" in page
+    assert '<svg class="lineage"' in page and "chargeback_model (exposure)" in page
     assert re.search(r'<ul id="used-by"><li>chargeback_model</li></ul>', page)

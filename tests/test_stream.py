@@ -119,6 +119,26 @@ def test_lag_is_the_age_of_the_oldest_unapplied_entry(store):
     assert stream_lag(store.online.client, view) == 0.0
 
 
+def test_the_consumer_adds_its_lag_to_the_lag_history_once_a_minute(store):
+    """The catalog's sparkline: a point per minute per view, whatever the consumer's loop rate."""
+    from featurehouse.online.history import STREAM_SAMPLE_EVERY_S, parse_lag_history
+    from featurehouse.online.keys import LAG_HISTORY
+
+    view = store.registry.view("card_velocity")
+    consumer = store.stream_consumer()
+    store.online.client.hdel(LAG_HISTORY, view.versioned_name)
+    store.push("card_velocity", [pushed(1)])
+    consumer._record_lag(view)
+    recorded = stream_lag(store.online.client, view)
+    consumer.run_once()  # its own lag check, within the minute: no second point
+    (point,) = parse_lag_history(store.online.client.hgetall(LAG_HISTORY))[view.versioned_name]
+    assert point.before == point.after == recorded
+    consumer._sampled[view.versioned_name] -= STREAM_SAMPLE_EVERY_S  # a minute later, as the clock would say
+    consumer._record_lag(view)
+    points = parse_lag_history(store.online.client.hgetall(LAG_HISTORY))[view.versioned_name]
+    assert len(points) == 2 and points[-1].after == 0.0  # caught up
+
+
 def test_http_push_accepts_rows_and_names_the_bad_field(store):
     from starlette.testclient import TestClient
 

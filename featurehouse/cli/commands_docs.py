@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -32,15 +33,35 @@ def generate(obj: CliContext, out: Path, no_health: bool) -> None:
     registry = store.registry
     index = CatalogIndex(registry)
     as_of = utc_now().strftime("%Y-%m-%d %H:%M UTC")
-    panels = {}
+    panels, observed, history = {}, None, {}
+    now = time.time()
     if not no_health:
         with obj.console.status("checking freshness (the warehouse and the online store)"):
             rows = store.freshness()
         panels = {r.view: from_check(r, as_of) for r in rows if r.view in index.views}
+        with obj.console.status("reading the guards' results, model versions and promote history"):
+            observed, history = observations(store)
     project = store.project.name if store.project is not None else ""
     try:
-        written = export_site(index, out, panels, project, as_of)
+        written = export_site(index, out, panels, project, as_of, observed=observed, history=history, now_s=now)
     except OSError as e:
         raise FeaturehouseError(f"--out {out}: cannot write the site there: {e.strerror or e}") from None
     obj.console.print(f"wrote {written} pages ({len(index.views)} views, {index.feature_count} features) to {out}; "
                       f"open {out / 'index.html'}", markup=False, highlight=False)
+
+
+def observations(store):
+    """What the guards saw (from the online store, as the live catalog reads it), model versions' training
+    sets completed from the warehouse's records, and each view's promote history (the warehouse's log)."""
+    from featurehouse.catalog import VIEW_VERSIONS
+    from featurehouse.offline.lineage import LineageLog
+    from featurehouse.offline.versions import VersionLog
+    from featurehouse.ui.observed import read_observed, with_training_sets
+
+    observed = read_observed(store.online.client)
+    records = {r.training_set_id: r for r in LineageLog(store.catalog).list_training_sets()} if observed.models else {}
+    history: dict[str, list] = {}
+    if store.catalog.exists(VIEW_VERSIONS):
+        for period in VersionLog(store.catalog).history():  # one query, every view's
+            history.setdefault(period.view, []).append(period)
+    return with_training_sets(observed, records), history

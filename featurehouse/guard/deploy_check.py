@@ -30,6 +30,9 @@ from featurehouse.online.keys import DEPLOY_CHECKS
 from featurehouse.online.store import RedisOnlineStore
 from featurehouse.registry.model import Registry
 
+MAX_STORED_GATES = 500
+EXAMPLE = "; e.g. "  # where a parity gate's detail turns to one entity's values
+
 
 @dataclass
 class Gate:
@@ -112,7 +115,7 @@ def deploy_check(registry: Registry, warehouse: Warehouse, online: RedisOnlineSt
         detail = f"{p.mismatched:,} of {p.compared:,} entities differ ({p.rate:.2%})"
         if worst:
             example = p.examples[worst[0]][0]
-            detail += (f"; e.g. {worst[0]} of entity {example.entity_id}: online {example.online!r}, "
+            detail += (f"{EXAMPLE}{worst[0]} of entity {example.entity_id}: online {example.online!r}, "
                        f"warehouse {example.warehouse!r}")
         report.gates.append(Gate("parity", view.versioned_name,
                                  "fail" if p.rate > thresholds.max_parity_mismatch else "pass", detail))
@@ -135,5 +138,9 @@ def deploy_check(registry: Registry, warehouse: Warehouse, online: RedisOnlineSt
                                  f"PSI {d.psi:.3f} over {d.served:,} served values"))
     online.client.hset(DEPLOY_CHECKS, mv.ref, json.dumps({
         "ok": report.ok, "checked_at": report.checked_at,
-        "failures": [f"{g.gate}: {g.subject}: {g.detail}" for g in report.failures][:20]}))
+        "failures": [f"{g.gate}: {g.subject}: {g.detail}" for g in report.failures][:20],
+        # every gate, for the web catalog's model page and health (skew and drift of the models using a view);
+        # without parity's example, whose entity id and values the catalog's readers may not see
+        "gates": [[g.gate, g.subject, g.status, g.detail.split(EXAMPLE)[0][:500]]
+                  for g in report.gates][:MAX_STORED_GATES]}))
     return report

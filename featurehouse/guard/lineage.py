@@ -119,7 +119,7 @@ def register_model(registry: Registry, catalog: Catalog, online_client, ref: str
     import json
 
     from featurehouse.errors import FeaturehouseError
-    from featurehouse.online.keys import MODEL_VERSIONS
+    from featurehouse.online.keys import MODEL_RECORDS, MODEL_VERSIONS
 
     name, _, version = ref.partition("@")
     if not name or not version:
@@ -141,7 +141,21 @@ def register_model(registry: Registry, catalog: Catalog, online_client, ref: str
         record = LineageLog(catalog).training_set(training_set_id)
         wanted = {f.partition("@")[0] for f in spec.features}
         features = [f for f in record.features if f.rpartition("@")[0] in wanted] or None
-    mv = LineageLog(catalog).register_model(name, version, training_set_id, features, source)
+    log = LineageLog(catalog)
+    mv = log.register_model(name, version, training_set_id, features, source)
     online_client.hset(MODEL_VERSIONS, mv.ref, json.dumps({"features": mv.features,
                                                                  "training_set": mv.training_set_id}))
+    # what the web catalog shows, apart: serving re-reads MODEL_VERSIONS every second, and profiles are large
+    online_client.hset(MODEL_RECORDS, mv.ref, json.dumps({
+        "registered_at": mv.registered_at.isoformat(), "source": mv.source,
+        "training_set_record": training_set_summary(log.training_set(mv.training_set_id))}))
     return mv
+
+
+def training_set_summary(record: TrainingSetRecord) -> dict[str, Any]:
+    """What the web catalog shows of a model version's training set, kept with the version in the online
+    store (a serving worker, which renders the live catalog, never opens the warehouse, where the record is)."""
+    return {"created_at": record.created_at.isoformat(), "name": record.name,
+            "spine_fingerprint": record.spine_fingerprint, "row_count": record.row_count,
+            "entity_timestamp": record.entity_timestamp, "engine": record.engine, "schemas": record.schemas,
+            "transforms": record.transforms, "profile": record.profile}

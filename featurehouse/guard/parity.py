@@ -10,6 +10,7 @@ not a mismatch: the next sync will carry it. Rows past the view's TTL may be gon
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from featurehouse.catalog import Catalog
 from featurehouse.clock import naive_utc_value
 from featurehouse.guard.freshness import last_good_syncs
 from featurehouse.offline.warehouse import Warehouse, utc_now
+from featurehouse.online.history import ParityResult, record_parity
 from featurehouse.registry.model import FeatureView
 from featurehouse.sync.latest import latest_values_sql
 
@@ -142,4 +144,22 @@ def check_parity(warehouse: Warehouse, online, view: FeatureView, sample: int | 
                     result.add(Mismatch(f"{view.name}.{column}", entity_id(view, key), online_value, offline_value,
                                         "value"))
             result.mismatched += differs
+    _remember(online, result)
     return result
+
+
+def _remember(online, result: ViewParity) -> None:
+    """The check's counts for the web catalog's health (featurehouse/online/history.py); a store that
+    refuses them costs the catalog its parity tile, never the check's result."""
+    import redis
+
+    # counts and feature names only: the catalog shows every view's page to every reader, values and entity
+    # ids of restricted views included, so it is never told either
+    worst = sorted(result.per_feature.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+    example = ", ".join(f"{n:,} missing online" if feature.endswith(".<entity>") else f"{feature} differs for {n:,}"
+                        for feature, n in worst)
+    try:
+        record_parity(online.client, ParityResult(result.versioned_name, time.time(), result.compared,
+                                                  result.mismatched, result.missing_online, result.pending, example))
+    except (redis.RedisError, AttributeError):
+        pass

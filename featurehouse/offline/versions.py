@@ -56,7 +56,8 @@ class VersionLog:
             self.catalog.insert(VIEW_VERSIONS, row)
         return previous
 
-    def history(self, view: str) -> list[VersionPeriod]:
-        rows = self.catalog.rows(VIEW_VERSIONS, {"view": view}, order_by=("active_from",))
+    def history(self, view: str | None = None) -> list[VersionPeriod]:
+        """The view's periods (every view's, with None), oldest first."""
+        rows = self.catalog.rows(VIEW_VERSIONS, {"view": view} if view is not None else None, order_by=("active_from",))
         return [VersionPeriod(r["view"], r["version"], json.loads(r["schema"]), r["transform_ref"],
                               r["active_from"], r["active_until"]) for r in rows]

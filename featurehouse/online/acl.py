@@ -32,7 +32,16 @@ from dataclasses import dataclass
 from typing import Iterable, Literal, Sequence
 
 from featurehouse.errors import FeaturehouseError
-from featurehouse.online.keys import ACTIVE_VERSIONS, DEPLOY_CHECKS, LAYOUTS, MATERIALIZER, MODEL_VERSIONS
+from featurehouse.online.keys import (
+    ACTIVE_VERSIONS,
+    DEPLOY_CHECKS,
+    GUARD_RESULTS,
+    LAG_HISTORY,
+    LAYOUTS,
+    MATERIALIZER,
+    MODEL_RECORDS,
+    MODEL_VERSIONS,
+)
 
 # Keys named elsewhere (tests check these against their sources: importing those modules here would
 # load pyarrow and sqlglot for a command that prints text).
@@ -122,7 +131,8 @@ def serving_grants(definitions: bool = True, push: bool = False) -> tuple[Grant,
         Grant("+fcall_ro", "vectors of many entities in one call: fh_hmget_many, flagged no-writes; its HMGETs run "
                            "under this user's rules (it cannot call the library's writing functions)"),
         Grant("+hgetall", "the state hashes, re-read once a second: active versions, layouts, materializer marks, "
-                          "model versions, deploy checks, live tokens; /metrics lag; pending definitions"),
+                          "model versions, deploy checks, live tokens; /metrics lag; pending definitions; the web "
+                          "catalog's model records, parity results and lag history (when a page asks)"),
         Grant("+get", f"the audit pseudonym key ({AUDIT_KEY})"),
         Grant("+xadd", f"appending served-vector samples ({SERVED_STREAM}) and audit events ({AUDIT_STREAM})"
                        + ("; pushed rows (serve's push route)" if push else "")),
@@ -141,6 +151,9 @@ def serving_grants(definitions: bool = True, push: bool = False) -> tuple[Grant,
         Grant(f"%R~{MATERIALIZER}", "sync and stream marks (staleness, rolled-back stores): read"),
         Grant(f"%R~{MODEL_VERSIONS}", "registered model versions' features: read"),
         Grant(f"%R~{DEPLOY_CHECKS}", "the last deploy check of each model version: read"),
+        Grant(f"%R~{MODEL_RECORDS}", "the web catalog: model versions' training sets (summaries): read"),
+        Grant(f"%R~{GUARD_RESULTS}", "the web catalog: each view's last parity check: read"),
+        Grant(f"%R~{LAG_HISTORY}", "the web catalog: each view's lag over time (sparklines): read"),
         Grant(f"%R~{TOKENS}", "live API tokens (salted hashes) to verify bearer tokens: read"),
         Grant(f"%R~{AUDIT_KEY}", "the audit pseudonym key: read"),
         Grant(f"~{SERVED_STREAM}", "served-vector samples: XADD (a read-write key: it trims the stream)"),

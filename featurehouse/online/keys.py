@@ -25,6 +25,9 @@ def mark_behind(marked: float | None, reference: float) -> bool:
     went back in time (restored, a lagging replica promoted, writes lost)."""
     return marked is None or marked + MARK_TOLERANCE_S < reference
 MODEL_VERSIONS = "fh:model_versions"  # name@version -> {"features": [view.column@N, ...], "training_set": id}
+# name@version -> when it was registered and a summary of its training set (guard/lineage.py): the web catalog's
+# model page (not re-read by serving every second, as MODEL_VERSIONS is)
+MODEL_RECORDS = "fh:model_records"
 DEPLOY_CHECKS = "fh:deploy_checks"  # name@version -> the last deploy check: {"ok", "checked_at", "failures"}
 ACTIVE_VERSIONS = "fh:active_versions"  # view -> the version serving reads, derived from the warehouse's log
 STORE_ID = "fh:store_id"  # this online store's identity: the sync run log is kept per online store
@@ -32,6 +35,11 @@ TOMBSTONES = "fh:tombstones"  # forgotten entities, `col=value;...` -> JSON (syn
 TOKENS = "fh:tokens"  # token id -> its salted hash, principal, scopes, expiry (access/tokens.py); the warehouse holds all
 AUDIT_STREAM = "fh:audit"  # audit events from serving (access/audit.py), landed in featurehouse_audit
 AUDIT_KEY = "fh:audit_key"  # the key that pseudonymises entity ids in audit events
+# view@N -> JSON list of [at, lag before, lag after] (epoch s, s): what the materializers' lag was, a point per
+# sync and one a minute of the stream consumer (the catalog's sparkline; history.py)
+LAG_HISTORY = "fh:lag_history"
+# "parity:<view>@<N>" -> the last parity check of view@N (featurehouse parity, deploy-check): the catalog's health
+GUARD_RESULTS = "fh:guard_results"
 LAYOUTS = "fh:layouts"  # view@N -> {"columns": [...], "types": [...]}: the order of its stored arrays (layout.py)
 _ESCAPES = {"%": "%25", "|": "%7C", "{": "%7B", "}": "%7D"}
 

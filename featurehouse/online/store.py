@@ -15,6 +15,7 @@ from featurehouse.online.cluster_calls import per_node
 from featurehouse.online.codec import decode_values, encode_values, from_micros, to_micros
 from featurehouse.online.connect import client_from_url, cluster_node_error, is_cluster
 from featurehouse.online.embedded import EmbeddedRedis, project_server_dir
+from featurehouse.online.history import record_lag_sample
 from featurehouse.online.keys import ACTIVE_VERSIONS, LAYOUTS, MATERIALIZER, STORE_ID, entity_key, time_field, value_field
 from featurehouse.online.layout import Layout, parse_layouts
 from featurehouse.registry.model import FeatureView
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 # so concurrent posts cannot pass the cap; a function, not EVAL, so serving's Redis user needs no EVAL).
 # fh_expire: drop a view's value only if it is still the one the retention pass saw, so a newer value
 # written meanwhile by a racing writer stays.
+# fh_sample: append a sample (a JSON array) to the JSON list in a hash field, keeping the newest args[3]:
+# the materializers' lag history (sync and the stream consumer may append at once; neither loses the other's).
 FUNCTIONS = """#!lua name=featurehouse
 redis.register_function('fh_guard', function(keys, args)
   local cur = redis.call('HGET', keys[1], args[2])
@@ -120,6 +123,21 @@ redis.register_function('fh_expire', function(keys, args)
     return 1
   end
   return 0
+end)
+redis.register_function('fh_sample', function(keys, args)
+  local cur = redis.call('HGET', keys[1], args[1])
+  local samples = {}
+  if cur then
+    local ok, decoded = pcall(cjson.decode, cur)
+    if ok and type(decoded) == 'table' then samples = decoded end
+  end
+  table.insert(samples, cjson.decode(args[2]))
+  local keep = tonumber(args[3])
+  local first = math.max(1, #samples - keep + 1)
+  local kept = {}
+  for i = first, #samples do kept[#kept + 1] = samples[i] end
+  redis.call('HSET', keys[1], args[1], cjson.encode(kept))
+  return #kept
 end)
 """
 
@@ -203,6 +221,8 @@ class OnlineStore(Protocol):
     def mark_newest_event(self, view: str, version: int, at: float) -> None: ...
 
     def last_synced(self, view: str, version: int) -> float | None: ...
+
+    def record_lag_sample(self, view: str, version: int, at: float, before: float | None, after: float) -> None: ...
 
     def store_id(self) -> str: ...
 
@@ -395,6 +415,11 @@ class RedisOnlineStore:
         """The newest event time (epoch seconds) a sync or the stream has written for view@version: what a
         serving worker, which never opens the warehouse, can tell of the data's own age (it only moves forward)."""
         self.client.fcall("fh_mark_max", 1, MATERIALIZER, f"{view}@{version}:newest_event", f"{at:.6f}")
+
+    def record_lag_sample(self, view: str, version: int, at: float, before: float | None, after: float) -> None:
+        """One point of view@version's lag history (the catalog's sparkline): at epoch second `at`, the
+        materializer's lag just before it caught up (`before`; None: unknown, a first sync) and just after."""
+        record_lag_sample(self.client, f"{view}@{version}", at, before, after)
 
     def last_synced(self, view: str, version: int) -> float | None:
         value = self.client.hget(MATERIALIZER, f"{view}@{version}:synced_at")

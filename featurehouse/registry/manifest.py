@@ -315,6 +315,8 @@ def view_from_node(
         logic_checksum=logic_checksum(node.get("raw_code") or ""),
         shared_with=parse_grants(model, block.get("shared_with"), teams),
         partial_push=bool(block.get("partial_push", False)),
+        sql=node.get("compiled_code") or node.get("raw_code") or "",
+        sql_compiled=bool(node.get("compiled_code")),
     )
 
 

@@ -122,6 +122,10 @@ class FeatureView:
     # Pushed rows may leave features out (meta.featurehouse.partial_push: true); a feature left out is stored
     # as NULL. Otherwise a pushed row carries every feature (null for a NULL value): stream/rows.py.
     partial_push: bool = False
+    # The model's SQL as dbt compiled it (as written, with `sql_compiled` False, when the manifest has no
+    # compiled code yet: `dbt parse` compiles nothing): the web catalog's view page.
+    sql: str = ""
+    sql_compiled: bool = False
 
     @property
     def logic_ref(self) -> str:

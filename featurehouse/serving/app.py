@@ -212,6 +212,23 @@ class Metrics:
             self.replica_reads.inc(on_replica)
             self.primary_reads.inc(on_primary)
 
+    def value_counts(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Values served per view and null values served per feature since the server started, every worker's
+        (read as a scrape reads them): the web catalog's health."""
+        self.flush()
+        served: dict[str, float] = {}
+        nulls: dict[str, float] = {}
+        for family in self.scrape_registry.collect():
+            into, label = {"featurehouse_values_served": (served, "view"),
+                           "featurehouse_null_values_served": (nulls, "feature")}.get(family.name, (None, ""))
+            if into is None:
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    key = sample.labels.get(label, "")
+                    into[key] = into.get(key, 0.0) + sample.value
+        return served, nulls
+
     def render(self) -> bytes:
         self.flush()
         return generate_latest(self.scrape_registry)
@@ -240,9 +257,9 @@ class _MaterializerLag:
 
 
 def create_app(registry: Registry, config: ServeConfig,
-               pages: Callable[[AsyncOnlineReader, HttpAuth], Sequence[Route]] | None = None) -> ServingApp:
-    """The serving API; `pages` adds routes given the app's reader (the web catalog, featurehouse/ui,
-    which the worker's composition root, featurehouse/serving/asgi.py, mounts)."""
+               pages: Callable[[AsyncOnlineReader, HttpAuth, Metrics], Sequence[Route]] | None = None) -> ServingApp:
+    """The serving API; `pages` adds routes given the app's reader, authentication and metrics (the web
+    catalog, featurehouse/ui, which the worker's composition root, featurehouse/serving/asgi.py, mounts)."""
     # No socket_timeout: redis-py would wrap every read in asyncio.wait_for, a task per call. A slow store
     # is bounded by asyncio.timeout around the request's read instead, which costs a timer, not a task.
     client = async_client_from_url(config.redis_url, socket_connect_timeout=config.timeout_s)
@@ -480,7 +497,7 @@ def create_app(registry: Registry, config: ServeConfig,
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
         Route("/docs/static/{name}", docs_static, methods=["GET"]),
-        *(pages(reader, auth) if pages is not None else ()),
+        *(pages(reader, auth, metrics) if pages is not None else ()),
     ], exception_handlers={404: not_found, 405: not_found}, lifespan=lifespan)
     app.state.reader = reader
     return ServingApp(app, fast_vector, auth, audit, metrics)

@@ -59,6 +59,7 @@ from featurehouse.clock import epoch_seconds, utc_now
 from featurehouse.errors import FeaturehouseError, InfrastructureError, WarehouseUnavailable
 from featurehouse.offline.warehouse import Warehouse
 from featurehouse.online.codec import decode_values, encode_values, from_micros, to_micros
+from featurehouse.online.history import STREAM_SAMPLE_EVERY_S, record_lag_sample
 from featurehouse.online.keys import MATERIALIZER
 from featurehouse.online.store import FUNCTIONS, OnlineRow, RedisOnlineStore
 from featurehouse.registry.model import FeatureView, Relation
@@ -213,6 +214,7 @@ class StreamConsumer:
         self.stats = ConsumerStats()
         self.set_aside: dict[str, str] = {}  # view@N -> why its entries wait (LandingTableMismatch)
         self._key_types: dict[str, tuple[str | None, ...]] = {}  # view@N -> its key types (see _landing_key_types)
+        self._sampled: dict[str, float] = {}  # view@N -> when its lag last went into the lag history (monotonic)
         self._create_groups()
         self._mirror_tombstones()
 
@@ -512,8 +514,13 @@ class StreamConsumer:
         now_ms = time.time() * 1000
         oldest_ms = None if oldest is None else int(_text(oldest).split("-")[0])
         lag = 0.0 if oldest_ms is None else max(0.0, (now_ms - oldest_ms) / 1000)
+        now = time.time()
         self.client.hset(MATERIALIZER, mapping={f"{view.versioned_name}:stream_lag_s": f"{lag:.3f}",
-                                                f"{view.versioned_name}:stream_checked_at": f"{time.time():.3f}"})
+                                                f"{view.versioned_name}:stream_checked_at": f"{now:.3f}"})
+        last = self._sampled.get(view.versioned_name)
+        if last is None or time.monotonic() - last >= STREAM_SAMPLE_EVERY_S:  # the catalog's sparkline
+            self._sampled[view.versioned_name] = time.monotonic()
+            record_lag_sample(self.client, view.versioned_name, now, lag, lag)
 
 
 def stream_lag(client: redis.Redis, view: FeatureView) -> float | None:

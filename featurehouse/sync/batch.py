@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import redis
 
 from featurehouse.clock import EPOCH, epoch_seconds, naive_utc_value, utc_now
 from featurehouse.offline.point_in_time import view_sources
@@ -21,6 +23,8 @@ from featurehouse.registry.model import FeatureView, Relation
 from featurehouse.sync.forget import Tombstones
 from featurehouse.sync.latest import latest_values_sql, max_created_at_sql
 from featurehouse.sync.runs import SyncRun, SyncRunLog
+
+logger = logging.getLogger(__name__)
 
 # progress(view, rows_done, rows_total)
 Progress = Callable[[str, int, int], None]
@@ -148,7 +152,18 @@ def sync_view(warehouse: Warehouse, online: OnlineStore, log: SyncRunLog, view: 
         log.finish(run, "failed", f"{type(e).__name__}: {e}"[:2000])
         raise
     log.finish(run, "success", at=finished)
+    _sample_lag(online, run.view, run.version, epoch_seconds(finished), marked)
     return run
+
+
+def _sample_lag(online: OnlineStore, view: str, version: int, finished: float, marked: float | None) -> None:
+    """A point of the view's lag history (the catalog's sparkline): the lag just before this sync (since the
+    last one) and none after. Bookkeeping after the run is recorded: a store that refuses it costs the
+    picture a point, never the run."""
+    try:
+        online.record_lag_sample(view, version, finished, None if marked is None else finished - marked, 0.0)
+    except redis.RedisError as e:
+        logger.warning("sync of %s@%s: its lag sample was not recorded (%s)", view, version, e)
 
 
 def _copy(warehouse: Warehouse, online: OnlineStore, view: FeatureView, plan: SyncPlan, columns: tuple[str, ...],

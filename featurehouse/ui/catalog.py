@@ -52,6 +52,18 @@ class ViewEntry:
     upstream: tuple[str, ...]  # the dbt nodes the model reads
     features: tuple[FeatureEntry, ...]
     used_by: tuple[str, ...] = ()  # the models (dbt exposures) that use its features
+    # every version the registry holds, with its features' types: version -> ((column, type), ...)
+    schemas: tuple[tuple[int, tuple[tuple[str, str], ...]], ...] = ()
+    sql: str = ""  # the dbt model's SQL, compiled when dbt compiled it (sql_compiled)
+    sql_compiled: bool = False
+
+    def schema(self, version: int) -> dict[str, str]:
+        return dict(next((columns for v, columns in self.schemas if v == version), ()))
+
+    @property
+    def candidates(self) -> tuple[int, ...]:
+        """Versions newer than the active one: built (featurehouse backfill), not promoted yet."""
+        return tuple(v for v in self.versions if v > self.version)
 
     @property
     def versioned_name(self) -> str:
@@ -73,7 +85,8 @@ def duration(value: timedelta | None) -> str:
     return "" if value is None else format_duration(value)
 
 
-def view_entry(view: FeatureView, versions: tuple[int, ...], used_by: tuple[str, ...] = ()) -> ViewEntry:
+def view_entry(view: FeatureView, versions: tuple[int, ...], used_by: tuple[str, ...] = (),
+               schemas: tuple[tuple[int, tuple[tuple[str, str], ...]], ...] = ()) -> ViewEntry:
     return ViewEntry(
         name=view.name, version=view.version, versions=versions, entity=view.entity.name, keys=view.entity.keys,
         owner=view.owner or "", freshness_slo=duration(view.freshness_slo), ttl=duration(view.ttl),
@@ -81,7 +94,8 @@ def view_entry(view: FeatureView, versions: tuple[int, ...], used_by: tuple[str,
         shared_with=tuple(g.team for g in view.shared_with), tags=view.tags, description=view.description,
         online=view.online, model=view.model, source_file=view.original_file_path, upstream=view.depends_on,
         features=tuple(FeatureEntry(view.name, view.version, f.column, f.data_type or "", f.description)
-                       for f in view.features), used_by=used_by)
+                       for f in view.features), used_by=used_by, schemas=schemas, sql=view.sql,
+        sql_compiled=view.sql_compiled)
 
 
 class CatalogIndex:
@@ -97,7 +111,9 @@ class CatalogIndex:
         for name in registry.view_names():
             view = registry.view(name)
             versions = tuple(sorted(registry.versions(name)))
-            self.views[name] = view_entry(view, versions, tuple(sorted(users.get(name, ()))))
+            schemas = tuple((v, tuple((f.column, f.data_type or "") for f in registry.view(name, v).features))
+                            for v in versions)
+            self.views[name] = view_entry(view, versions, tuple(sorted(users.get(name, ()))), schemas)
         self._view_text = {name: _text(v.name, v.entity, *v.keys, v.owner, *v.tags, v.description, v.model)
                            for name, v in self.views.items()}
         self._features = [(f, _text(f.name, f.data_type, f.description))

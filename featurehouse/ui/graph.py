@@ -1,5 +1,6 @@
-"""A view's lineage as an SVG picture: what it reads (dbt sources and models) on the left, the view in the
-middle, the models (dbt exposures) that use its features on the right. Drawn here, as text, so a page
+"""Lineage as an SVG picture, in columns: what a view reads (dbt sources and models), the view, the
+training sets recorded from its features and the model versions trained on them (coloured by their
+deploy-check verdict), each box a link to its page. Drawn here, as text, so a page
 needs no script and no library; every name is escaped, and the same names are listed beside the picture
 for screen readers."""
 
@@ -8,21 +9,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-BOX_W, BOX_H, GAP_Y, COL_GAP, PAD = 230, 34, 14, 90, 10
+BOX_W, BOX_H, GAP_Y, COL_GAP, PAD = 215, 34, 14, 60, 10
 
 
 @dataclass(frozen=True)
 class Node:
     label: str
-    kind: str  # source | model | view | exposure
+    kind: str  # source | model | view | exposure | trainingset | passed | failed | unchecked (a model version)
     href: str | None = None
 
 
 def lineage_svg(upstream: list[Node], view: Node, downstream: list[Node], title: str) -> str:
+    """Three columns, every node linked to its neighbours: what a view reads, the view, what uses it."""
     columns = [upstream, [view], downstream]
+    edges = [((0, i), (1, 0)) for i in range(len(upstream))] + [((1, 0), (2, j)) for j in range(len(downstream))]
+    return flow_svg(columns, edges, title)
+
+
+Edge = tuple[tuple[int, int], tuple[int, int]]  # (column, row) -> (column, row)
+
+
+def flow_svg(columns: list[list[Node]], edges: list[Edge], title: str) -> str:
+    """Columns of boxes, left to right, and the given edges between them (an edge may skip a column)."""
+    columns = [c for c in columns]
     rows = max(1, *(len(c) for c in columns))
     height = PAD * 2 + rows * BOX_H + (rows - 1) * GAP_Y
-    width = PAD * 2 + 3 * BOX_W + 2 * COL_GAP
+    width = PAD * 2 + len(columns) * BOX_W + (len(columns) - 1) * COL_GAP
     centres: list[list[tuple[float, float]]] = []
     parts = []
     for c, nodes in enumerate(columns):
@@ -36,21 +48,23 @@ def lineage_svg(upstream: list[Node], view: Node, downstream: list[Node], title:
             box = (f'<rect class="n-{node.kind}" x="{x}" y="{y:.1f}" width="{BOX_W}" height="{BOX_H}" rx="4"/>'
                    f'<text x="{x + 8}" y="{y + BOX_H / 2 + 4:.1f}">{escape(_fit(node.label))}</text>')
             parts.append(f'<a href="{escape(node.href)}">{box}</a>' if node.href else box)
-    edges = []
-    for left, right in ((0, 1), (1, 2)):
-        for lx, ly in centres[left]:
-            for rx, ry in centres[right]:
-                edges.append(f'<path d="M{lx + BOX_W} {ly:.1f} C{lx + BOX_W + COL_GAP / 2} {ly:.1f} '
-                             f'{rx - COL_GAP / 2} {ry:.1f} {rx} {ry:.1f}" marker-end="url(#arrow)"/>')
+    linked = any(node.href for nodes in columns for node in nodes)
+    lines = []
+    for (lc, li), (rc, ri) in edges:
+        lx, ly = centres[lc][li]
+        rx, ry = centres[rc][ri]
+        lines.append(f'<path d="M{lx + BOX_W} {ly:.1f} C{lx + BOX_W + COL_GAP / 2} {ly:.1f} '
+                     f'{rx - COL_GAP / 2} {ry:.1f} {rx} {ry:.1f}" marker-end="url(#arrow)"/>')
     return (f'<svg class="lineage" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-            f'width="{width}" height="{height}" role="img" aria-labelledby="lineage-title">'
+            # with links inside, a group (an image may not hold controls); each box's link is named by its text
+            f'width="{width}" height="{height}" role="{"group" if linked else "img"}" aria-labelledby="lineage-title">'
             f'<title id="lineage-title">{escape(title)}</title>'
             '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
             'orient="auto-start-reverse"><path d="M0 0 L10 5 L0 10 z"/></marker></defs>'
-            f'<g class="edges">{"".join(edges)}</g><g class="nodes">{"".join(parts)}</g></svg>')
+            f'<g class="edges">{"".join(lines)}</g><g class="nodes">{"".join(parts)}</g></svg>')
 
 
-def _fit(label: str, most: int = 30) -> str:
+def _fit(label: str, most: int = 29) -> str:
     return label if len(label) <= most else label[: most - 1] + "…"
 
 

@@ -28,7 +28,7 @@ def from_check(row: ViewFreshness, as_of: str) -> FreshnessPanel:
     if row.slo_s is not None:
         parts.append(f"SLO {human_duration(row.slo_s)}")
     return FreshnessPanel(row.status.replace(" ", "-"), "; ".join(parts) or "no data yet", tuple(row.reasons),
-                          f"as of {as_of}, from the same check as featurehouse freshness")
+                          f"as of {as_of}, from the same check as featurehouse freshness", row.materializer_lag_s)
 
 
 def from_marks(view: FeatureView, marks: Freshness, now_s: float) -> FreshnessPanel:
@@ -52,4 +52,4 @@ def from_marks(view: FeatureView, marks: Freshness, now_s: float) -> FreshnessPa
     if slo is not None:
         parts.append(f"SLO {human_duration(slo)}")
     status = "no-slo" if slo is None else "breach" if reasons else "ok"
-    return FreshnessPanel(status, "; ".join(parts), tuple(reasons), LIVE)
+    return FreshnessPanel(status, "; ".join(parts), tuple(reasons), LIVE, lag)

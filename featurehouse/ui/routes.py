@@ -17,11 +17,14 @@ from starlette.routing import Route
 
 from featurehouse.access.http import UI_COOKIE, HttpAuth, Refusal
 from featurehouse.registry.model import Registry
+from featurehouse.serving.app import Metrics
 from featurehouse.serving.reader import AsyncOnlineReader
 from featurehouse.serving.vectors import Freshness
 from featurehouse.ui.catalog import PER_PAGE, CatalogIndex
 from featurehouse.ui.health import LIVE, from_marks
+from featurehouse.ui.observed import HASHES, Observed, observed_from_hashes
 from featurehouse.ui.pages import Renderer, ServerLinks
+from featurehouse.ui.verdicts import judge
 
 # pages load nothing but the stylesheet; the search form submits to the catalog itself
 HEADERS = {
@@ -33,26 +36,43 @@ HEADERS = {
 STYLESHEET = "ui.css"
 SIGN_IN_S = 8 * 3600  # a sign-in lasts a working day (or less: the token's own expiry is checked at each page)
 MAX_FORM_BYTES = 4096
+OBSERVED_S = 1.0  # the guards' observations are read again at most this often (as serving's marks are)
 
 
-def catalog_pages(registry: Registry, project: str = "") -> Callable[[AsyncOnlineReader, HttpAuth], list[Route]]:
+def catalog_pages(registry: Registry, project: str = "") -> Callable[[AsyncOnlineReader, HttpAuth, Metrics], list[Route]]:
     """The catalog's routes for `create_app(..., pages=)`: freshness from the app's reader, as serving holds
-    the materializer marks (read again when due); sign-in checked by the app's own authentication."""
+    the materializer marks (read again when due); the guards' observations from the online store (read
+    when a page asks, at most once a second); served counts from the app's metrics; sign-in checked by the
+    app's own authentication."""
 
-    def pages(reader: AsyncOnlineReader, auth: HttpAuth) -> list[Route]:
+    def pages(reader: AsyncOnlineReader, auth: HttpAuth, metrics: Metrics) -> list[Route]:
         async def marks() -> Freshness:
             await reader.refresh_if_due()
             return reader.freshness
 
-        return ui_routes(registry, marks, auth, project)
+        cache: dict[str, tuple[float, Observed]] = {}
+
+        async def observations() -> Observed:
+            at, seen = cache.get("o", (0.0, None))
+            if seen is None or time.monotonic() - at >= OBSERVED_S:
+                async with reader.client.pipeline(transaction=False) as pipe:
+                    for key in HASHES:
+                        pipe.hgetall(key)
+                    seen = observed_from_hashes(await pipe.execute())
+                seen.served, seen.nulls = metrics.value_counts()
+                seen.served_source = "this server's metrics since it started"
+                cache["o"] = (time.monotonic(), seen)
+            return seen
+
+        return ui_routes(registry, marks, auth, project, observations)
 
     return pages
 
 
 def ui_routes(registry: Registry, marks: Callable[[], Awaitable[Freshness]], auth: HttpAuth,
-              project: str = "") -> list[Route]:
-    """Routes of the catalog; `marks` gives the materializer marks. The index is built at the first
-    request, not at a worker's start."""
+              project: str = "", observations: Callable[[], Awaitable[Observed]] | None = None) -> list[Route]:
+    """Routes of the catalog; `marks` gives the materializer marks, `observations` what the guards last saw
+    (none: nothing observed). The index is built at the first request, not at a worker's start."""
     links = ServerLinks("/ui")
     built: dict[str, Renderer] = {}
 
@@ -60,6 +80,9 @@ def ui_routes(registry: Registry, marks: Callable[[], Awaitable[Freshness]], aut
         if "r" not in built:
             built["r"] = Renderer(CatalogIndex(registry), project)
         return built["r"]
+
+    async def observed() -> Observed:
+        return await observations() if observations is not None else Observed()
 
     async def catalog(request: Request) -> Response:
         query = request.query_params.get("q", "")
@@ -72,14 +95,30 @@ def ui_routes(registry: Registry, marks: Callable[[], Awaitable[Freshness]], aut
         if entry is None:
             return HTMLResponse(r.catalog(links, request.path_params["name"], signed_in=_signed_in(request),
                                           missing=request.path_params["name"]), status_code=404, headers=HEADERS)
-        panel = from_marks(registry.view(entry.name, entry.version), await marks(), time.time())
-        return HTMLResponse(r.view(links, entry, panel, signed_in=_signed_in(request)), headers=HEADERS)
+        now, seen = time.time(), await observed()
+        panel = from_marks(registry.view(entry.name, entry.version), await marks(), now)
+        return HTMLResponse(r.view(links, entry, judge(entry, panel, seen), seen, now, signed_in=_signed_in(request)),
+                            headers=HEADERS)
 
     async def health(request: Request) -> Response:
         r = renderer()
-        state, now = await marks(), time.time()
-        panels = {name: from_marks(registry.view(v.name, v.version), state, now) for name, v in r.index.views.items()}
-        return HTMLResponse(r.health(links, panels, LIVE, signed_in=_signed_in(request)), headers=HEADERS)
+        state, now, seen = await marks(), time.time(), await observed()
+        healths = {name: judge(v, from_marks(registry.view(v.name, v.version), state, now), seen)
+                   for name, v in r.index.views.items()}
+        return HTMLResponse(r.health(links, healths, LIVE, signed_in=_signed_in(request), now_s=now), headers=HEADERS)
+
+    async def models(request: Request) -> Response:
+        return HTMLResponse(renderer().models(links, await observed(), signed_in=_signed_in(request)), headers=HEADERS)
+
+    async def model(request: Request) -> Response:
+        seen = await observed()
+        entry = seen.models.get(request.path_params["ref"])
+        if entry is None:
+            known = ", ".join(sorted(seen.models)[:10]) or "none registered"
+            return HTMLResponse(renderer().models(links, seen, signed_in=_signed_in(request),
+                                                  missing=f"{request.path_params['ref']} (registered: {known})"),
+                                status_code=404, headers=HEADERS)
+        return HTMLResponse(renderer().model(links, entry, seen, signed_in=_signed_in(request)), headers=HEADERS)
 
     async def login_page(request: Request) -> Response:
         return HTMLResponse(renderer().login(links, _next(request.query_params.get("next")),
@@ -137,7 +176,8 @@ def ui_routes(registry: Registry, marks: Callable[[], Awaitable[Freshness]], aut
                                                              "X-Content-Type-Options": "nosniff"})
 
     return [Route("/ui", catalog, methods=["GET"]), Route("/ui/views/{name}", view, methods=["GET"]),
-            Route("/ui/health", health, methods=["GET"]), Route("/ui/login", login_page, methods=["GET"]),
+            Route("/ui/health", health, methods=["GET"]), Route("/ui/models", models, methods=["GET"]),
+            Route("/ui/models/{ref}", model, methods=["GET"]), Route("/ui/login", login_page, methods=["GET"]),
             Route("/ui/login", login, methods=["POST"]),
             Route("/ui/logout", logout, methods=["POST"]),
             Route("/ui/api/search", search, methods=["GET"]),
