@@ -15,8 +15,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from featurehouse import FeatureStore
-from featurehouse.online.history import KEEP_SAMPLES, LagSample, parse_lag_history, record_lag_sample
-from featurehouse.online.keys import DEPLOY_CHECKS, LAG_HISTORY, entity_key
+from featurehouse.online.codec import encode_values
+from featurehouse.online.history import KEEP_SAMPLES, LagSample, parse_lag_history, profile_summary, record_lag_sample
+from featurehouse.online.keys import DEPLOY_CHECKS, GUARD_RESULTS, LAG_HISTORY, MODEL_RECORDS, entity_key, value_field
 from featurehouse.online.store import RedisOnlineStore
 from featurehouse.serving.app import ServeConfig, create_app
 from featurehouse.ui.catalog import CatalogIndex
@@ -149,21 +150,68 @@ def test_a_failed_deploy_gate_on_its_features_is_the_view_s_failure_and_drift_on
     assert other.status == "unwatched"  # another view's gate is not its own
 
 
-def test_the_stored_deploy_check_keeps_every_gate_but_no_entity_s_values(shop):
+def test_no_page_shows_an_entity_s_values_from_a_failed_check(shop):
+    """A corrupted online value (a number seen nowhere else) fails parity and the deploy check, whose own
+    reports name the entity and both values; the catalog's pages and hashes carry counts only."""
     store, _ = shop
-    store.online.client.delete(entity_key("customer", (5,)))
+    store.online.client.hset(entity_key("customer", ("5",)), value_field("customer_orders", 1),
+                             encode_values([987654321, 123456789]))
     try:
+        (parity,) = store.parity(["customer_orders"])
         report = store.deploy_check("churn@1")
-        assert not report.ok and any("of entity" in g.detail for g in report.gates if g.gate == "parity")
-        stored = json.loads(store.online.client.hget(DEPLOY_CHECKS, "churn@1"))
-        assert [g[:3] for g in stored["gates"]] == [[g.gate, g.subject, g.status] for g in report.gates]
-        assert not any("of entity" in g[3] for g in stored["gates"])
+        assert not report.ok and any("987654321" in g.detail for g in report.gates if g.gate == "parity")
+        assert parity.mismatched == 1
+        check = json.loads(store.online.client.hget(DEPLOY_CHECKS, "churn@1"))
+        assert set(check) == {"ok", "checked_at", "failures"}  # what serving re-reads each second stays small
+        gates = json.loads(store.online.client.hget(GUARD_RESULTS, "deploy:churn@1"))["gates"]
+        assert [g[:3] for g in gates] == [[g.gate, g.subject, g.status] for g in report.gates]
         with ui(store) as http:
-            page = http.get("/ui/models/churn@1").text
-        assert 'id="verdict">failed<' in page and re.search(r'<tr class="g-fail"><th scope="row">parity</th>', page)
+            pages = [http.get(path).text for path in ("/ui/views/customer_orders", "/ui/health", "/ui/models",
+                                                      "/ui/models/churn@1")]
+        assert 'id="verdict">failed<' in pages[3] and re.search(r'<tr class="g-fail"><th scope="row">parity</th>', pages[3])
+        assert "parity: 1 of" in pages[0]
+        for text in [*pages, json.dumps(gates), store.online.client.hget(GUARD_RESULTS, "parity:customer_orders@1").decode()]:
+            assert "987654321" not in text and "123456789" not in text
     finally:
         store.sync(full_refresh=True)
         store.deploy_check("churn@1")
+        store.parity(["customer_orders"])
+
+
+def test_a_deploy_check_kept_before_its_gates_were_shows_its_failures_without_values(shop):
+    """A verdict written by an earlier featurehouse: failures only, the parity one with an entity's values."""
+    store, _ = shop
+    legacy = {"ok": False, "checked_at": 1.0, "failures": [
+        "parity: customer_orders@1: 1 of 20 entities differ (5.00%); e.g. customer_orders.n_small of entity 5: "
+        "online 987654321, warehouse 3"]}
+    store.online.client.hset(DEPLOY_CHECKS, "churn@0", json.dumps(legacy))
+    store.online.client.hset("fh:model_versions", "churn@0", json.dumps(
+        {"features": ["customer_orders.n_small@1"], "training_set": "ts_legacy"}))
+    try:
+        with ui(store) as http:
+            page = http.get("/ui/models/churn@0").text
+        assert "parity: customer_orders@1: 1 of 20 entities differ (5.00%)" in page and "987654321" not in page
+        assert "registered before featurehouse kept its training set" in page  # no record: said so
+    finally:
+        store.online.client.hdel(DEPLOY_CHECKS, "churn@0")
+        store.online.client.hdel("fh:model_versions", "churn@0")
+
+
+def test_a_registration_is_kept_when_the_catalog_s_summary_cannot_be(shop):
+    """The binding is what serving needs; the catalog's summary after it is bookkeeping."""
+    store, record = shop
+    client = store.online.client
+    saved = client.hgetall(MODEL_RECORDS)
+    client.delete(MODEL_RECORDS)
+    client.set(MODEL_RECORDS, "not a hash")  # every HSET of it now fails (WRONGTYPE)
+    try:
+        mv = store.register_model("churn@2", record.training_set_id)
+        assert mv.ref == "churn@2" and client.hexists("fh:model_versions", "churn@2")
+    finally:
+        client.delete(MODEL_RECORDS)
+        if saved:
+            client.hset(MODEL_RECORDS, mapping=saved)
+        client.hdel("fh:model_versions", "churn@2")
 
 
 def test_each_sync_adds_a_point_to_the_lag_history_the_view_page_draws(shop):
@@ -220,6 +268,124 @@ def test_the_view_page_counts_what_this_server_served(shop):
         assert f"<code>{feature}</code> 1" in served.group(2)
 
 
+def test_a_model_page_shows_training_profiles_of_internal_views_only():
+    """Every reader of the catalog sees every page: a pii view's distribution (mean, decile edges) is withheld."""
+    from dataclasses import replace
+
+    from featurehouse.ui.observed import TrainingSetSummary
+
+    feature = "merchant_risk.chargeback_rate_30d@1"
+    summary = TrainingSetSummary("ts_1", "2026-12-01T10:00:00", "fraud", "abc123", 100, "ts", "duckdb",
+                                 {feature: "double"}, {}, {feature: profile_summary(
+                                     {"kind": "numeric", "count": 100, "null_rate": 0.0, "mean": 0.123456,
+                                      "edges": [0.01, 0.5, 0.9], "shares": [0.5, 0.5]})})
+    model = ModelVersionEntry("fraud", "3", (feature,), "ts_1", training_set=summary)
+    observed = Observed(models={"fraud@3": model})
+    index = CatalogIndex(shop_registry())
+    shown = Renderer(index).model(ServerLinks(), model, observed)
+    assert "0.1235" in shown and "0.01 – 0.9" in shown
+    index.views["merchant_risk"] = replace(index.views["merchant_risk"], sensitivity="pii")
+    withheld = Renderer(index).model(ServerLinks(), model, observed)
+    assert "0.1235" not in withheld and "0.01 – 0.9" not in withheld
+    categorical = profile_summary({"kind": "categorical", "count": 9, "null_rate": 0.0, "shares": {"gold": 0.5, "tin": 0.5}})
+    assert categorical == {"kind": "categorical", "count": 9, "null_rate": 0.0, "values": 2}  # never the values
+    assert "Its training profile is not shown: merchant_risk is confidential or pii (at v1 or now)" in withheld
+
+
+def test_a_long_history_is_thinned_to_its_envelope():
+    from featurehouse.ui.sparkline import BUCKETS, thinned
+
+    samples = [LagSample(60.0 * i, 60.0, 0.0) for i in range(1, 2000)]  # a sync a minute, for a day and more
+    points = lag_points(samples, 60.0 * 2000, 30.0)
+    kept = thinned(points)
+    assert len(kept) <= 2 * BUCKETS + 1 and kept[-1] == points[-1]
+    assert max(p[1] for p in kept) == 60.0 and min(p[1] for p in kept) == 0.0  # every peak and drop still drawn
+    assert kept == sorted(kept, key=lambda p: p[0])
+
+
+def test_a_profile_is_withheld_when_the_trained_version_was_pii_even_if_the_active_one_is_not():
+    from dataclasses import replace
+
+    index = CatalogIndex(shop_registry())
+    risk = index.views["merchant_risk"]
+    index.views["merchant_risk"] = replace(risk, sensitivities=((1, "pii"), (2, "internal")))
+    assert index.views["merchant_risk"].restricted(1) and not replace(risk, sensitivities=((1, "internal"),)).restricted(1)
+    feature = "merchant_risk.chargeback_rate_30d@1"
+    from featurehouse.ui.observed import TrainingSetSummary
+
+    summary = TrainingSetSummary("ts_1", "", None, "f", 1, "ts", "duckdb", {feature: "double"}, {},
+                                 {feature: {"kind": "numeric", "null_rate": 0.0, "mean": 0.123456, "low": 0.01, "high": 0.9}})
+    model = ModelVersionEntry("fraud", "3", (feature,), "ts_1", training_set=summary)
+    page = Renderer(index).model(ServerLinks(), model, Observed(models={"fraud@3": model}))
+    assert "0.1235" not in page and "is confidential or pii (at v1 or now)" in page
+
+
+def test_only_models_trained_on_an_earlier_version_are_listed_as_behind():
+    index = CatalogIndex(shop_registry())
+    risk = index.views["merchant_risk"]  # active v1, candidate v2
+    on_candidate = ModelVersionEntry("fraud", "4", ("merchant_risk.chargeback_rate_30d@2",), "ts_4")
+    page = Renderer(index).view(ServerLinks(), risk, None, Observed(models={"fraud@4": on_candidate}))
+    assert "Model versions trained on an earlier version" not in page
+
+
+def test_a_model_whose_name_holds_a_slash_has_a_page(shop):
+    store, _ = shop
+    client = store.online.client
+    client.hset("fh:model_versions", "team/churn@1", json.dumps({"features": ["customer_orders.n_small@1"],
+                                                                 "training_set": "ts_x"}))
+    try:
+        with ui(store) as http:
+            listing = http.get("/ui/models").text
+            link = re.search(r'href="(/ui/models/team[^"]*)"', listing)
+            assert link, listing
+            page = http.get(link.group(1))
+        assert page.status_code == 200 and "<h1>team/churn@1" in page.text
+    finally:
+        client.hdel("fh:model_versions", "team/churn@1")
+
+
+def test_a_serving_user_without_the_catalog_s_keys_still_gets_pages_that_say_what_is_missing(shop):
+    """A serving Redis user made by an earlier `featurehouse online acl` (no read of the new hashes)."""
+    store, _ = shop
+    client = store.online.client
+    client.execute_command("ACL", "SETUSER", "old-serving", "on", ">pw", "-@all", "+ping", "+hmget", "+fcall_ro",
+                           "+hgetall", "+get", "+xadd", "+select", "%R~fh:{*",
+                           "%R~fh:active_versions", "%R~fh:layouts", "%R~fh:materializer", "%R~fh:model_versions",
+                           "%R~fh:deploy_checks", "%R~fh:tokens", "%R~fh:audit_key", "~fh:served", "~fh:audit")
+    try:
+        kwargs = client.connection_pool.connection_kwargs
+        url = f"unix://old-serving:pw@{kwargs['path']}?db={kwargs.get('db', 0)}"
+        app = create_app(store.registry, ServeConfig(redis_url=url, auth="none", log_sample_rate=0.0),
+                         pages=catalog_pages(store.registry, "shop"))
+        with TestClient(app) as http:
+            view = http.get("/ui/views/customer_orders")
+            health = http.get("/ui/health")
+            vector = http.get("/v1/features/customer/1", params={"names": "customer_orders.n_small"})
+        assert vector.status_code == 200
+        for page in (view, health):
+            assert page.status_code == 200
+            assert "Redis user: apply `featurehouse online acl` again" in page.text and 'role="alert"' in page.text
+        assert re.search(r"id=\"freshness-status\">ok<", view.text), view.text[view.text.find("Freshness"):][:600]
+    finally:
+        client.execute_command("ACL", "DELUSER", "old-serving")
+
+
+def test_the_consumer_keeps_running_when_an_older_library_lacks_the_lag_history_function(shop):
+    from featurehouse.online.store import FUNCTIONS
+
+    store, _ = shop
+    client = store.online.client
+    start = FUNCTIONS.index("redis.register_function('fh_sample'")
+    end = FUNCTIONS.index("end)\n", start) + len("end)\n")
+    client.function_load(FUNCTIONS[:start] + FUNCTIONS[end:], replace=True)  # as an older writer loads it
+    try:
+        consumer = store.stream_consumer()
+        consumer.run_once()  # records the lag; its history point is lost, the consumer is not
+        assert consumer.stats is not None
+    finally:
+        client.function_load(FUNCTIONS, replace=True)
+
+
 def test_the_export_has_the_model_pages_and_each_view_s_promote_history(shop, tmp_path):
     """Last in this module: it promotes customer_orders v2."""
     from click.testing import CliRunner
@@ -242,46 +408,20 @@ def test_the_export_has_the_model_pages_and_each_view_s_promote_history(shop, tm
     assert re.search(r'<ul id="promotions"><li>v2 active from [\d: -]+ \(now\)</li>', view)
     assert 'href="../models/churn@1.html"' in view
     assert re.search(r"churn@1</a> trained on v1: the same features and types in v2: retrain to move", view)
+    listed = CliRunner().invoke(cli, ["--project-dir", str(store.project.dir), "versions", "customer_orders", "--json"],
+                                env=env, catch_exceptions=False)
+    assert listed.exit_code == 0, listed.output
+    versions = json.loads(listed.output)  # what the live page points to for the promote history
+    assert versions["active"] == 2 and [p["version"] for p in versions["promotions"]] == [1, 2]
+    assert versions["promotions"][-1]["active_until"] is None
+    table = CliRunner().invoke(cli, ["--project-dir", str(store.project.dir), "versions", "customer_orders"], env=env)
+    assert table.exit_code == 0 and "promote history" in table.output
+    unknown = CliRunner().invoke(cli, ["--project-dir", str(store.project.dir), "versions", "customer_order"], env=env)
+    assert unknown.exit_code != 0 and "customer_orders" in unknown.output  # the views it knows, named
+    index = CatalogIndex(store.load_registry(refresh=True))  # the catalog, once the registry is loaded again
+    assert index.views["customer_orders"].version == 2 and index.views["customer_orders"].candidates == ()
     for page in out.rglob("*.html"):  # every link of the export leads to one of its files
         for target in re.findall(r'(?:href|src)="(?!data:)([^"#?]+)', page.read_text()):
             from urllib.parse import unquote
 
             assert (page.parent / unquote(target)).resolve().is_file(), f"{page.name} links to missing {target}"
-
-
-def test_a_promoted_version_shows_in_the_catalog_after_the_registry_reloads(shop):
-    store, _ = shop
-    index = CatalogIndex(store.load_registry(refresh=True))
-    assert index.views["customer_orders"].version == 2 and index.views["customer_orders"].candidates == ()
-
-
-def test_a_model_page_shows_training_profiles_of_internal_views_only():
-    """Every reader of the catalog sees every page: a pii view's distribution (mean, decile edges) is withheld."""
-    from dataclasses import replace
-
-    from featurehouse.ui.observed import TrainingSetSummary
-
-    feature = "merchant_risk.chargeback_rate_30d@1"
-    summary = TrainingSetSummary("ts_1", "2026-12-01T10:00:00", "fraud", "abc123", 100, "ts", "duckdb",
-                                 {feature: "double"}, {}, {feature: {"kind": "numeric", "count": 100, "null_rate": 0.0,
-                                                                     "mean": 0.123456, "edges": [0.01, 0.9]}})
-    model = ModelVersionEntry("fraud", "3", (feature,), "ts_1", training_set=summary)
-    observed = Observed(models={"fraud@3": model})
-    index = CatalogIndex(shop_registry())
-    shown = Renderer(index).model(ServerLinks(), model, observed)
-    assert "0.1235" in shown and "0.01 – 0.9" in shown
-    index.views["merchant_risk"] = replace(index.views["merchant_risk"], sensitivity="pii")
-    withheld = Renderer(index).model(ServerLinks(), model, observed)
-    assert "0.1235" not in withheld and "0.01 – 0.9" not in withheld
-    assert "Its training profile is not shown: merchant_risk is pii" in withheld
-
-
-def test_a_long_history_is_thinned_to_its_envelope():
-    from featurehouse.ui.sparkline import BUCKETS, thinned
-
-    samples = [LagSample(60.0 * i, 60.0, 0.0) for i in range(1, 2000)]  # a sync a minute, for a day and more
-    points = lag_points(samples, 60.0 * 2000, 30.0)
-    kept = thinned(points)
-    assert len(kept) <= 2 * BUCKETS + 1 and kept[-1] == points[-1]
-    assert max(p[1] for p in kept) == 60.0 and min(p[1] for p in kept) == 0.0  # every peak and drop still drawn
-    assert kept == sorted(kept, key=lambda p: p[0])

@@ -172,11 +172,29 @@ def parity(obj: CliContext, select, sample: int, all_entities: bool, max_mismatc
     obj.console.print(table)
     for r in results:
         for feature, n in sorted(r.per_feature.items(), key=lambda kv: -kv[1]):
-            obj.console.print(f"[red]✗[/red] {feature}@{r.version}: {n:,} of {r.compared:,} entities differ "
-                              f"({n / max(r.compared, 1):.2%})")
+            if feature.endswith(".<entity>"):  # whole entities the online store does not hold
+                obj.console.print(f"[red]✗[/red] {r.versioned_name}: {n:,} of {r.compared:,} entities missing online "
+                                  f"({n / max(r.compared, 1):.2%})")
+            else:
+                obj.console.print(f"[red]✗[/red] {feature}@{r.version}: {n:,} of {r.compared:,} entities differ "
+                                  f"({n / max(r.compared, 1):.2%})")
             for m in r.examples.get(feature, []):
-                obj.console.print(f"    entity {m.entity_id}: online {m.online!r}, warehouse {m.warehouse!r}")
+                text = (f"    entity {m.entity_id}: not online (warehouse event time {_when(m.warehouse)})"
+                        if m.kind == "missing_online" else
+                        f"    entity {m.entity_id}: online {_value(m.online)}, warehouse {_value(m.warehouse)}")
+                obj.console.print(text, markup=False, highlight=False)
+        if r.mismatched:
+            obj.console.print(f"  repair: featurehouse sync --full-refresh --select {r.view} (rewrites every entity "
+                              f"of the view; a plain sync only carries rows newer than its watermark)",
+                              markup=False, highlight=False)
     sys.exit(1 if failed else 0)
+
+
+def _value(value) -> str:
+    """A value as a person reads it: times in ISO form, text quoted, the rest as Python prints it."""
+    from datetime import datetime
+
+    return value.isoformat(sep=" ") if isinstance(value, datetime) else repr(value)
 
 
 def _since(value: str | None):

@@ -26,12 +26,10 @@ from featurehouse.guard.skew import measure_skew
 from featurehouse.offline.lineage import LineageLog
 from featurehouse.offline.published import read_published, view_schema
 from featurehouse.offline.warehouse import Warehouse
+from featurehouse.online.history import VALUE_EXAMPLE, record_deploy_gates
 from featurehouse.online.keys import DEPLOY_CHECKS
 from featurehouse.online.store import RedisOnlineStore
 from featurehouse.registry.model import Registry
-
-MAX_STORED_GATES = 500
-EXAMPLE = "; e.g. "  # where a parity gate's detail turns to one entity's values
 
 
 @dataclass
@@ -115,7 +113,7 @@ def deploy_check(registry: Registry, warehouse: Warehouse, online: RedisOnlineSt
         detail = f"{p.mismatched:,} of {p.compared:,} entities differ ({p.rate:.2%})"
         if worst:
             example = p.examples[worst[0]][0]
-            detail += (f"{EXAMPLE}{worst[0]} of entity {example.entity_id}: online {example.online!r}, "
+            detail += (f"{VALUE_EXAMPLE}{worst[0]} of entity {example.entity_id}: online {example.online!r}, "
                        f"warehouse {example.warehouse!r}")
         report.gates.append(Gate("parity", view.versioned_name,
                                  "fail" if p.rate > thresholds.max_parity_mismatch else "pass", detail))
@@ -138,9 +136,18 @@ def deploy_check(registry: Registry, warehouse: Warehouse, online: RedisOnlineSt
                                  f"PSI {d.psi:.3f} over {d.served:,} served values"))
     online.client.hset(DEPLOY_CHECKS, mv.ref, json.dumps({
         "ok": report.ok, "checked_at": report.checked_at,
-        "failures": [f"{g.gate}: {g.subject}: {g.detail}" for g in report.failures][:20],
-        # every gate, for the web catalog's model page and health (skew and drift of the models using a view);
-        # without parity's example, whose entity id and values the catalog's readers may not see
-        "gates": [[g.gate, g.subject, g.status, g.detail.split(EXAMPLE)[0][:500]]
-                  for g in report.gates][:MAX_STORED_GATES]}))
+        "failures": [f"{g.gate}: {g.subject}: {g.detail}" for g in report.failures][:20]}))
+    _remember_gates(online, report)
     return report
+
+
+def _remember_gates(online: RedisOnlineStore, report: DeployReport) -> None:
+    """Every gate, for the web catalog's model page and health (skew and drift of the models using a view),
+    without parity's example values; a store that refuses them costs the catalog its table, never the check."""
+    import redis
+
+    try:
+        record_deploy_gates(online.client, report.model, report.checked_at,
+                            [(g.gate, g.subject, g.status, g.detail) for g in report.gates])
+    except redis.RedisError:
+        pass

@@ -7,13 +7,18 @@ prints as JSON.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
+import redis
+
 from featurehouse.catalog import Catalog
 from featurehouse.offline.lineage import LineageLog, ModelVersion, TrainingSetRecord
+from featurehouse.online.history import RESTRICTED, profile_summary
 from featurehouse.registry.model import FeatureRef, FeatureView, ModelSpec, Registry
 
+logger = logging.getLogger(__name__)
 Node = dict[str, Any]  # {"kind", "name", "detail", "children": [...]}
 
 
@@ -145,17 +150,35 @@ def register_model(registry: Registry, catalog: Catalog, online_client, ref: str
     mv = log.register_model(name, version, training_set_id, features, source)
     online_client.hset(MODEL_VERSIONS, mv.ref, json.dumps({"features": mv.features,
                                                                  "training_set": mv.training_set_id}))
-    # what the web catalog shows, apart: serving re-reads MODEL_VERSIONS every second, and profiles are large
-    online_client.hset(MODEL_RECORDS, mv.ref, json.dumps({
-        "registered_at": mv.registered_at.isoformat(), "source": mv.source,
-        "training_set_record": training_set_summary(log.training_set(mv.training_set_id))}))
+    # what the web catalog shows, apart (serving re-reads MODEL_VERSIONS every second): bookkeeping after the
+    # binding is made, so a store that refuses it costs the catalog its summary, never the registration
+    try:
+        online_client.hset(MODEL_RECORDS, mv.ref, json.dumps({
+            "registered_at": mv.registered_at.isoformat(), "source": mv.source,
+            "training_set_record": training_set_summary(log.training_set(mv.training_set_id), registry)}))
+    except redis.RedisError as e:
+        logger.warning("model %s: registered, but its training set's summary was not kept for the catalog (%s)",
+                       mv.ref, e)
     return mv
 
 
-def training_set_summary(record: TrainingSetRecord) -> dict[str, Any]:
+def training_set_summary(record: TrainingSetRecord, registry: Registry) -> dict[str, Any]:
     """What the web catalog shows of a model version's training set, kept with the version in the online
-    store (a serving worker, which renders the live catalog, never opens the warehouse, where the record is)."""
+    store (a serving worker, which renders the live catalog, never opens the warehouse, where the record is):
+    aggregates of each feature's profile, none of a confidential or pii view's (every catalog reader sees it)."""
     return {"created_at": record.created_at.isoformat(), "name": record.name,
             "spine_fingerprint": record.spine_fingerprint, "row_count": record.row_count,
             "entity_timestamp": record.entity_timestamp, "engine": record.engine, "schemas": record.schemas,
-            "transforms": record.transforms, "profile": record.profile}
+            "transforms": record.transforms,
+            "profile": {f: profile_summary(p) for f, p in record.profile.items() if not _restricted(registry, f)}}
+
+
+def _restricted(registry: Registry, versioned: str) -> bool:
+    """Whether the feature's view, at the trained version or now, is confidential or pii (or unknown)."""
+    base, _, version = versioned.rpartition("@")
+    name = base.partition(".")[0]
+    try:
+        views = [registry.view(name, int(version)), registry.view(name)]
+    except Exception:  # noqa: BLE001 - a view no longer declared: its sensitivity is unknown
+        return True
+    return any(v.sensitivity in RESTRICTED for v in views)

@@ -1,5 +1,7 @@
 """What the guards and materializers observed, kept in the online store for the web catalog: each view's
-lag over time (a point per sync, one a minute of the stream consumer) and each view's last parity check.
+lag over time (a point per sync, one a minute of the stream consumer), each view's last parity check, and
+every gate of each model version's last deploy check. Counts, feature names and aggregates only: never a
+value of an entity, nor an entity id.
 
 They live beside the materializer marks rather than in the warehouse because a serving worker, which
 renders the live catalog, never opens the warehouse; they are observations, not records: the sync run
@@ -17,6 +19,16 @@ from featurehouse.online.keys import GUARD_RESULTS, LAG_HISTORY
 
 KEEP_SAMPLES = 240  # a point per 15-minute sync: 2.5 days; per stream minute: 4 hours
 STREAM_SAMPLE_EVERY_S = 60.0
+MAX_GATES = 500
+# where a guard's words turn to one entity's values (a parity example: "...; e.g. risk.score of entity 5:
+# online -1.0, warehouse 5.0"): what is kept for the catalog, whose readers may not see them, ends before it
+VALUE_EXAMPLE = "; e.g. "
+RESTRICTED = ("confidential", "pii")  # sensitivities whose aggregates the catalog does not keep or show
+
+
+def without_values(text: str) -> str:
+    """A guard's words without the example of one entity's values that may follow them."""
+    return text.split(VALUE_EXAMPLE)[0]
 
 
 class LagSample(NamedTuple):  # a tuple: a health page parses tens of thousands of them
@@ -79,6 +91,26 @@ def record_lag_sample(client: Any, versioned: str, at: float, before: float | No
     client.fcall("fh_sample", 1, LAG_HISTORY, versioned, json.dumps(point), str(KEEP_SAMPLES))
 
 
+def record_deploy_gates(client: Any, ref: str, checked_at: float, gates: list[tuple[str, str, str, str]]) -> None:
+    """Every gate of MODEL@VERSION's last deploy check (gate, subject, status, detail without values), apart
+    from its verdict in fh:deploy_checks, which serving re-reads every second."""
+    client.hset(GUARD_RESULTS, f"deploy:{ref}", json.dumps({
+        "checked_at": checked_at,
+        "gates": [[g, subject, status, without_values(detail)[:500]] for g, subject, status, detail in gates][:MAX_GATES]}))
+
+
+def profile_summary(profile: Mapping[str, Any]) -> dict[str, Any]:
+    """What the catalog shows of a feature's training profile: aggregates (null rate, mean, the first and last
+    decile edges of a number), never a categorical value (only how many of them the profile counted)."""
+    edges = profile.get("edges") or []
+    out = {"kind": profile.get("kind"), "count": profile.get("count"), "null_rate": profile.get("null_rate")}
+    if profile.get("kind") == "numeric":
+        out.update(mean=profile.get("mean"), low=edges[0] if edges else None, high=edges[-1] if edges else None)
+    else:
+        out["values"] = len(profile.get("shares") or {})
+    return out
+
+
 def record_parity(client: Any, result: ParityResult) -> None:
     client.hset(GUARD_RESULTS, f"parity:{result.view}", json.dumps({
         "checked_at": result.checked_at, "compared": result.compared, "mismatched": result.mismatched,
@@ -96,11 +128,13 @@ def _samples(value: Any) -> list[LagSample]:
         samples = [LagSample(float(p[0]), None if p[1] is None else float(p[1]), float(p[2])) for p in json.loads(value)]
     except (ValueError, TypeError, IndexError):
         return []
-    return sorted((s for s in samples if math.isfinite(s.at)), key=lambda s: s.at)
+    finite = (s for s in samples if math.isfinite(s.at) and math.isfinite(s.after)
+              and (s.before is None or math.isfinite(s.before)))
+    return sorted(finite, key=lambda s: s.at)
 
 
 def parse_guard_results(raw: Mapping) -> dict[str, ParityResult]:
-    """`fh:guard_results` as HGETALL returns it: view@N -> its last parity check."""
+    """`fh:guard_results` as HGETALL returns it: view@N -> its last parity check (other kinds left out)."""
     out: dict[str, ParityResult] = {}
     for key, value in raw.items():
         kind, _, view = _text(key).partition(":")

@@ -520,7 +520,10 @@ class StreamConsumer:
         last = self._sampled.get(view.versioned_name)
         if last is None or time.monotonic() - last >= STREAM_SAMPLE_EVERY_S:  # the catalog's sparkline
             self._sampled[view.versioned_name] = time.monotonic()
-            record_lag_sample(self.client, view.versioned_name, now, lag, lag)
+            try:
+                record_lag_sample(self.client, view.versioned_name, now, lag, lag)
+            except redis.ResponseError:  # e.g. an older writer loaded its library without fh_sample: a point lost
+                pass
 
 
 def stream_lag(client: redis.Redis, view: FeatureView) -> float | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from featurehouse.durations import format_duration
+from featurehouse.online.history import RESTRICTED
 from featurehouse.registry.model import FeatureView, Registry
 
 PER_PAGE = 50
@@ -56,6 +57,13 @@ class ViewEntry:
     schemas: tuple[tuple[int, tuple[tuple[str, str], ...]], ...] = ()
     sql: str = ""  # the dbt model's SQL, compiled when dbt compiled it (sql_compiled)
     sql_compiled: bool = False
+    sensitivities: tuple[tuple[int, str], ...] = ()  # every version's sensitivity (it may change between versions)
+
+    def restricted(self, version: int) -> bool:
+        """Whether the view at `version`, or as it is now, is confidential or pii (an unknown version is):
+        the catalog shows no aggregate of such a view's values."""
+        at = dict(self.sensitivities).get(version)
+        return at is None or at in RESTRICTED or self.sensitivity in RESTRICTED
 
     def schema(self, version: int) -> dict[str, str]:
         return dict(next((columns for v, columns in self.schemas if v == version), ()))
@@ -86,7 +94,8 @@ def duration(value: timedelta | None) -> str:
 
 
 def view_entry(view: FeatureView, versions: tuple[int, ...], used_by: tuple[str, ...] = (),
-               schemas: tuple[tuple[int, tuple[tuple[str, str], ...]], ...] = ()) -> ViewEntry:
+               schemas: tuple[tuple[int, tuple[tuple[str, str], ...]], ...] = (),
+               sensitivities: tuple[tuple[int, str], ...] = ()) -> ViewEntry:
     return ViewEntry(
         name=view.name, version=view.version, versions=versions, entity=view.entity.name, keys=view.entity.keys,
         owner=view.owner or "", freshness_slo=duration(view.freshness_slo), ttl=duration(view.ttl),
@@ -95,7 +104,7 @@ def view_entry(view: FeatureView, versions: tuple[int, ...], used_by: tuple[str,
         online=view.online, model=view.model, source_file=view.original_file_path, upstream=view.depends_on,
         features=tuple(FeatureEntry(view.name, view.version, f.column, f.data_type or "", f.description)
                        for f in view.features), used_by=used_by, schemas=schemas, sql=view.sql,
-        sql_compiled=view.sql_compiled)
+        sql_compiled=view.sql_compiled, sensitivities=sensitivities or ((view.version, view.sensitivity),))
 
 
 class CatalogIndex:
@@ -111,9 +120,10 @@ class CatalogIndex:
         for name in registry.view_names():
             view = registry.view(name)
             versions = tuple(sorted(registry.versions(name)))
-            schemas = tuple((v, tuple((f.column, f.data_type or "") for f in registry.view(name, v).features))
-                            for v in versions)
-            self.views[name] = view_entry(view, versions, tuple(sorted(users.get(name, ()))), schemas)
+            every = [registry.view(name, v) for v in versions]
+            schemas = tuple((v.version, tuple((f.column, f.data_type or "") for f in v.features)) for v in every)
+            self.views[name] = view_entry(view, versions, tuple(sorted(users.get(name, ()))), schemas,
+                                          tuple((v.version, v.sensitivity) for v in every))
         self._view_text = {name: _text(v.name, v.entity, *v.keys, v.owner, *v.tags, v.description, v.model)
                            for name, v in self.views.items()}
         self._features = [(f, _text(f.name, f.data_type, f.description))

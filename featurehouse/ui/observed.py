@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Mapping, NamedTuple
 
-from featurehouse.online.history import LagSample, ParityResult, parse_guard_results, parse_lag_history
+from featurehouse.online.history import (
+    LagSample,
+    ParityResult,
+    parse_guard_results,
+    parse_lag_history,
+    profile_summary,
+    without_values,
+)
 from featurehouse.online.keys import (
     ACTIVE_VERSIONS,
     DEPLOY_CHECKS,
@@ -55,7 +62,7 @@ class TrainingSetSummary:
     engine: str
     schemas: dict[str, str]  # view.column@N -> type
     transforms: dict[str, str]  # view@N -> dbt unique_id@checksum
-    profile: dict[str, dict]  # view.column@N -> distribution profile
+    profile: dict[str, dict]  # view.column@N -> aggregates of its profile (online/history.py profile_summary)
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,7 @@ class Observed:
     served: dict[str, float] = field(default_factory=dict)  # view -> values served
     nulls: dict[str, float] = field(default_factory=dict)  # view.column -> null values served
     served_source: str = ""  # where the counts come from ("" : none known)
+    problem: str = ""  # why the observations could not be read ("": they were)
     _using: dict[str, list[ModelVersionEntry]] | None = field(default=None, repr=False, compare=False)
 
     def models_using(self, view: str) -> list[ModelVersionEntry]:
@@ -118,6 +126,7 @@ class Observed:
 def observed_from_hashes(replies: list[Mapping]) -> Observed:
     """The catalog's observations from HGETALL of each of HASHES (bytes or text), in that order."""
     versions, records, checks, guards, lag, active = (replies + [{}] * len(HASHES))[:len(HASHES)]
+    gates = _deploy_gates(guards or {})
     models = {}
     for key, value in (versions or {}).items():
         ref = _text(key)
@@ -130,7 +139,7 @@ def observed_from_hashes(replies: list[Mapping]) -> Observed:
         models[ref] = ModelVersionEntry(model, version, tuple(bound.get("features", ())), bound.get("training_set", ""),
                                         record.get("registered_at", ""), record.get("source", ""),
                                         _summary(bound.get("training_set", ""), record.get("training_set_record")),
-                                        _verdict((checks or {}).get(key) or (checks or {}).get(ref)))
+                                        _verdict((checks or {}).get(key) or (checks or {}).get(ref), gates.get(ref, ())))
     return Observed(models, parse_guard_results(guards or {}), parse_lag_history(lag or {}),
                     {_text(k): int(v) for k, v in (active or {}).items()})
 
@@ -154,7 +163,7 @@ def with_training_sets(observed: Observed, records: Mapping[str, Any]) -> Observ
             observed.models[ref] = replace(entry, training_set=TrainingSetSummary(
                 record.training_set_id, record.created_at.isoformat(), record.name, record.spine_fingerprint,
                 record.row_count, record.entity_timestamp, record.engine, record.schemas, record.transforms,
-                record.profile))
+                {f: profile_summary(p) for f, p in record.profile.items()}))
     observed._using = None  # the entries changed
     return observed
 
@@ -168,15 +177,32 @@ def _summary(ident: str, raw: Any) -> TrainingSetSummary | None:
                               dict(raw.get("transforms") or {}), dict(raw.get("profile") or {}))
 
 
-def _verdict(raw: Any) -> Verdict | None:
+def _verdict(raw: Any, gates: tuple[GateResult, ...]) -> Verdict | None:
+    """The deploy check serving judges by, with its gates when they were kept (a check older than them has
+    only its failures); a failure's example values are left out (every reader of the catalog sees it)."""
     if not raw:
         return None
     try:
         check = json.loads(raw)
-        gates = tuple(GateResult(str(g[0]), str(g[1]), str(g[2]), str(g[3])) for g in check.get("gates", ()) if len(g) >= 4)
-        return Verdict(bool(check["ok"]), float(check.get("checked_at") or 0.0), tuple(check.get("failures", ())), gates)
+        return Verdict(bool(check["ok"]), float(check.get("checked_at") or 0.0),
+                       tuple(without_values(str(f)) for f in check.get("failures", ())), gates)
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def _deploy_gates(raw: Mapping) -> dict[str, tuple[GateResult, ...]]:
+    """`deploy:<name@version>` fields of fh:guard_results: each model version's gates."""
+    out: dict[str, tuple[GateResult, ...]] = {}
+    for key, value in raw.items():
+        kind, _, ref = _text(key).partition(":")
+        if kind != "deploy":
+            continue
+        try:
+            out[ref] = tuple(GateResult(str(g[0]), str(g[1]), str(g[2]), without_values(str(g[3])))
+                             for g in json.loads(value).get("gates", ()) if len(g) >= 4)
+        except (ValueError, TypeError, AttributeError):
+            continue
+    return out
 
 
 def _text(value: Any) -> str:

@@ -156,8 +156,10 @@ class Renderer:
         freshness = health.freshness if health else None
         spark = self._sparkline(view, health, now_s)
         candidates = [(c, impacts(view, c, models)) for c in view.candidates]
-        current = impacts(view, view.version, models)  # models trained on an older version than the active
+        # models trained on an earlier version than the active one (a candidate's are not behind)
+        current = [i for i in impacts(view, view.version, models) if i.trained < view.version]
         return self._render("view.html", links, signed_in, view=view, health=health, freshness=freshness, query="",
+                            problem=observed.problem,
                             models=models, sparkline=Markup(spark), candidates=candidates, behind=current,
                             history=history, serving_version=observed.active.get(view.name),
                             lineage=Markup(self._view_lineage(links, view, models)))  # escaped in graph.py
@@ -195,7 +197,9 @@ class Renderer:
         rows = sorted(((v, healths[name], Markup(self._sparkline(v, healths[name], now_s)))
                        for name, v in self.index.views.items() if name in healths),
                       key=lambda row: (ORDER.get(row[1].status, 1), row[0].name))
-        return self._render("health.html", links, signed_in, query="", rows=rows, counts=tally(healths), source=source)
+        problem = next((h.problem for h in healths.values() if h.problem), "")
+        return self._render("health.html", links, signed_in, query="", rows=rows, counts=tally(healths), source=source,
+                            problem=problem)
 
     @staticmethod
     def _sparkline(view: ViewEntry, health: ViewHealth | None, now_s: float | None) -> str:
@@ -212,7 +216,8 @@ class Renderer:
         order = {"failed": 0, "unchecked": 1, "passed": 2}
         entries = sorted(observed.models.values(), key=lambda m: (m.model, m.registered_at, m.version))
         counts = [(s, n) for s in order if (n := sum(1 for m in entries if m.status == s))]
-        return self._render("models.html", links, signed_in, query="", entries=entries, counts=counts, missing=missing)
+        return self._render("models.html", links, signed_in, query="", entries=entries, counts=counts, missing=missing,
+                            problem=observed.problem)
 
     def model(self, links: Links, entry: ModelVersionEntry, observed: Observed, signed_in: bool = False) -> str:
         """A model version: its training set (spine fingerprint, features at their versions, profile), its
@@ -227,7 +232,8 @@ class Renderer:
             moves = [] if current is None else [
                 impact for target in sorted({current.version, *current.candidates} - {trained})
                 for impact in impacts(current, target, [entry])]
-            by_view.append((name, trained, current, features, moves))
+            withheld = current is None or current.restricted(trained)
+            by_view.append((name, trained, current, features, moves, withheld))
         columns = [[Node(f"{name}@{trained}", "view", links.view(name) if name in self.index.views else None)
                     for name, trained in sorted(views.items())],
                    [Node(f"training set {entry.training_set_id}", "trainingset")],

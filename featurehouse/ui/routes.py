@@ -5,12 +5,15 @@ store's marks, a JSON search for scripts, and the stylesheet. Behind the API's o
 
 from __future__ import annotations
 
+import asyncio
 import posixpath
 import time
 from importlib import resources
 from typing import Awaitable, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import redis
+from redis.exceptions import NoPermissionError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -37,6 +40,17 @@ STYLESHEET = "ui.css"
 SIGN_IN_S = 8 * 3600  # a sign-in lasts a working day (or less: the token's own expiry is checked at each page)
 MAX_FORM_BYTES = 4096
 OBSERVED_S = 1.0  # the guards' observations are read again at most this often (as serving's marks are)
+READ_TIMEOUT_S = 2.0
+
+
+def unreadable(error: BaseException) -> str:
+    """Why a page shows no guard results, in words a reader can act on (no host or driver detail)."""
+    if isinstance(error, NoPermissionError):
+        return ("The guards' results (parity, deploy checks, lag history) are not readable by this server's Redis "
+                "user: apply `featurehouse online acl` again (the serving user reads fh:model_records, "
+                "fh:guard_results and fh:lag_history since this version).")
+    return ("The guards' results (parity, deploy checks, lag history) could not be read from the online store just "
+            "now; freshness below is serving's own.")
 
 
 def catalog_pages(registry: Registry, project: str = "") -> Callable[[AsyncOnlineReader, HttpAuth, Metrics], list[Route]]:
@@ -55,10 +69,15 @@ def catalog_pages(registry: Registry, project: str = "") -> Callable[[AsyncOnlin
         async def observations() -> Observed:
             at, seen = cache.get("o", (0.0, None))
             if seen is None or time.monotonic() - at >= OBSERVED_S:
-                async with reader.client.pipeline(transaction=False) as pipe:
-                    for key in HASHES:
-                        pipe.hgetall(key)
-                    seen = observed_from_hashes(await pipe.execute())
+                try:
+                    async with asyncio.timeout(READ_TIMEOUT_S):
+                        async with reader.client.pipeline(transaction=False) as pipe:
+                            for key in HASHES:
+                                pipe.hgetall(key)
+                            seen = observed_from_hashes(await pipe.execute())
+                except (redis.RedisError, OSError, asyncio.TimeoutError) as e:
+                    # the pages still show what serving knows (freshness from its marks), and say what is missing
+                    seen = Observed(problem=unreadable(e))
                 seen.served, seen.nulls = metrics.value_counts()
                 seen.served_source = "this server's metrics since it started"
                 cache["o"] = (time.monotonic(), seen)
@@ -177,7 +196,8 @@ def ui_routes(registry: Registry, marks: Callable[[], Awaitable[Freshness]], aut
 
     return [Route("/ui", catalog, methods=["GET"]), Route("/ui/views/{name}", view, methods=["GET"]),
             Route("/ui/health", health, methods=["GET"]), Route("/ui/models", models, methods=["GET"]),
-            Route("/ui/models/{ref}", model, methods=["GET"]), Route("/ui/login", login_page, methods=["GET"]),
+            Route("/ui/models/{ref:path}", model, methods=["GET"]),  # a model's name may hold "/"
+            Route("/ui/login", login_page, methods=["GET"]),
             Route("/ui/login", login, methods=["POST"]),
             Route("/ui/logout", logout, methods=["POST"]),
             Route("/ui/api/search", search, methods=["GET"]),

@@ -31,6 +31,7 @@ class ViewHealth:
     lag: tuple[LagSample, ...]
     served: float | None  # values served (None: not known where this page was made)
     nulls: tuple[tuple[str, float], ...]  # (view.column, null values served), most first
+    problem: str = ""  # why the guards' observations are missing ("": they were read)
 
     @property
     def summary(self) -> str:
@@ -58,7 +59,7 @@ def judge(view: ViewEntry, freshness: FreshnessPanel | None, observed: Observed)
                          key=lambda kv: (-kv[1], kv[0])))
     served = observed.served.get(view.name, 0.0) if observed.served_source else None
     return ViewHealth(status, tuple(failing + warning), freshness, parity, gates,
-                      tuple(observed.lag.get(versioned, ())), served, nulls)
+                      tuple(observed.lag.get(versioned, ())), served, nulls, observed.problem)
 
 
 def tally(healths: dict[str, ViewHealth]) -> list[tuple[str, int]]:
