@@ -76,6 +76,11 @@ def test_a_model_version_page_shows_its_training_set_features_and_verdict(shop):
     assert 'href="/ui/views/customer_orders"' in page  # click through to the view
     assert "If customer_orders moves to v2: the same features and types: retrain on v2 to move" in page
     assert missing.status_code == 404 and "There is no registered model version churn@9" in missing.text
+    with ui(store) as http:
+        by_name = http.get("/ui/models/churn", follow_redirects=False)
+        view_at = http.get("/ui/views/customer_orders@2", follow_redirects=False)
+    assert by_name.status_code == 303 and by_name.headers["location"] == "/ui/models/churn@1"
+    assert view_at.status_code == 303 and view_at.headers["location"] == "/ui/views/customer_orders#versions"
 
 
 def test_a_view_links_to_the_model_versions_trained_on_it_and_says_what_a_candidate_would_break(shop):
@@ -386,6 +391,18 @@ def test_the_consumer_keeps_running_when_an_older_library_lacks_the_lag_history_
         client.function_load(FUNCTIONS, replace=True)
 
 
+def test_compiled_sql_survives_a_dbt_command_that_compiled_only_other_models(shop):
+    """As `featurehouse backfill` runs dbt on one model: the manifest then holds no compiled SQL for the others."""
+    store, _ = shop
+    store.close_warehouse()
+    store.project.run_dbt(["build", "--select", "customer_scores"])
+    nodes = store.project.manifest(refresh=True)["nodes"]
+    orders = next(n for n in nodes.values() if n.get("name") == "customer_orders" and n.get("version") == 1)
+    assert not orders.get("compiled_code")  # what dbt left: the case this guards against
+    view = store.load_registry(refresh=True).view("customer_orders", 1)
+    assert view.sql_compiled and "n_small * 1 as n_small" in view.sql and "{{" not in view.sql
+
+
 def test_the_export_has_the_model_pages_and_each_view_s_promote_history(shop, tmp_path):
     """Last in this module: it promotes customer_orders v2."""
     from click.testing import CliRunner
@@ -425,3 +442,29 @@ def test_the_export_has_the_model_pages_and_each_view_s_promote_history(shop, tm
             from urllib.parse import unquote
 
             assert (page.parent / unquote(target)).resolve().is_file(), f"{page.name} links to missing {target}"
+
+
+def test_lineage_says_the_sql_changed_only_when_its_checksum_did():
+    """A model that became a dbt versioned model keeps its SQL under a new node id."""
+    from dataclasses import replace
+
+    from featurehouse.guard.lineage import _view_node
+
+    view = replace(shop_registry().view("merchant_risk"), unique_id="model.shop.merchant_risk.v1", checksum="abc")
+    assert "changed" not in _view_node({}, view, "model.shop.merchant_risk@abc")["detail"]
+    assert "the model's SQL changed since" in _view_node({}, view, "model.shop.merchant_risk.v1@abd")["detail"]
+
+
+def test_a_view_page_names_each_grant_with_its_purpose_and_end():
+    from dataclasses import replace
+    from datetime import date
+
+    from featurehouse.registry.model import Grant
+
+    registry = shop_registry()
+    risk = registry.view("merchant_risk")
+    registry.add(replace(risk, sensitivity="confidential",
+                         shared_with=(Grant("fraud-ops", "chargeback review", date(2027, 1, 1)),)))
+    index = CatalogIndex(registry)
+    page = Renderer(index).view(ServerLinks(), index.views["merchant_risk"])
+    assert "confidential</span>; shared with fraud-ops for &#39;chargeback review&#39; until 2027-01-01" in page

@@ -185,6 +185,17 @@ def test_an_unknown_model_version_is_a_clear_error(store):
 
 
 
+def test_a_typo_in_the_model_s_name_is_not_registered_as_a_model_nobody_serves(store):
+    """A training set built for exposure `fraud`, registered as `frued@1`: refused, naming the model meant."""
+    from featurehouse.errors import FeaturehouseError
+
+    spine = pa.table({"user_id": [1, 2], "ts": pa.array([NOW - timedelta(minutes=30)] * 2, pa.timestamp("us"))})
+    for_fraud = store.build_training_set(spine, ["risk.score"], "ts", name="fraud").record.training_set_id
+    with pytest.raises(FeaturehouseError, match=r"model 'frued' is no dbt exposure .* did you mean fraud@7\?"):
+        store.register_model("frued@7", for_fraud)
+    assert store.register_model("churn@1", store.trained_on).ref == "churn@1"  # not an exposure, an own label: fine
+
+
 def test_a_model_version_can_be_bound_through_the_exposures_meta(store):
     store.registry.models["fraud"] = dataclasses.replace(store.registry.models["fraud"], version="2",
                                                          training_set=store.trained_on)

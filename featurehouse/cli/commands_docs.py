@@ -33,7 +33,7 @@ def generate(obj: CliContext, out: Path, no_health: bool) -> None:
     registry = store.registry
     index = CatalogIndex(registry)
     as_of = utc_now().strftime("%Y-%m-%d %H:%M UTC")
-    panels, observed, history = {}, None, {}
+    panels, observed, history = {}, None, None
     now = time.time()
     if not no_health:
         with obj.console.status("checking freshness (the warehouse and the online store)"):
@@ -60,7 +60,7 @@ def observations(store):
 
     observed = read_observed(store.online.client)
     records = {r.training_set_id: r for r in LineageLog(store.catalog).list_training_sets()} if observed.models else {}
-    history: dict[str, list] = {}
+    history: dict[str, list] = {}  # read: a view without periods was never promoted
     if store.catalog.exists(VIEW_VERSIONS):
         for period in VersionLog(store.catalog).history():  # one query, every view's
             history.setdefault(period.view, []).append(period)

@@ -47,7 +47,8 @@ def upstream(manifest: Mapping[str, Any], unique_id: str, seen: set[str] | None 
 
 def _view_node(manifest: Mapping[str, Any], view: FeatureView, record_ref: str | None = None) -> Node:
     detail = f"{view.unique_id}@{view.checksum[:12]}" if view.checksum else view.unique_id
-    if record_ref and record_ref != f"{view.unique_id}@{view.checksum}":
+    # the SQL is the checksum's: a model that became a dbt versioned model keeps its SQL under a new node id
+    if record_ref and record_ref.rpartition("@")[2] != view.checksum:
         detail += f" (trained on {record_ref.rpartition('@')[2][:12]}: the model's SQL changed since)"
     return node("dbt model", view.model or view.name, detail, upstream(manifest, view.unique_id) if manifest else [])
 
@@ -142,6 +143,12 @@ def register_model(registry: Registry, catalog: Catalog, online_client, ref: str
             raise FeaturehouseError(f"model {ref}: no training set was recorded for model '{name}' yet "
                                     f"(`featurehouse training-set --model {name}` records one)")
         training_set_id = recorded[0].training_set_id
+    if spec is None:
+        built_for = LineageLog(catalog).training_set(training_set_id).name
+        if built_for in registry.models and built_for != name:  # a typo would register a model nobody serves
+            raise FeaturehouseError(f"model '{name}' is no dbt exposure of this project, and training set "
+                                    f"{training_set_id} was built for model '{built_for}': did you mean "
+                                    f"{built_for}@{version}?")
     if features is None and spec is not None:
         record = LineageLog(catalog).training_set(training_set_id)
         wanted = {f.partition("@")[0] for f in spec.features}

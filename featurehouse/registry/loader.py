@@ -9,6 +9,7 @@ warehouse: `featurehouse serve` loads the registry here once and hands the resul
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -28,6 +29,7 @@ from featurehouse.registry.model import Registry, Relation
 
 RELATION_TYPES = ("model", "seed", "snapshot", "source")
 RELATIONS_FILE = "featurehouse_relations.json"  # under dbt's target dir: what the warehouse last described
+COMPILED_FILE = "featurehouse_compiled_sql.json"  # under dbt's target dir: each view's last compiled SQL
 
 
 DescribeMany = Callable[[Sequence[Relation]], Mapping[Relation, "dict[str, str] | None"]]
@@ -101,7 +103,25 @@ def load_registry(project: DbtProject, describe: Describe | None = None,
         registry.active = dict(read_active())
     if described_now:
         _write_relations(project.target_dir / RELATIONS_FILE, {**remembered, **described_now})
+    _keep_compiled_sql(registry, project.target_dir / COMPILED_FILE)
     return registry
+
+
+def _keep_compiled_sql(registry: Registry, path: Path) -> None:
+    """A model's compiled SQL stays known while its SQL does not change: dbt's manifest holds compiled code
+    only for the nodes its last command ran (`featurehouse backfill` builds one model), so each view's is
+    remembered by its dbt checksum and given back to a view whose manifest entry has none."""
+    remembered = _read_relations(path)  # unique_id -> {"checksum", "sql"}
+    kept = dict(remembered)
+    for key, view in list(registry.views.items()):
+        if view.sql_compiled:
+            kept[view.unique_id] = {"checksum": view.checksum, "sql": view.sql}
+            continue
+        known = remembered.get(view.unique_id)
+        if isinstance(known, dict) and view.checksum and known.get("checksum") == view.checksum and known.get("sql"):
+            registry.views[key] = dataclasses.replace(view, sql=str(known["sql"]), sql_compiled=True)
+    if kept != remembered:
+        _write_relations(path, kept)  # the same best-effort JSON file writer
 
 
 def _read_relations(path: Path) -> dict[str, dict[str, str] | None]:

@@ -44,7 +44,7 @@ class ViewEntry:
     ttl: str
     serving_delay: str
     sensitivity: str
-    shared_with: tuple[str, ...]
+    shared_with: tuple[str, ...]  # its grants: `team for 'purpose' until day`
     tags: tuple[str, ...]
     description: str
     online: bool
@@ -100,7 +100,7 @@ def view_entry(view: FeatureView, versions: tuple[int, ...], used_by: tuple[str,
         name=view.name, version=view.version, versions=versions, entity=view.entity.name, keys=view.entity.keys,
         owner=view.owner or "", freshness_slo=duration(view.freshness_slo), ttl=duration(view.ttl),
         serving_delay=duration(view.serving_delay), sensitivity=view.sensitivity,
-        shared_with=tuple(g.team for g in view.shared_with), tags=view.tags, description=view.description,
+        shared_with=tuple(str(g) for g in view.shared_with), tags=view.tags, description=view.description,
         online=view.online, model=view.model, source_file=view.original_file_path, upstream=view.depends_on,
         features=tuple(FeatureEntry(view.name, view.version, f.column, f.data_type or "", f.description)
                        for f in view.features), used_by=used_by, schemas=schemas, sql=view.sql,

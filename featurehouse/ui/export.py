@@ -25,10 +25,9 @@ def export_site(index: CatalogIndex, out: Path, freshness: dict[str, FreshnessPa
                 history: Mapping[str, Sequence[VersionPeriod]] | None = None, now_s: float | None = None) -> int:
     """Write the site into `out` (made if missing; files of an earlier export are replaced); the number of
     pages written. `observed`: what the guards saw (model versions, parity, lag history), `history`: each
-    view's promote log, `now_s`: the export's time (the end of the sparklines)."""
+    view's promote log (None: not read), `now_s`: the export's time (the end of the sparklines)."""
     renderer = Renderer(index, project, generated_at)
     observed = observed or Observed()
-    history = history or {}
     (out / "views").mkdir(parents=True, exist_ok=True)
     (out / "models").mkdir(exist_ok=True)
     (out / "static").mkdir(exist_ok=True)
@@ -48,7 +47,8 @@ def export_site(index: CatalogIndex, out: Path, freshness: dict[str, FreshnessPa
     (out / "health.html").write_text(renderer.health(top, healths, source, now_s=now_s), encoding="utf-8")
     for name, view in index.views.items():
         (out / "views" / f"{name}.html").write_text(
-            renderer.view(below, view, healths[name], observed, now_s, history=history.get(name, ())), encoding="utf-8")
+            renderer.view(below, view, healths[name], observed, now_s,
+                          history=None if history is None else history.get(name, ())), encoding="utf-8")
     (out / "models.html").write_text(renderer.models(top, observed), encoding="utf-8")
     for ref, entry in observed.models.items():
         (out / "models" / model_file(ref)).write_text(renderer.model(below, entry, observed), encoding="utf-8")

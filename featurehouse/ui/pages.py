@@ -144,10 +144,10 @@ class Renderer:
 
     def view(self, links: Links, view: ViewEntry, health: ViewHealth | None = None,
              observed: Observed | None = None, now_s: float | None = None, signed_in: bool = False,
-             history: Sequence[VersionPeriod] = ()) -> str:
+             history: Sequence[VersionPeriod] | None = None) -> str:
         """A view's page: its facts, health (freshness, parity, the gates of models trained on it, lag over
         time, served counts), versions (schemas, promote history, what a candidate would break), SQL and
-        lineage down to the model versions. `history`: the promote log (the export reads it; live: none)."""
+        lineage down to the model versions. `history`: the promote log (the export reads it; None: not read)."""
         from featurehouse.ui.observed import Observed
         from featurehouse.ui.verdicts import impacts
 

@@ -111,6 +111,9 @@ def ui_routes(registry: Registry, marks: Callable[[], Awaitable[Freshness]], aut
     async def view(request: Request) -> Response:
         r = renderer()
         entry = r.index.views.get(request.path_params["name"])
+        base, _, version = request.path_params["name"].rpartition("@")
+        if entry is None and version.isdigit() and base in r.index.views:  # view@N: the view's versions
+            return RedirectResponse(f"{links.view(base)}#versions", status_code=303)
         if entry is None:
             return HTMLResponse(r.catalog(links, request.path_params["name"], signed_in=_signed_in(request),
                                           missing=request.path_params["name"]), status_code=404, headers=HEADERS)
@@ -132,6 +135,10 @@ def ui_routes(registry: Registry, marks: Callable[[], Awaitable[Freshness]], aut
     async def model(request: Request) -> Response:
         seen = await observed()
         entry = seen.models.get(request.path_params["ref"])
+        named = sorted((m for m in seen.models.values() if m.model == request.path_params["ref"]),
+                       key=lambda m: (m.registered_at, m.version))
+        if entry is None and named:  # a model's name alone: its newest registered version
+            return RedirectResponse(links.model(named[-1].ref), status_code=303)
         if entry is None:
             known = ", ".join(sorted(seen.models)[:10]) or "none registered"
             return HTMLResponse(renderer().models(links, seen, signed_in=_signed_in(request),
