@@ -82,6 +82,13 @@ def featurehouse(project: Path, url: str, *args: str) -> subprocess.CompletedPro
                           env=env, capture_output=True, text=True, timeout=300)
 
 
+RED = "rgb(163, 19, 27)"  # the stylesheet's --bad
+
+
+def colour(locator) -> str:
+    return locator.evaluate("e => getComputedStyle(e).color")
+
+
 def accessible(page) -> None:
     """axe-core's rules (WCAG 2 A and AA: labels, contrast, landmarks, names...) find nothing on the page."""
     from axe_playwright_python.sync_playwright import Axe
@@ -135,7 +142,7 @@ def test_a_broken_guard_turns_its_view_red(shop, browser, artifacts):
             page.goto(f"{base}/ui/views/customer_orders")
             status = page.locator("#freshness-status")
             assert status.inner_text() == "breach"
-            assert status.evaluate("e => getComputedStyle(e).color") == "rgb(163, 19, 27)"  # --bad: red
+            assert colour(status) == RED
             assert "never synced or streamed to the online store" in page.locator(".health").inner_text()
             page.screenshot(path=str(artifacts / "live-view-breach.png"), full_page=True)
             accessible(page)
@@ -143,7 +150,7 @@ def test_a_broken_guard_turns_its_view_red(shop, browser, artifacts):
             page.wait_for_url("**/ui/health")
             first = page.locator(".tile").first
             assert first.locator(".tile-name").inner_text() == "customer_orders"  # breaches first
-            assert first.evaluate("e => getComputedStyle(e.querySelector('.tile-status')).color") == "rgb(163, 19, 27)"
+            assert colour(first.locator(".tile-status")) == RED
             page.screenshot(path=str(artifacts / "live-health-breach.png"), full_page=True)
             accessible(page)
             page.close()
@@ -203,14 +210,14 @@ def test_lineage_leads_from_a_view_to_its_model_version_and_back_and_a_failed_pa
             page.goto(f"{base}/ui/views/customer_orders")
             status = page.locator("#health-status")
             assert status.inner_text() == "failing"
-            assert status.evaluate("e => getComputedStyle(e).color") == "rgb(163, 19, 27)"  # --bad: red
+            assert colour(status) == RED
             assert "parity: 1 of" in page.locator("#health-reasons").inner_text()
             page.screenshot(path=str(artifacts / "live-view-parity-failing.png"), full_page=True)
             accessible(page)
             page.goto(f"{base}/ui/health")
             tile = page.locator('.tile-status[data-view="customer_orders"]')
             assert tile.inner_text().lower() == "failing"
-            assert tile.evaluate("e => getComputedStyle(e).color") == "rgb(163, 19, 27)"
+            assert colour(tile) == RED
             page.screenshot(path=str(artifacts / "live-health-parity-failing.png"), full_page=True)
         finally:
             featurehouse(project, url, "sync", "--full-refresh")
