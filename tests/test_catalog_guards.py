@@ -293,7 +293,12 @@ def test_a_model_page_shows_training_profiles_of_internal_views_only():
     withheld = Renderer(index).model(ServerLinks(), model, observed)
     assert "0.1235" not in withheld and "0.01 – 0.9" not in withheld
     categorical = profile_summary({"kind": "categorical", "count": 9, "null_rate": 0.0, "shares": {"gold": 0.5, "tin": 0.5}})
-    assert categorical == {"kind": "categorical", "count": 9, "null_rate": 0.0, "values": 2}  # never the values
+    assert categorical == {"kind": "categorical", "count": 9, "null_rate": 0.0, "categories": 2}  # never the values
+    summary = replace(summary, profile={feature: categorical})
+    model = replace(model, training_set=summary)
+    index.views["merchant_risk"] = replace(index.views["merchant_risk"], sensitivity="internal")
+    assert "2 values counted" in Renderer(index).model(ServerLinks(), model, Observed(models={"fraud@3": model}))
+    assert "built-in method" not in withheld
     assert "Its training profile is not shown: merchant_risk is confidential or pii (at v1 or now)" in withheld
 
 

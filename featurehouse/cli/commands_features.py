@@ -313,7 +313,10 @@ def _feature_json(v: FeatureView, f) -> dict:
 
 
 def _print_views(obj: CliContext, views: list[FeatureView]) -> None:
-    table = Table(title=f"feature registry: {len(views)} views", title_justify="left")
+    names = len({v.name for v in views})
+    title = f"feature registry: {names} view{'' if names == 1 else 's'}" + (
+        f" ({len(views)} versions)" if len(views) != names else "")
+    table = Table(title=title, title_justify="left")
     for col in ("view", "entity", "features", "ttl", "freshness slo", "owner"):
         table.add_column(col)
     for v in sorted(views, key=lambda v: (v.name, v.version)):

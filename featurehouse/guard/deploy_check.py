@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from featurehouse.catalog import Catalog
-from featurehouse.guard.drift import measure_drift
+from featurehouse.guard.drift import MIN_SERVED, measure_drift
 from featurehouse.guard.freshness import view_freshness
 from featurehouse.guard.logic_gate import logic_changes
 from featurehouse.guard.parity import check_parity
@@ -129,7 +129,8 @@ def deploy_check(registry: Registry, warehouse: Warehouse, online: RedisOnlineSt
     drifts = [d for d in measure_drift(catalog, mv.training_set_id, None, since) if d.feature in mv.features]
     judged = [d for d in drifts if d.psi is not None]
     if not judged:
-        report.gates.append(Gate("drift", "served vectors", "skipped", "too few served values to judge (50 per feature)"))
+        report.gates.append(Gate("drift", "served vectors", "skipped",
+                                 f"too few served values to judge: drift needs {MIN_SERVED} per feature"))
     for d in judged:
         assert d.psi is not None  # judged holds the drifts with a PSI only
         report.gates.append(Gate("drift", d.feature, "fail" if d.psi > thresholds.max_psi else "pass",

@@ -107,7 +107,7 @@ def profile_summary(profile: Mapping[str, Any]) -> dict[str, Any]:
     if profile.get("kind") == "numeric":
         out.update(mean=profile.get("mean"), low=edges[0] if edges else None, high=edges[-1] if edges else None)
     else:
-        out["values"] = len(profile.get("shares") or {})
+        out["categories"] = len(profile.get("shares") or {})
     return out
 
 
