@@ -45,9 +45,11 @@ def flow_svg(columns: list[list[Node]], edges: list[Edge], title: str) -> str:
         for i, node in enumerate(nodes):
             y = top + i * (BOX_H + GAP_Y)
             centres[c].append((x, y + BOX_H / 2))
-            box = (f'<rect class="n-{node.kind}" x="{x}" y="{y:.1f}" width="{BOX_W}" height="{BOX_H}" rx="4"/>'
+            # the whole label as the box's title (its tooltip and accessible name), the text cut to the box
+            box = (f'<title>{escape(node.label)}</title>'
+                   f'<rect class="n-{node.kind}" x="{x}" y="{y:.1f}" width="{BOX_W}" height="{BOX_H}" rx="4"/>'
                    f'<text x="{x + 8}" y="{y + BOX_H / 2 + 4:.1f}">{escape(_fit(node.label))}</text>')
-            parts.append(f'<a href="{escape(node.href)}">{box}</a>' if node.href else box)
+            parts.append(f'<a href="{escape(node.href)}">{box}</a>' if node.href else f"<g>{box}</g>")
     linked = any(node.href for nodes in columns for node in nodes)
     lines = []
     for (lc, li), (rc, ri) in edges:
@@ -64,7 +66,7 @@ def flow_svg(columns: list[list[Node]], edges: list[Edge], title: str) -> str:
             f'<g class="edges">{"".join(lines)}</g><g class="nodes">{"".join(parts)}</g></svg>')
 
 
-def _fit(label: str, most: int = 29) -> str:
+def _fit(label: str, most: int = 28) -> str:
     return label if len(label) <= most else label[: most - 1] + "…"
 
 
