@@ -152,8 +152,8 @@ class FeatureStore:
 
     def _audit_restricted(self, action: str, views, reads: int, model: str | None, path: str,
                           entity_type: str | None = None) -> None:
-        from featurehouse.access.audit import RESTRICTED
         from featurehouse.clock import utc_now
+        from featurehouse.registry.model import RESTRICTED
 
         spec = self.registry.models.get(model.partition("@")[0]) if model else None
         for view in views:
@@ -825,8 +825,8 @@ class FeatureStore:
         warnings: when the project declares no teams, the confidential and pii views anyone may read; else grants that
         change nothing or have expired. A model uses the features its exposure lists, the feature views it depends
         on, and those of the dbt models it depends on (a training model calling point_in_time_join refs its views)."""
-        from featurehouse.access.audit import RESTRICTED
         from featurehouse.clock import utc_now
+        from featurehouse.registry.model import RESTRICTED
 
         day = utc_now().date()
         if not self.policy.enforced:

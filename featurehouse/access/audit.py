@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from featurehouse.clock import utc_now
 from featurehouse.online.keys import AUDIT_KEY, AUDIT_STREAM
+from featurehouse.registry.model import RESTRICTED
 
 if TYPE_CHECKING:  # the catalog loads pyarrow and sqlglot, which a serving worker does without
     from featurehouse.catalog import Catalog
@@ -92,7 +93,6 @@ def read_events(catalog: Catalog, principal: str | None = None, view: str | None
                           condition_params=params).to_pylist()
 
 
-RESTRICTED = ("confidential", "pii")
 MAX_REFS = 10_000  # entity refs per event: a slot that fills is handed out as an event and a new one begins
 MAX_REFUSED_KEYS = 1_000  # distinct (principal, request, reason) refusals per second; more are counted as one
 

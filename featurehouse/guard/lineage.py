@@ -15,8 +15,8 @@ import redis
 
 from featurehouse.catalog import Catalog
 from featurehouse.offline.lineage import LineageLog, ModelVersion, TrainingSetRecord
-from featurehouse.online.history import RESTRICTED, profile_summary
-from featurehouse.registry.model import FeatureRef, FeatureView, ModelSpec, Registry
+from featurehouse.online.history import profile_summary
+from featurehouse.registry.model import RESTRICTED, FeatureRef, FeatureView, ModelSpec, Registry
 
 logger = logging.getLogger(__name__)
 Node = dict[str, Any]  # {"kind", "name", "detail", "children": [...]}

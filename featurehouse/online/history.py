@@ -23,7 +23,6 @@ MAX_GATES = 500
 # where a guard's words turn to one entity's values (a parity example: "...; e.g. risk.score of entity 5:
 # online -1.0, warehouse 5.0"): what is kept for the catalog, whose readers may not see them, ends before it
 VALUE_EXAMPLE = "; e.g. "
-RESTRICTED = ("confidential", "pii")  # sensitivities whose aggregates the catalog does not keep or show
 
 
 def without_values(text: str) -> str:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 SENSITIVITIES = ("public", "internal", "confidential", "pii")
+# sensitivities whose reads are audited and whose aggregates the web catalog neither keeps nor shows
+RESTRICTED = ("confidential", "pii")
 
 
 @dataclass(frozen=True)

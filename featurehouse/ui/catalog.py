@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from featurehouse.durations import format_duration
-from featurehouse.online.history import RESTRICTED
-from featurehouse.registry.model import FeatureView, Registry
+from featurehouse.registry.model import RESTRICTED, FeatureView, Registry
 
 PER_PAGE = 50
 
