@@ -247,16 +247,18 @@ def test_the_export_is_files_that_link_to_each_other(tmp_path):
 
 def test_a_view_page_draws_its_lineage_from_dbt_sources_to_the_models_using_it(online):
     from featurehouse.registry.model import ModelSpec
-    from featurehouse.ui.graph import Node, lineage_svg
+    from featurehouse.ui.graph import Node, flow_svg
 
     registry = shop_registry()
     registry.models["chargeback_model"] = ModelSpec("chargeback_model", ("merchant_risk.chargeback_rate_30d",))
     index = CatalogIndex(registry)
     assert index.views["merchant_risk"].used_by == ("chargeback_model",)
     assert index.views["merchant_profile"].used_by == ()
-    picture = lineage_svg([Node("<script>alert(1)</script> (source)", "source")], Node("v", "view"),
-                          [Node("m & n (model)", "exposure")], "Lineage of v")
+    picture = flow_svg([[Node("<script>alert(1)</script> (source)", "source")], [Node("v", "view")],
+                        [Node("m & n (model)", "exposure", '/ui/models/m"n')]], [((0, 0), (1, 0)), ((1, 0), (2, 0))],
+                       "Lineage of v")
     assert "<script>" not in picture and "&lt;script&gt;" in picture and "m &amp; n" in picture
+    assert 'href="/ui/models/m&quot;n"' in picture  # a quote cannot end the attribute
     assert picture.count('marker-end="url(#arrow)"') == 2  # one edge into the view, one out of it
     url = online.client.connection_pool.connection_kwargs["path"]
     app = create_app(registry, ServeConfig(redis_url=f"unix://{url}", auth="none", log_sample_rate=0.0),

@@ -19,13 +19,6 @@ class Node:
     href: str | None = None
 
 
-def lineage_svg(upstream: list[Node], view: Node, downstream: list[Node], title: str) -> str:
-    """Three columns, every node linked to its neighbours: what a view reads, the view, what uses it."""
-    columns = [upstream, [view], downstream]
-    edges = [((0, i), (1, 0)) for i in range(len(upstream))] + [((1, 0), (2, j)) for j in range(len(downstream))]
-    return flow_svg(columns, edges, title)
-
-
 Edge = tuple[tuple[int, int], tuple[int, int]]  # (column, row) -> (column, row)
 
 
@@ -49,7 +42,7 @@ def flow_svg(columns: list[list[Node]], edges: list[Edge], title: str) -> str:
             box = (f'<title>{escape(node.label)}</title>'
                    f'<rect class="n-{node.kind}" x="{x}" y="{y:.1f}" width="{BOX_W}" height="{BOX_H}" rx="4"/>'
                    f'<text x="{x + 8}" y="{y + BOX_H / 2 + 4:.1f}">{escape(_fit(node.label))}</text>')
-            parts.append(f'<a href="{escape(node.href)}">{box}</a>' if node.href else f"<g>{box}</g>")
+            parts.append(f'<a href="{escape(node.href, {chr(34): "&quot;"})}">{box}</a>' if node.href else f"<g>{box}</g>")
     linked = any(node.href for nodes in columns for node in nodes)
     lines = []
     for (lc, li), (rc, ri) in edges:
