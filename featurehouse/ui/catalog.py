@@ -57,6 +57,7 @@ class ViewEntry:
     sql: str = ""  # the dbt model's SQL, compiled when dbt compiled it (sql_compiled)
     sql_compiled: bool = False
     sensitivities: tuple[tuple[int, str], ...] = ()  # every version's sensitivity (it may change between versions)
+    freshness_slo_s: float | None = None  # the SLO in seconds (the sparkline's dashed line)
 
     def restricted(self, version: int) -> bool:
         """Whether the view at `version`, or as it is now, is confidential or pii (an unknown version is):
@@ -103,7 +104,8 @@ def view_entry(view: FeatureView, versions: tuple[int, ...], used_by: tuple[str,
         online=view.online, model=view.model, source_file=view.original_file_path, upstream=view.depends_on,
         features=tuple(FeatureEntry(view.name, view.version, f.column, f.data_type or "", f.description)
                        for f in view.features), used_by=used_by, schemas=schemas, sql=view.sql,
-        sql_compiled=view.sql_compiled, sensitivities=sensitivities or ((view.version, view.sensitivity),))
+        sql_compiled=view.sql_compiled, sensitivities=sensitivities or ((view.version, view.sensitivity),),
+        freshness_slo_s=view.freshness_slo.total_seconds() if view.freshness_slo else None)
 
 
 class CatalogIndex:

@@ -165,25 +165,22 @@ class Renderer:
                             lineage=Markup(self._view_lineage(links, view, models)))  # escaped in graph.py
 
     def _view_lineage(self, links: Links, view: ViewEntry, models: list[ModelVersionEntry]) -> str:
-        sets: dict[str, int] = {}
+        """Columns: what the view reads, the view, the training sets recorded from it (when any), then the
+        model versions trained on them and the exposures using it that have no registered version."""
+        sets: dict[str, int] = {}  # training set -> its row in its column
         for m in models:
             sets.setdefault(m.training_set_id, len(sets))
-        trained = {m.model for m in models}
-        exposures = [m for m in view.used_by if m not in trained]
-        columns = [[dbt_node(u) for u in view.upstream], [Node(view.name, "view")],
-                   [Node(f"training set {ident}", "trainingset", links.model(next(m.ref for m in models
-                                                                                       if m.training_set_id == ident)))
-                    for ident in sets],
+        exposures = [name for name in view.used_by if name not in {m.model for m in models}]
+        set_nodes = [Node(f"training set {ident}", "trainingset",
+                          links.model(next(m.ref for m in models if m.training_set_id == ident))) for ident in sets]
+        columns = [[dbt_node(u) for u in view.upstream], [Node(view.name, "view")], *([set_nodes] if sets else []),
                    [Node(f"{m.ref} ({m.status})", m.status, links.model(m.ref)) for m in models]
                    + [Node(f"{name} (exposure)", "exposure") for name in exposures]]
+        last = len(columns) - 1
         edges = [((0, i), (1, 0)) for i in range(len(columns[0]))]
-        edges += [((1, 0), (2, j)) for j in range(len(sets))]
-        edges += [((2, sets[m.training_set_id]), (3, k)) for k, m in enumerate(models)]
-        edges += [((1, 0), (3, len(models) + k)) for k in range(len(exposures))]
-        if not columns[2]:
-            columns.pop(2)
-            edges = [((0, i), (1, 0)) for i in range(len(columns[0]))] + \
-                    [((1, 0), (2, k)) for k in range(len(columns[2]))]
+        edges += [((1, 0), (2, j)) for j in range(len(set_nodes))]
+        edges += [((2, sets[m.training_set_id]), (last, k)) for k, m in enumerate(models)]  # models imply sets
+        edges += [((1, 0), (last, len(models) + k)) for k in range(len(exposures))]
         title = (f"Lineage of {view.name}: {len(view.upstream)} upstream dbt nodes, {len(sets)} training sets, "
                  f"{len(models)} model versions, {len(exposures)} models (exposures) without a registered version")
         return flow_svg(columns, edges, title)
@@ -207,7 +204,7 @@ class Renderer:
         live = freshness.lag_s if freshness else None
         if health is None or not (health.lag or live is not None):
             return ""
-        return sparkline_svg(lag_points(health.lag, now_s, live), _seconds(view.freshness_slo),
+        return sparkline_svg(lag_points(health.lag, now_s, live), view.freshness_slo_s,
                              f"Materializer lag of {view.versioned_name}")
 
     def models(self, links: Links, observed: Observed, signed_in: bool = False, missing: str | None = None) -> str:
@@ -252,16 +249,6 @@ class Renderer:
 
     def static_search(self, links: Links) -> str:
         return self._render("static_search.html", links, query="")
-
-
-def _seconds(text: str) -> float | None:
-    """A duration as the catalog spells it (15m, 1d6h) in seconds; None when not set."""
-    if not text:
-        return None
-    from featurehouse.durations import parse_duration
-
-    value = parse_duration(text)
-    return value.total_seconds() if value else None
 
 
 def when(epoch_s: float | None) -> str:
