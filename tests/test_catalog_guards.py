@@ -233,6 +233,11 @@ def test_each_sync_adds_a_point_to_the_lag_history_the_view_page_draws(shop):
     with ui(store) as http:
         page = http.get("/ui/views/customer_orders").text
     assert '<svg class="sparkline' in page and "Materializer lag of customer_orders@1" in page
+    from datetime import datetime, timezone
+
+    shown = f"{datetime.fromtimestamp(synced, timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+    assert f"<dt>Last sync</dt><dd>{shown}</dd>" in page  # what the verdict was judged from, listed
+    assert "<dt>SLO</dt><dd>1.0d</dd>" in page
 
 
 def test_the_lag_history_keeps_the_newest_points_whoever_writes_them(embedded_redis):
@@ -429,6 +434,9 @@ def test_the_export_has_the_model_pages_and_each_view_s_promote_history(shop, tm
     view = (out / "views" / "customer_orders.html").read_text()
     assert re.search(r'<ul id="promotions"><li>v2 active from [\d: -]+ \(now\)</li>', view)
     assert 'href="../models/churn@1.html"' in view
+    (row,) = store.freshness(["customer_orders@2"])  # the page is the active version's, v2 since the promote
+    expected = "never" if row.last_sync_at is None else f"{row.last_sync_at:%Y-%m-%d %H:%M:%S} UTC"
+    assert f"<dt>Last sync</dt><dd>{expected}</dd>" in view  # the check's own
     assert re.search(r"churn@1</a> trained on v1: the same features and types in v2: retrain to move", view)
     listed = CliRunner().invoke(cli, ["--project-dir", str(store.project.dir), "versions", "customer_orders", "--json"],
                                 env=env, catch_exceptions=False)
@@ -473,3 +481,17 @@ def test_a_view_page_names_each_grant_with_its_purpose_and_end():
     index = CatalogIndex(registry)
     page = Renderer(index).view(ServerLinks(), index.views["merchant_risk"])
     assert "confidential</span>; shared with fraud-ops for &#39;chargeback review&#39; until 2027-01-01" in page
+
+
+def test_the_exported_freshness_lists_the_check_s_own_times_in_utc():
+    from datetime import datetime, timedelta, timezone
+
+    from featurehouse.guard.freshness import ViewFreshness
+    from featurehouse.ui.health import from_check
+
+    naive = datetime(2026, 12, 2, 9, 30, 5)  # the warehouse's naive UTC
+    aware = datetime(2026, 12, 2, 10, 0, 0, tzinfo=timezone(timedelta(hours=2)))  # 08:00 UTC
+    row = ViewFreshness("v", 1, True, 900.0, naive, 60.0, aware, None, 12.5, 30.0, "ok", [])
+    facts = dict(from_check(row, "now").facts)
+    assert facts == {"Newest event": "2026-12-02 09:30:05 UTC", "Last sync": "2026-12-02 08:00:00 UTC",
+                     "Stream lag": "12.5s", "SLO": "15.0m"}

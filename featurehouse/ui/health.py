@@ -5,6 +5,7 @@ warehouse, knows live: the lag serving judges staleness by, judged by the check'
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from featurehouse.registry.model import FeatureView
@@ -27,8 +28,10 @@ def from_check(row: ViewFreshness, as_of: str) -> FreshnessPanel:
         parts.append(f"materializers lag {human_duration(row.materializer_lag_s)}")
     if row.slo_s is not None:
         parts.append(f"SLO {human_duration(row.slo_s)}")
+    facts = _facts(_utc(row.newest_event_time), _utc(row.last_sync_at), row.stream_lag_s, row.slo_s)
     return FreshnessPanel(row.status.replace(" ", "-"), "; ".join(parts) or "no data yet", tuple(row.reasons),
-                          f"as of {as_of}, from the same check as featurehouse freshness", row.materializer_lag_s)
+                          f"as of {as_of}, from the same check as featurehouse freshness", row.materializer_lag_s,
+                          facts)
 
 
 def from_marks(view: FeatureView, marks: Freshness, now_s: float) -> FreshnessPanel:
@@ -52,4 +55,35 @@ def from_marks(view: FeatureView, marks: Freshness, now_s: float) -> FreshnessPa
     if slo is not None:
         parts.append(f"SLO {human_duration(slo)}")
     status = "no-slo" if slo is None else "breach" if reasons else "ok"
-    return FreshnessPanel(status, "; ".join(parts), tuple(reasons), LIVE, lag)
+    versioned = view.versioned_name
+    checked = marks.stream_checked_at.get(versioned)
+    stream = None if checked is None else (marks.stream_lag_s.get(versioned) or 0.0) + max(0.0, now_s - checked)
+    facts = _facts(_epoch(newest), _epoch(marks.synced_at.get(versioned)), stream, slo)
+    return FreshnessPanel(status, "; ".join(parts), tuple(reasons), LIVE, lag, facts)
+
+
+def _facts(newest_event: str, last_sync: str, stream_lag_s: float | None,
+           slo_s: float | None) -> tuple[tuple[str, str], ...]:
+    """What a freshness verdict was judged from, as the page lists it."""
+    out = [("Newest event", newest_event), ("Last sync", last_sync)]
+    if stream_lag_s is not None:
+        out.append(("Stream lag", human_duration(stream_lag_s)))
+    out.append(("SLO", human_duration(slo_s) if slo_s is not None else "none"))
+    return tuple(out)
+
+
+def _epoch(seconds: float | None) -> str:
+    from datetime import datetime, timezone
+
+    return "never" if seconds is None else f"{datetime.fromtimestamp(seconds, timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _utc(moment: datetime | None) -> str:
+    """A warehouse time (naive UTC, or aware) as the page writes times."""
+    from datetime import timezone
+
+    if moment is None:
+        return "never"
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"

@@ -113,6 +113,8 @@ class FreshnessPanel:
     reasons: tuple[str, ...] = ()
     source: str = ""
     lag_s: float | None = None  # the materializers' lag now (None: never materialized, or not known)
+    # (label, value) of what it was judged from: newest event, last sync, stream lag, SLO
+    facts: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
