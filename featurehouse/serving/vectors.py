@@ -119,16 +119,18 @@ class Freshness:
     def materialized(self, view: str) -> bool:
         return view in self.stream_checked_at or view in self.synced_at
 
+    def stream_lag(self, view: str, now_s: float) -> float | None:
+        """The stream consumer's lag as it last saw it, plus the time since it looked (None: no consumer ran)."""
+        checked = self.stream_checked_at.get(view)
+        return None if checked is None else (self.stream_lag_s.get(view) or 0.0) + max(0.0, now_s - checked)
+
     def lag(self, view: str, now_s: float) -> float:
         """How far the view's materializers are behind (at epoch second `now_s`).
 
         The stream's lag as its consumer last saw it, plus the time since it last looked (a stopped
         consumer reports nothing, so its silence is lag too); and the time since the last good sync.
         """
-        lag = 0.0
-        checked = self.stream_checked_at.get(view)
-        if checked is not None:
-            lag = (self.stream_lag_s.get(view) or 0.0) + max(0.0, now_s - checked)
+        lag = self.stream_lag(view, now_s) or 0.0
         synced = self.synced_at.get(view)
         if synced is not None:
             lag = max(lag, now_s - synced)

@@ -56,9 +56,7 @@ def from_marks(view: FeatureView, marks: Freshness, now_s: float) -> FreshnessPa
         parts.append(f"SLO {human_duration(slo)}")
     status = "no-slo" if slo is None else "breach" if reasons else "ok"
     versioned = view.versioned_name
-    checked = marks.stream_checked_at.get(versioned)
-    stream = None if checked is None else (marks.stream_lag_s.get(versioned) or 0.0) + max(0.0, now_s - checked)
-    facts = _facts(_epoch(newest), _epoch(marks.synced_at.get(versioned)), stream, slo)
+    facts = _facts(_epoch(newest), _epoch(marks.synced_at.get(versioned)), marks.stream_lag(versioned, now_s), slo)
     return FreshnessPanel(status, "; ".join(parts), tuple(reasons), LIVE, lag, facts)
 
 
